@@ -1,0 +1,242 @@
+"""Vocabularies of the two model families and the user-facing letter policy.
+
+* ``RNA`` — the RNA-FM / ESM-1b vocabulary, ids identical to the official ``fm`` package:
+  ``<cls>=0 <pad>=1 <eos>=2 <unk>=3 A C G U R Y K M S W B D H V N -`` (4..19),
+  ``<null_1..4>`` (20..23), ``<mask>=24``; BOS (``<cls>``) prepended and EOS appended by the
+  collator (:mod:`nucfm.data.collate`), never here.
+* ``DNA`` — the GPN vocabulary: ``[PAD]=0 [MASK]=1 [UNK]=2 a=3 c=4 g=5 t=6``, lower case,
+  no special tokens around a window.
+
+Policy on top of the raw vocabularies (:meth:`Alphabet.encode`):
+
+* case is folded to the vocabulary's case (soft-masking is kept by the genome reader, not here);
+* ``T`` becomes ``U`` for RNA models and ``U`` becomes ``T`` for DNA models (on by default,
+  counted);
+* IUPAC ambiguity letters map to their own token where the vocabulary has one, else to unknown;
+* gaps (``-`` and ``.``) are removed: models see ungapped sequences, as in training (counted);
+* any other letter (``P``, ``X``, ``*`` ...) maps to the unknown token (counted).
+
+Every conversion is tallied in an :class:`EncodingReport` so the CLI can say what it changed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+GAP_LETTERS = "-."
+IUPAC_LETTERS = "ACGTURYKMSWBDHVN"
+
+# Categories tallied per byte by the encoder lookup table.
+_KEEP, _FOLD, _CONVERT, _GAP, _UNKNOWN = 0, 1, 2, 3, 4
+
+
+@dataclass
+class EncodingReport:
+    """Counts of what the letter policy changed, summed over every encoded sequence."""
+
+    sequences: int = 0
+    residues: int = 0
+    case_folded: int = 0
+    converted: int = 0  # T->U (RNA) or U->T (DNA)
+    gaps_removed: int = 0
+    unknown: Counter = field(default_factory=Counter)
+
+    def merge(self, other: "EncodingReport") -> None:
+        self.sequences += other.sequences
+        self.residues += other.residues
+        self.case_folded += other.case_folded
+        self.converted += other.converted
+        self.gaps_removed += other.gaps_removed
+        self.unknown.update(other.unknown)
+
+    def messages(self, conversion: str = "T->U") -> list[str]:
+        """Human-readable lines, one per kind of change; empty when nothing changed."""
+        out = []
+        if self.converted:
+            out.append(f"converted {self.converted} {conversion} letters")
+        if self.gaps_removed:
+            out.append(f"removed {self.gaps_removed} gap characters ('-' or '.')")
+        if self.unknown:
+            letters = ", ".join(f"{k!r}x{v}" for k, v in self.unknown.most_common(8))
+            out.append(f"{sum(self.unknown.values())} letters outside the vocabulary became unknown ({letters})")
+        return out
+
+
+@dataclass(frozen=True)
+class Alphabet:
+    """A token vocabulary plus the policy that turns user sequences into ids.
+
+    ``tokens[i]`` is the string of id ``i``. Residue tokens are single letters; special tokens
+    are bracketed. ``convert`` maps an input letter (after case folding) to another letter,
+    e.g. ``{"T": "U"}`` for RNA models.
+    """
+
+    name: str
+    tokens: tuple[str, ...]
+    pad_token: str
+    unk_token: str
+    mask_token: str
+    bos_token: str | None = None
+    eos_token: str | None = None
+    lowercase: bool = False
+    convert: tuple[tuple[str, str], ...] = ()
+
+    # ---- ids -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def index(self, token: str) -> int:
+        return self.tokens.index(token)
+
+    @property
+    def pad_id(self) -> int:
+        return self.index(self.pad_token)
+
+    @property
+    def unk_id(self) -> int:
+        return self.index(self.unk_token)
+
+    @property
+    def mask_id(self) -> int:
+        return self.index(self.mask_token)
+
+    @property
+    def bos_id(self) -> int | None:
+        return None if self.bos_token is None else self.index(self.bos_token)
+
+    @property
+    def eos_id(self) -> int | None:
+        return None if self.eos_token is None else self.index(self.eos_token)
+
+    @property
+    def residues(self) -> str:
+        """The four canonical nucleotides in vocabulary case, e.g. ``"ACGU"`` or ``"acgt"``."""
+        base = "ACGU" if dict(self.convert).get("T") == "U" else "ACGT"
+        return base.lower() if self.lowercase else base
+
+    def residue_ids(self) -> list[int]:
+        return [self.index(c) for c in self.residues]
+
+    def special_ids(self) -> list[int]:
+        return [i for i, t in enumerate(self.tokens) if len(t) != 1]
+
+    # ---- encoding --------------------------------------------------------------------------
+    def _tables(self) -> tuple[np.ndarray, np.ndarray]:
+        cache = _TABLES.get(self.name)
+        if cache is not None and cache[0] == self:
+            return cache[1], cache[2]
+        ids = np.full(256, self.unk_id, dtype=np.int64)
+        cat = np.full(256, _UNKNOWN, dtype=np.int8)
+        conv = dict(self.convert)
+        vocab = {t: i for i, t in enumerate(self.tokens) if len(t) == 1 and t not in GAP_LETTERS}
+        for code in range(33, 127):
+            raw = chr(code)
+            folded = raw.lower() if self.lowercase else raw.upper()
+            letter = conv.get(folded.upper(), folded.upper())
+            letter = letter.lower() if self.lowercase else letter
+            if raw in GAP_LETTERS:
+                cat[code] = _GAP
+            elif letter in vocab:
+                ids[code] = vocab[letter]
+                if letter.upper() != folded.upper():
+                    cat[code] = _CONVERT
+                elif raw != folded:
+                    cat[code] = _FOLD
+                else:
+                    cat[code] = _KEEP
+        _TABLES[self.name] = (self, ids, cat)
+        return ids, cat
+
+    def encode(self, seq: str, report: EncodingReport | None = None) -> np.ndarray:
+        """Residue ids of ``seq`` (no BOS/EOS: the collator adds those), int64 array (L,).
+
+        Gaps are removed, so ``L`` is the number of non-gap characters. Conversions are
+        tallied into ``report`` when given.
+
+        >>> RNA.encode("acgT").tolist()
+        [4, 5, 6, 7]
+        """
+        raw = np.frombuffer(seq.encode("ascii", errors="replace"), dtype=np.uint8)
+        ids, cat = self._tables()
+        c = cat[raw]
+        out = ids[raw]
+        gaps = c == _GAP
+        if gaps.any():
+            out = out[~gaps]
+        if report is not None:
+            counts = np.bincount(c, minlength=5)
+            report.sequences += 1
+            report.residues += int(len(out))
+            report.case_folded += int(counts[_FOLD])
+            report.converted += int(counts[_CONVERT])
+            report.gaps_removed += int(counts[_GAP])
+            if counts[_UNKNOWN]:
+                bad = raw[c == _UNKNOWN]
+                report.unknown.update(Counter(bytes(bad).decode("ascii", errors="replace")))
+        return out
+
+    def decode(self, ids) -> str:
+        return "".join(self.tokens[int(i)] for i in ids)
+
+    # ---- serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "tokens": list(self.tokens),
+            "pad_token": self.pad_token,
+            "unk_token": self.unk_token,
+            "mask_token": self.mask_token,
+            "bos_token": self.bos_token,
+            "eos_token": self.eos_token,
+            "lowercase": self.lowercase,
+            "convert": [list(p) for p in self.convert],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Alphabet":
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown alphabet keys: {sorted(unknown)}")
+        d = dict(d)
+        d["tokens"] = tuple(d["tokens"])
+        d["convert"] = tuple(tuple(p) for p in d.get("convert", ()))
+        return cls(**d)
+
+
+_TABLES: dict[str, tuple[Alphabet, np.ndarray, np.ndarray]] = {}
+
+RNA = Alphabet(
+    name="rna-fm",
+    tokens=("<cls>", "<pad>", "<eos>", "<unk>", *"ACGURYKMSWBDHVN-",
+            "<null_1>", "<null_2>", "<null_3>", "<null_4>", "<mask>"),
+    pad_token="<pad>",
+    unk_token="<unk>",
+    mask_token="<mask>",
+    bos_token="<cls>",
+    eos_token="<eos>",
+    lowercase=False,
+    convert=(("T", "U"),),
+)
+
+DNA = Alphabet(
+    name="gpn",
+    tokens=("[PAD]", "[MASK]", "[UNK]", "a", "c", "g", "t"),
+    pad_token="[PAD]",
+    unk_token="[UNK]",
+    mask_token="[MASK]",
+    lowercase=True,
+    convert=(("U", "T"),),
+)
+
+ALPHABETS = {a.name: a for a in (RNA, DNA)}
+
+
+def get_alphabet(name: str) -> Alphabet:
+    try:
+        return ALPHABETS[name]
+    except KeyError:
+        raise ValueError(f"unknown alphabet {name!r}; known: {sorted(ALPHABETS)}") from None

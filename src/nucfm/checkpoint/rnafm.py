@@ -1,0 +1,76 @@
+"""Converter for the official RNA-FM checkpoint (``RNA-FM_pretrained.pth``, fairseq layout).
+
+The file is ``{"args": argparse.Namespace(...), "model": state_dict}``. It is read with
+``torch.load(weights_only=True)`` allowing only ``argparse.Namespace`` besides tensors, so no
+arbitrary object is ever unpickled (the official loader breaks on torch >= 2.6 for this reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from nucfm.alphabet import RNA
+from nucfm.errors import InputError
+from nucfm.models.config import TransformerConfig
+from nucfm.models.transformer import Transformer
+
+
+def _strip(key: str) -> str:
+    for prefix in ("encoder.", "sentence_encoder."):
+        if key.startswith(prefix):
+            key = key[len(prefix) :]
+    return key
+
+
+def read_rnafm_pth(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Safely read an official RNA-FM ``.pth``; returns (args as dict, renamed state dict)."""
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            data = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling refused or corrupt file
+        raise InputError(f"{path}: not a readable RNA-FM checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(data, dict) or "model" not in data or "args" not in data:
+        raise InputError(f"{path}: expected a dict with 'args' and 'model' (the official RNA-FM layout)")
+    args = {k.removeprefix("encoder_"): v for k, v in vars(data["args"]).items()}
+    state = {_strip(k): v for k, v in data["model"].items()}
+    return args, state
+
+
+def config_from_rnafm(args: dict, state: dict[str, torch.Tensor]) -> TransformerConfig:
+    if args.get("arch") != "roberta_large":
+        raise InputError(f"unsupported RNA-FM architecture {args.get('arch')!r} (expected 'roberta_large')")
+    if state["embed_tokens.weight"].shape[0] != len(RNA):
+        raise InputError(
+            f"vocabulary of {state['embed_tokens.weight'].shape[0]} tokens; only the 25-token RNA-FM "
+            "nucleotide vocabulary is supported (mRNA-FM's codon vocabulary is not)"
+        )
+    return TransformerConfig(
+        alphabet=RNA.name,
+        num_layers=int(args["layers"]),
+        hidden_size=int(args["embed_dim"]),
+        num_heads=int(args["attention_heads"]),
+        ffn_size=int(args["ffn_embed_dim"]),
+        max_len=int(args["max_positions"]) - 2,
+        emb_layer_norm_before=any(k.startswith("emb_layer_norm_before") for k in state),
+        token_dropout=bool(args.get("token_dropout", False)),
+        contact_head="contact_head.regression.weight" in state,
+    )
+
+
+def load_rnafm_pth(path: str | Path) -> Transformer:
+    """Build a :class:`Transformer` from an official RNA-FM ``.pth`` with strict key checks."""
+    args, state = read_rnafm_pth(path)
+    config = config_from_rnafm(args, state)
+    state = dict(state)
+    state.pop("lm_head.weight", None)  # tied to embed_tokens.weight
+    emb = state["embed_tokens.weight"].clone()
+    emb[RNA.mask_id] = 0.0  # as the official loader does ("for token dropout")
+    state["embed_tokens.weight"] = emb
+    model = Transformer(config)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise InputError(f"{path}: keys do not match RNA-FM (missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})")
+    return model.eval()

@@ -1,0 +1,57 @@
+"""Frozen model configurations, stored inside every checkpoint (``config.json``).
+
+A checkpoint rebuilds its model from this alone: architecture, sizes and alphabet.
+``from_dict`` rejects unknown keys so a typo never silently becomes a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+class ConfigMixin:
+    """to_dict / from_dict for frozen dataclasses, strict about keys."""
+
+    architecture: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)  # type: ignore[call-overload]
+        d["architecture"] = self.architecture
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        d = {k: v for k, v in d.items() if k != "architecture"}
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown config keys {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class TransformerConfig(ConfigMixin):
+    """RNA-FM / ESM-1b encoder: pre-LayerNorm blocks, learned positions, tied LM head.
+
+    ``max_len`` counts residues; the model has ``max_len + 2`` positions (BOS and EOS) and its
+    position table ``max_len + 2 + pad_id + 1`` rows (fairseq's offset convention).
+    """
+
+    architecture: ClassVar[str] = "transformer"
+    alphabet: str = "rna-fm"
+    num_layers: int = 12
+    hidden_size: int = 640
+    num_heads: int = 20
+    ffn_size: int = 5120
+    max_len: int = 1022
+    emb_layer_norm_before: bool = False
+    token_dropout: bool = False
+    contact_head: bool = False
+    layer_norm_eps: float = 1e-5
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
