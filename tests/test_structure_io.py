@@ -1,0 +1,123 @@
+"""Structure formats (dot-bracket, BPSEQ, CT) and base-pair metrics."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nucfm.errors import InputError
+from nucfm.io.structure import (
+    StructureRecord,
+    format_bpseq,
+    format_ct,
+    matrix_to_pairs,
+    pairs_to_matrix,
+    parse_dot_bracket,
+    pseudoknot_pages,
+    read_pair_list,
+    read_structures,
+    remove_pseudoknots,
+    to_dot_bracket,
+    write_structures,
+)
+from nucfm.metrics import macro_average, score_pairs
+
+
+@st.composite
+def structures(draw, max_len=60):
+    """A random valid structure (any pseudoknot depth) on a random sequence."""
+    L = draw(st.integers(0, max_len))
+    order = draw(st.permutations(range(L)))
+    n = draw(st.integers(0, L // 2))
+    pairs = sorted((min(order[2 * k], order[2 * k + 1]), max(order[2 * k], order[2 * k + 1])) for k in range(n))
+    seq = "".join(draw(st.lists(st.sampled_from("ACGU"), min_size=L, max_size=L)))
+    return StructureRecord(draw(st.from_regex(r"[A-Za-z0-9_]{1,8}", fullmatch=True)), seq, pairs)
+
+
+@given(structures())
+@settings(max_examples=150, deadline=None)
+def test_dot_bracket_round_trip(rec):
+    db = to_dot_bracket(rec.pairs, len(rec.seq))
+    assert len(db) == len(rec.seq)
+    assert parse_dot_bracket(db) == rec.pairs
+
+
+@given(st.lists(structures(), min_size=1, max_size=4))
+@settings(max_examples=40, deadline=None)
+def test_file_round_trips(tmp_path_factory, recs):
+    d = tmp_path_factory.mktemp("rt")
+    recs = [StructureRecord(f"{r.id}_{k}", r.seq or "A", r.pairs if r.seq else []) for k, r in enumerate(recs)]
+    for fmt in ("dbn", "ct"):
+        write_structures(recs, d / f"x.{fmt}", fmt)
+        back = read_structures(d / f"x.{fmt}")
+        assert [(b.id, b.seq, b.pairs) for b in back] == [(r.id, r.seq, r.pairs) for r in recs]
+    write_structures(recs, d / "bp", "bpseq")
+    back = {b.id: b for b in read_structures(d / "bp")}
+    for r in recs:
+        assert back[r.id].seq == r.seq and back[r.id].pairs == r.pairs
+
+
+def test_golden_dot_bracket_and_formats():
+    db = "((.[[..)).]](..)"
+    pairs = parse_dot_bracket(db)
+    assert pairs == [(0, 8), (1, 7), (3, 11), (4, 10), (12, 15)]
+    assert to_dot_bracket(pairs, len(db)) == db
+    assert pseudoknot_pages(pairs) == [0, 0, 1, 1, 0]
+    assert remove_pseudoknots(pairs) == [(0, 8), (1, 7), (12, 15)]
+    assert parse_dot_bracket("AA..aa") == [(0, 5), (1, 4)]
+    assert parse_dot_bracket("(.<).>") == [(0, 3), (2, 5)]
+    rec = StructureRecord("s1", "GGAAACCAU", [(0, 6), (1, 5)])
+    assert format_bpseq(rec).splitlines()[1:3] == ["1 G 7", "2 G 6"]
+    assert format_ct(rec).splitlines()[:2] == ["9\ts1", "1\tG\t0\t2\t7\t1"]
+
+
+def test_pairs_matrix_round_trip():
+    pairs = [(0, 9), (2, 5)]
+    m = pairs_to_matrix(pairs, 10)
+    assert (m == m.T).all() and m.sum() == 4
+    assert matrix_to_pairs(m) == pairs
+
+
+@pytest.mark.parametrize("bad", ["((.)", "(.))", "((.]]", "..x.."])
+def test_bad_dot_bracket(bad):
+    with pytest.raises(InputError):
+        parse_dot_bracket(bad)
+
+
+def test_bad_files(tmp_path):
+    f = tmp_path / "a.dbn"
+    f.write_text(">a\nACGU\n((.)\n")
+    with pytest.raises(InputError, match="unmatched"):
+        read_structures(f)
+    f.write_text(">a\nACGU\n(..)..\n")
+    with pytest.raises(InputError, match="6 characters, sequence 4"):
+        read_structures(f)
+    g = tmp_path / "b.bpseq"
+    g.write_text("1 A 3\n2 C 3\n3 G 1\n")
+    with pytest.raises(InputError, match="more than one pair"):
+        read_structures(g)
+
+
+def test_pdb_pair_list(tmp_path):
+    f = tmp_path / "x"
+    f.write_text("# x\t L = 8\ni\tj\t\n1\t8\n2\t7\n")
+    assert read_pair_list(f, seq="GGAAAACC").pairs == [(0, 7), (1, 6)]
+
+
+def test_metrics_golden():
+    ref = [(0, 9), (1, 8), (2, 7)]
+    s = score_pairs([(0, 9), (1, 8), (3, 6)], ref, length=10)
+    assert (s.tp, s.fp, s.fn) == (2, 1, 1)
+    assert s.precision == pytest.approx(2 / 3) and s.recall == pytest.approx(2 / 3) and s.f1 == pytest.approx(2 / 3)
+    tn = 45 - 4
+    assert s.mcc == pytest.approx((2 * tn - 1) / np.sqrt(3 * 3 * (tn + 1) * (tn + 1)))
+    # shifted: (3, 6) is two away from (2, 7) in both ends -> still wrong; (2, 8) is one away -> right
+    assert score_pairs([(3, 6)], ref, 10, shift=1).tp == 0
+    sh = score_pairs([(0, 9), (1, 8), (2, 8)], ref, 10, shift=1)
+    assert (sh.tp, sh.fp, sh.fn) == (3, 0, 0)
+    assert score_pairs([(0, 9), (1, 8), (2, 8)], ref, 10).tp == 2
+    # empty cases
+    assert score_pairs([], [], 5).f1 == 1.0
+    assert score_pairs([], ref, 10).f1 == 0.0 and score_pairs(ref, [], 10).precision == 0.0
+    avg = macro_average([score_pairs(ref, ref, 10), score_pairs([], ref, 10)])
+    assert avg["f1"] == 0.5 and avg["n"] == 2
