@@ -33,7 +33,54 @@ def run_models(args):
         print(f"{e.name:32s} {e.kind:4s} {where:22s} {e.description}{default}")
 
 
-COMMANDS = [add_models]
+# ---- embed --------------------------------------------------------------------------------------
+def add_model_option(p, kind: str):
+    p.add_argument("-m", "--model", default=None,
+                   help=f"model name or path (default: the shipped {kind.upper()} model; see `nucfm models`)")
+
+
+def load_cli_model(name: str | None, kind: str, threads: int | None = None):
+    """Resolve --model (default: the shipped model of ``kind``) and set the thread count."""
+    import torch
+
+    from nucfm.checkpoint import load_model, registry
+
+    if threads:
+        torch.set_num_threads(threads)
+    name = name or registry.default_model(kind)
+    return name, load_model(name)
+
+
+def add_embed(sub):
+    p = sub.add_parser("embed", help="per-residue or pooled embeddings of a FASTA file",
+                       description="Embed every record of a FASTA/FASTQ file (plain or gzip). Output format "
+                       "by extension: .h5/.npz (per residue or pooled), .npy/.parquet (pooled).")
+    p.add_argument("-i", "--input", required=True, help="FASTA or FASTQ, optionally gzip/bgzip compressed")
+    p.add_argument("-o", "--output", required=True, help="output .h5, .npz, .npy or .parquet")
+    add_model_option(p, "rna")
+    p.add_argument("--layer", type=int, default=-1,
+                   help="layer to read: 0 = embeddings, k = after block k, -1 = final (default)")
+    p.add_argument("--pool", choices=["mean", "none"], default="none", help="mean over residues, or none")
+    p.add_argument("--batch-tokens", type=int, default=4096, help="tokens per batch (padding included)")
+    p.add_argument("--overlap", type=int, default=None,
+                   help="overlap of windows over long sequences (default: a quarter of the model maximum)")
+    p.add_argument("--no-convert", action="store_true",
+                   help="keep T in RNA (U in DNA) as unknown letters instead of converting them")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.set_defaults(run=run_embed)
+
+
+def run_embed(args):
+    from nucfm.tasks.embed import embed_fasta
+
+    name, model = load_cli_model(args.model, "rna", args.threads)
+    summary = embed_fasta(model, args.input, args.output, layer=args.layer,
+                          pool=None if args.pool == "none" else args.pool, batch_tokens=args.batch_tokens,
+                          overlap=args.overlap, convert=not args.no_convert, model_name=str(name))
+    log.info(f"embedded {summary['records']} records ({summary['residues']} nt) with {name} -> {args.output}")
+
+
+COMMANDS = [add_models, add_embed]
 
 
 def build_parser() -> argparse.ArgumentParser:
