@@ -1,0 +1,125 @@
+"""Structure-model checkpoints (pair head + which LM + decoding) and the official RNA-FM SS head.
+
+A structure checkpoint is a directory: ``config.json`` with ``format: "nucfm-ss"``, the
+:class:`~nucfm.tasks.structure.StructureConfig` under ``"structure"`` and free ``"metadata"``
+(``kind: "ss"``, description, default, training record), and ``model.safetensors`` with the head
+weights only; the language model is loaded by name (``load_model``) when the head needs one.
+
+Official RNA-FM SS heads (``RNA-FM-ResNet_*.pth``: the whole fine-tuned model, LM under
+``backbone.``, head under ``downstream_modules.pc-resnet_1_sym_first:r-ss.``) are converted by
+:func:`convert_rnafm_ss_state`, parity-tested against ``fm.downstream``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from nucfm.errors import InputError, ModelNotFoundError
+from nucfm.models.heads import PairHead, PairHeadConfig
+
+SS_FORMAT = "nucfm-ss"
+SS_FORMAT_VERSION = 1
+RNAFM_SS_PREFIX = "downstream_modules.pc-resnet_1_sym_first:r-ss."
+# Thresholds published with the official heads (RNA-FM repository, README / configs).
+RNAFM_SS_THRESHOLDS = {"bprna": 0.4773, "pdb": 0.3399}
+
+
+def save_structure_model(head: PairHead, config, path: str | Path, metadata: dict | None = None) -> Path:
+    """Write a structure checkpoint directory (head weights float32 + config)."""
+    from nucfm.checkpoint import model_state_dict
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if PairHeadConfig.from_dict(config.head) != head.config:
+        raise ValueError("config.head does not describe this head")
+    tmp = path / "model.safetensors.tmp"
+    save_file(model_state_dict(head), str(tmp))
+    os.replace(tmp, path / "model.safetensors")
+    doc = {"format": SS_FORMAT, "format_version": SS_FORMAT_VERSION, "structure": config.to_dict()}
+    if metadata:
+        doc["metadata"] = metadata
+    (path / "config.json").write_text(json.dumps(doc, indent=2) + "\n")
+    return path
+
+
+def is_structure_dir(path: Path) -> bool:
+    try:
+        return json.loads((path / "config.json").read_text()).get("format") == SS_FORMAT
+    except (OSError, ValueError):
+        return False
+
+
+def load_structure_model(name_or_path: str | Path, lm=None):
+    """A :class:`~nucfm.tasks.structure.StructurePredictor` from a checkpoint directory or a
+    registered name (``nucfm models`` lists kind ``ss``). ``lm`` overrides the language model the
+    checkpoint names (it must have the same hidden size)."""
+    from nucfm.checkpoint import load_model, registry
+    from nucfm.tasks.structure import StructureConfig, StructurePredictor
+
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        if str(name_or_path) in registry.MODELS:
+            path = registry.resolve(str(name_or_path))
+        else:
+            raise ModelNotFoundError(f"no structure model directory or registered name {str(name_or_path)!r}")
+    if not is_structure_dir(path):
+        raise InputError(f"{path}: not a nucfm structure model (config.json format {SS_FORMAT!r})")
+    doc = json.loads((path / "config.json").read_text())
+    if doc.get("format_version", 0) > SS_FORMAT_VERSION:
+        raise InputError(f"{path}: structure format version {doc['format_version']} is newer than this nucfm")
+    config = StructureConfig.from_dict(doc["structure"])
+    head = PairHead(PairHeadConfig.from_dict(config.head))
+    head.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
+    if config.lm is not None and lm is None:
+        lm_ref = config.lm
+        local = path / lm_ref
+        lm = load_model(local if local.exists() else lm_ref)
+    if lm is not None and lm.hidden_size != config.lm_hidden_size:
+        raise InputError(f"{path}: the head reads {config.lm_hidden_size}-dim embeddings but the language model "
+                         f"has {lm.hidden_size}")
+    return StructurePredictor(head, config, lm=lm if config.lm is not None else None, name=str(name_or_path))
+
+
+def convert_rnafm_ss_state(state: dict[str, torch.Tensor], threshold: float = RNAFM_SS_THRESHOLDS["bprna"]):
+    """(PairHead, StructureConfig) from the state dict of an official RNA-FM SS model.
+
+    Sizes (embedding dim, reduction, channels, blocks) are read from the weights. Keys outside
+    the head (the ``backbone.`` LM) are ignored here; the LM is the official ``rna-fm``.
+    """
+    from nucfm.tasks.structure import DecodeOptions, StructureConfig
+
+    sub = {k[len(RNAFM_SS_PREFIX):]: v for k, v in state.items() if k.startswith(RNAFM_SS_PREFIX)}
+    if not sub:
+        raise InputError(f"not an RNA-FM SS head: no keys under {RNAFM_SS_PREFIX!r}")
+    reduction, embed_dim = sub["pre_reduction.weight"].shape
+    channels = sub["proj.first.0.weight"].shape[0]
+    blocks = len({k.split(".")[2] for k in sub if k.startswith("proj.resnet.")})
+    cfg = PairHeadConfig(embed_dim=embed_dim, reduction=reduction, channels=channels, blocks=blocks)
+    rename = {"pre_reduction.": "pre_reduction.", "proj.first.0.": "first.", "proj.resnet.": "blocks.",
+              "proj.final.": "final."}
+    ours = {}
+    for k, v in sub.items():
+        for old, new in rename.items():
+            if k.startswith(old):
+                ours[new + k[len(old):]] = v.float()
+                break
+        else:
+            raise InputError(f"unexpected key in RNA-FM SS head: {k}")
+    head = PairHead(cfg)
+    head.load_state_dict(ours, strict=True)
+    config = StructureConfig(head=cfg.to_dict(), lm="rna-fm", lm_hidden_size=embed_dim, lm_layer=12,
+                             decode=DecodeOptions(method="greedy", threshold=threshold, min_hairpin=0).to_dict())
+    return head.eval(), config
+
+
+def load_rnafm_ss_pth(path: str | Path, threshold: float = RNAFM_SS_THRESHOLDS["bprna"]):
+    """Convert an official ``RNA-FM-ResNet_*.pth`` file (a plain state dict)."""
+    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    return convert_rnafm_ss_state(state, threshold)
