@@ -80,7 +80,129 @@ def run_embed(args):
     log.info(f"embedded {summary['records']} records ({summary['residues']} nt) with {name} -> {args.output}")
 
 
+# ---- secondary structure ------------------------------------------------------------------------
+def add_fold(sub):
+    p = sub.add_parser("fold", help="predict RNA secondary structures from a FASTA file",
+                       description="Predict the secondary structure of every FASTA record with a structure "
+                       "model (default: the shipped one). Long sequences are embedded in overlapping windows.")
+    p.add_argument("-i", "--input", required=True, help="FASTA (plain or gzip); T is read as U, other letters as N")
+    p.add_argument("-o", "--output", required=True,
+                   help="structures: one .dbn/.ct file; --format bpseq with several records: a directory")
+    p.add_argument("--format", choices=["dbn", "bpseq", "ct"], default=None,
+                   help="output format (default: from the output extension, else dbn)")
+    p.add_argument("--model", default=None, help="structure model name or directory (default: the shipped one)")
+    p.add_argument("--probs", default=None, help="also write pair probabilities, one (L, L) array per id (.npz)")
+    p.add_argument("--plot", default=None, metavar="DIR", help="also draw a PNG per record into DIR")
+    p.add_argument("--threshold", type=float, default=None, help="pair probability threshold (default: the model's)")
+    p.add_argument("--decode", choices=["greedy", "matching"], default=None, help="decoding (default: the model's)")
+    p.add_argument("--canonical-only", action="store_true", help="keep only AU, GC and GU pairs")
+    p.add_argument("--no-pseudoknots", action="store_true", help="remove crossing pairs")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.set_defaults(run=run_fold)
+
+
+def run_fold(args):
+    import dataclasses
+    from pathlib import Path
+
+    import torch
+
+    from nucfm.checkpoint import registry
+    from nucfm.checkpoint.ss_head import load_structure_model
+    from nucfm.tasks.structure import fold_fasta
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    name = args.model or registry.default_model("ss")
+    predictor = load_structure_model(name)
+    opts = predictor.decode_options
+    changes = {k: v for k, v in {"threshold": args.threshold, "method": args.decode}.items() if v is not None}
+    if args.canonical_only:
+        changes["canonical_only"] = True
+    if args.no_pseudoknots:
+        changes["pseudoknots"] = False
+    opts = dataclasses.replace(opts, **changes)
+    fmt = args.format or {".ct": "ct", ".bpseq": "bpseq"}.get(Path(args.output).suffix.lower(), "dbn")
+    summary = fold_fasta(predictor, args.input, args.output, fmt=fmt, probs_path=args.probs,
+                         plot_dir=args.plot, opts=opts)
+    log.info(f"folded {summary['records']} records ({summary['pairs']} pairs) with {name} -> {args.output}")
+
+
+def add_train_ss(sub):
+    from nucfm.train.ss import TrainSSConfig
+
+    d = TrainSSConfig()
+    p = sub.add_parser("train-ss", help="train a secondary-structure pair head (bpRNA TR0 / VL0 by default)",
+                       description="Train a pair head on frozen LM embeddings and/or pair features; the "
+                       "checkpoint and threshold are chosen on the validation file. Rerun the same command "
+                       "to resume. Options override --config (JSON, keys as in OUTPUT/train_config.json).")
+    p.add_argument("--config", default=None, help="JSON file of training options")
+    p.add_argument("--train", default=None, help=f"training structures (default {d.train})")
+    p.add_argument("--valid", default=None, help=f"validation structures (default {d.valid})")
+    p.add_argument("-o", "--output", default=None, help=f"run directory (default {d.output}); best model in OUTPUT/best")
+    p.add_argument("--lm", default=None, help="language model (name or path) for embeddings; 'none' = features only")
+    p.add_argument("--lm-layer", type=int, default=None, help="LM layer to read (default -1, the final output)")
+    p.add_argument("--features", default=None,
+                   help="comma-separated extra pair channels from: onehot, bpp; 'none' for none "
+                   f"(default {','.join(d.features)})")
+    for name in ("blocks", "channels", "reduction", "crop", "batch-pairs", "max-steps", "eval-every", "threads",
+                 "seed", "limit-train"):
+        p.add_argument(f"--{name}", type=int, default=None)
+    for name in ("lr", "max-minutes", "dropout", "pos-weight"):
+        p.add_argument(f"--{name}", type=float, default=None)
+    p.add_argument("--description", default=None, help="model description stored in the checkpoint")
+    p.set_defaults(run=run_train_ss)
+
+
+def run_train_ss(args):
+    import json
+
+    from nucfm.train.ss import TrainSSConfig, train_ss
+
+    opts = json.loads(open(args.config).read()) if args.config else {}
+    for key in ("train", "valid", "output", "lm", "lm_layer", "blocks", "channels", "reduction", "crop",
+                "batch_pairs", "max_steps", "eval_every", "threads", "seed", "limit_train", "lr", "max_minutes",
+                "dropout", "pos_weight", "description"):
+        value = getattr(args, key)
+        if value is not None:
+            opts[key] = value
+    if opts.get("lm") in ("none", ""):
+        opts["lm"] = None
+    if args.features is not None:
+        opts["features"] = [] if args.features in ("none", "") else args.features.split(",")
+    summary = train_ss(TrainSSConfig.from_dict(opts))
+    print(json.dumps({k: summary[k] for k in ("steps", "train_minutes", "threshold", "valid")}, indent=2))
+
+
+def add_score_ss(sub):
+    p = sub.add_parser("score-ss", help="precision, recall, F1 and MCC of predicted structures against references",
+                       description="Macro-averaged base-pair scores (exact and +-1 shift). Files or directories "
+                       "of .dbn, .bpseq or .ct; records matched by id.")
+    p.add_argument("--pred", required=True, help="predicted structures")
+    p.add_argument("--ref", required=True, help="reference structures")
+    p.add_argument("--per-seq", default=None, help="also write per-sequence scores (TSV)")
+    p.set_defaults(run=run_score_ss)
+
+
+def run_score_ss(args):
+    from nucfm.tasks.structure import score_files
+
+    exact, per = score_files(args.pred, args.ref)
+    shifted, _ = score_files(args.pred, args.ref, shift=1)
+    print("metric\tprecision\trecall\tf1\tmcc\tn")
+    for label, a in (("exact", exact), ("shift1", shifted)):
+        print(f"{label}\t{a['precision']:.4f}\t{a['recall']:.4f}\t{a['f1']:.4f}\t{a['mcc']:.4f}\t{a['n']}")
+    if exact["missing"]:
+        log.warning(f"{exact['missing']} reference record(s) had no prediction and were scored as empty")
+    if args.per_seq:
+        with open(args.per_seq, "w") as fh:
+            fh.write("id\tprecision\trecall\tf1\tmcc\ttp\tfp\tfn\n")
+            for rid, s in per.items():
+                fh.write(f"{rid}\t{s.precision:.4f}\t{s.recall:.4f}\t{s.f1:.4f}\t{s.mcc:.4f}\t{s.tp}\t{s.fp}\t{s.fn}\n")
+
+
 COMMANDS = [add_models, add_embed]
+COMMANDS += [add_fold, add_train_ss, add_score_ss]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -209,6 +209,8 @@ def read_bpseq(path: str | Path) -> StructureRecord:
     rows = [ln.split() for ln in lines]
     rows = [r for r in rows if r and r[0].isdigit()]
     if not rows:
+        if any(ln.startswith("#") for ln in lines):  # a header only: an empty sequence
+            return StructureRecord(rid, "", [])
         raise InputError(f"{path}: no BPSEQ lines (index base partner)")
     return _read_numbered(path, rows, "BPSEQ", 1, 2, rid)
 

@@ -22,7 +22,8 @@ FEATURE_CHANNELS = {"onehot": 16, "bpp": 1}
 
 
 def clean_rna(seq: str) -> str:
-    """Upper case, T -> U, and every letter other than A, C, G, U -> N (never pairs)."""
+    """Upper case, T -> U, and every letter other than A, C, G, U -> N (unknown; may still pair
+    unless decoding is canonical-only)."""
     s = seq.upper().replace("T", "U")
     return "".join(c if c in NUCLEOTIDES else "N" for c in s)
 
@@ -279,3 +280,77 @@ class StructurePredictor:
         """(pairs, probabilities) per sequence."""
         opts = opts or self.decode_options
         return [(decode_structure(p, s, opts), p) for s, p in zip(seqs, self.predict_probs(seqs))]
+
+
+# ---- files in, files out ------------------------------------------------------------------------
+def fold_fasta(predictor: StructurePredictor, fasta: str, output: str, fmt: str = "dbn",
+               probs_path: str | None = None, plot_dir: str | None = None,
+               opts: DecodeOptions | None = None) -> dict:
+    """Fold every record of ``fasta`` and write structures to ``output`` (dbn/ct: one file;
+    bpseq: one file for one record, else a directory of ``ID.bpseq``). ``probs_path`` (.npz)
+    receives each record's (L, L) float16 pair probabilities under its id; ``plot_dir`` a PNG
+    per record (probability map + 2D diagram). Returns a summary dict."""
+    from pathlib import Path
+
+    from nucfm.io.fasta import read_fasta
+    from nucfm.io.structure import StructureRecord, write_structures
+
+    recs = list(read_fasta(fasta))
+    opts = opts or predictor.decode_options
+    empty = [r.id for r in recs if not r.seq]
+    seqs = [r.seq.replace("-", "").replace(".", "") for r in recs]
+    converted = sum(c not in NUCLEOTIDES for s in seqs for c in s.upper().replace("T", "U"))
+    if empty:
+        log.warning("%d empty record(s) written with no pairs: %s", len(empty), ", ".join(empty[:5]))
+    if converted:
+        log.warning("%d residue(s) other than A, C, G, U/T are read as N (unknown nucleotide)", converted)
+    long = [r.id for r, s in zip(recs, seqs) if predictor.lm is not None and predictor.lm.max_len
+            and len(s) > predictor.lm.max_len]
+    if long:
+        log.info("%d sequence(s) longer than the language model maximum (%d): embedded in overlapping windows",
+                 len(long), predictor.lm.max_len)
+    results = predictor.fold(seqs, opts)
+    out_recs = [StructureRecord(r.id, s, pairs) for r, s, (pairs, _) in zip(recs, seqs, results)]
+    write_structures(out_recs, output, fmt)
+    if probs_path:
+        np.savez_compressed(probs_path, **{_npz_key(r.id, k): p.astype(np.float16) for k, (r, (_, p))
+                                           in enumerate(zip(recs, results))})
+    if plot_dir:
+        from nucfm.analysis.structure_plots import plot_structure
+
+        Path(plot_dir).mkdir(parents=True, exist_ok=True)
+        for rec, (pairs, p) in zip(out_recs, results):
+            plot_structure(rec.seq, pairs, p, Path(plot_dir) / f"{_npz_key(rec.id, 0)}.png", title=rec.id)
+    return {"records": len(recs), "pairs": sum(len(p) for p, _ in results), "empty": len(empty),
+            "windowed": len(long), "converted": converted}
+
+
+def _npz_key(rid: str, k: int) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in rid) or f"record{k}"
+
+
+def score_files(pred_path: str, ref_path: str, shift: int = 0) -> tuple[dict, dict]:
+    """Macro scores of predicted structures against references, matched by id.
+
+    Returns (macro averages incl. ``n`` and ``missing``: references without a prediction, scored
+    as empty predictions; per-id :class:`~nucfm.metrics.PairScores`). Sequences must agree."""
+    from nucfm.io.structure import read_structures
+    from nucfm.metrics import macro_average, score_pairs
+
+    preds = {r.id: r for r in read_structures(pred_path)}
+    refs = read_structures(ref_path)
+    if not refs:
+        raise InputError(f"{ref_path}: no reference structures")
+    per, missing = {}, 0
+    for ref in refs:
+        pred = preds.get(ref.id)
+        if pred is None:
+            missing += 1
+            pairs = []
+        else:
+            if clean_rna(pred.seq) != clean_rna(ref.seq):
+                raise InputError(f"record {ref.id!r}: the predicted and reference sequences differ")
+            pairs = pred.pairs
+        per[ref.id] = score_pairs(pairs, ref.pairs, len(ref.seq), shift=shift)
+    avg = macro_average(list(per.values())) | {"missing": missing}
+    return avg, per
