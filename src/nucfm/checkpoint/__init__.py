@@ -126,6 +126,9 @@ def load_model(name_or_path: str | Path, download: bool | None = None) -> Nucleo
         config = read_config(path)
         if config.get("format") == FORMAT:
             return _load_nucfm_dir(path)
+        if config.get("format") == "nucfm-ss":
+            raise InputError(f"{path} is a secondary-structure model, not a language model: use `nucfm fold "
+                             "--model` or nucfm.checkpoint.ss_head.load_structure_model")
         if config.get("model_type") == "ConvNet":
             from nucfm.checkpoint.gpn import load_gpn_dir
 

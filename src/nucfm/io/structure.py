@@ -239,15 +239,20 @@ def read_ct(path: str | Path) -> Iterator[StructureRecord]:
         k += 1 + n
 
 
-def read_pair_list(path: str | Path, seq: str | None = None, rid: str | None = None) -> StructureRecord:
+def read_pair_list(path: str | Path, seq: str | None = None, rid: str | None = None,
+                   strict: bool = True) -> StructureRecord:
     """The SPOT-RNA PDB label format: a ``#`` header, an ``i j`` header line, then 1-based
-    ``i j`` pair lines. The sequence comes from elsewhere (``seq``)."""
+    ``i j`` pair lines. The sequence comes from elsewhere (``seq``). PDB-derived labels hold base
+    multiplets (a residue in two pairs); ``strict=False`` keeps them (sorted unique ``i < j``),
+    which the metrics accept, instead of raising."""
     pairs = []
     for ln in _lines(path):
         parts = ln.split()
         if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
             pairs.append((int(parts[0]) - 1, int(parts[1]) - 1))
     seq = seq or ""
+    if not strict:
+        return StructureRecord(rid or Path(path).name, seq, sorted({(min(i, j), max(i, j)) for i, j in pairs if i != j}))
     return StructureRecord(rid or Path(path).name, seq,
                            normalize_pairs(pairs, len(seq) if seq else None, what=str(path)))
 
