@@ -89,3 +89,30 @@ def test_cli_train_fold_score_smoke(tmp_path):
     assert z["a"].shape == (18, 18) and np.allclose(z["a"], z["a"].T)
     assert (tmp_path / "png" / "a.png").stat().st_size > 1000
     assert main(["score-ss", "--pred", str(tmp_path / "out.dbn"), "--ref", str(tmp_path / "out.ct")]) == 0
+
+
+def test_lm_head_and_long_sequences(tmp_path):
+    """A head on a tiny random LM (max 20 residues): training reads cached embeddings, and fold
+    handles a 50-nt sequence (windowed embeddings) with the same probabilities as embed()."""
+    from nucfm.checkpoint import save_model
+    from nucfm.checkpoint.ss_head import load_structure_model
+    from nucfm.cli import main
+    from nucfm.models.config import TransformerConfig
+    from nucfm.models.transformer import Transformer
+
+    lm = Transformer(TransformerConfig(num_layers=1, hidden_size=16, num_heads=2, ffn_size=32, max_len=20)).eval()
+    save_model(lm, tmp_path / "lm")
+    data = tmp_path / "d.dbn"
+    data.write_text(">x\nGGGGAAAACCCC\n((((....))))\n>y\nGCGCAAAAGCGCUU\n((((....))))..\n")
+    run = tmp_path / "run"
+    assert main(["train-ss", "--train", str(data), "--valid", str(data), "-o", str(run), "--lm", str(tmp_path / "lm"),
+                 "--features", "none", "--blocks", "1", "--channels", "4", "--reduction", "4", "--max-steps", "2",
+                 "--eval-every", "2", "--threads", "1", "--max-minutes", "0"]) == 0
+    pred = load_structure_model(run / "best")
+    assert pred.config.lm_hidden_size == 16 and pred.head.config.extra_channels == 0
+    seq = "GGGAAACUUCGGUUUCCC" * 3 + "AC"  # 56 nt > max_len 20
+    probs = pred.predict_probs([seq])[0]
+    assert probs.shape == (56, 56) and np.allclose(probs, probs.T)
+    emb = lm.embed([seq])[0]
+    again = pred.predict_probs([seq], embeddings=[emb])[0]
+    np.testing.assert_allclose(probs, again, atol=1e-6)
