@@ -81,8 +81,9 @@ def test_cli_train_fold_score_smoke(tmp_path):
     fasta.write_text(">a\nGGGGAAACCCCAUGCAUG\n>b\nACGTNNacgu\n>empty\n\n")
     for fmt in ("dbn", "ct", "bpseq"):
         out = tmp_path / f"out.{fmt}"
+        extra = ["--probs", str(tmp_path / "p.npz"), "--plot", str(tmp_path / "png")] if fmt == "dbn" else []
         assert main(["fold", "-i", str(fasta), "-o", str(out), "--format", fmt, "--model", str(run / "best"),
-                     "--threshold", "0.2", "--probs", str(tmp_path / "p.npz"), "--plot", str(tmp_path / "png")]) == 0
+                     "--threshold", "0.2"] + extra) == 0
         recs = read_structures(out, fmt)
         assert [r.id for r in sorted(recs, key=lambda r: r.id)] == ["a", "b", "empty"]
     z = np.load(tmp_path / "p.npz")

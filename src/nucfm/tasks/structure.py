@@ -29,10 +29,18 @@ def clean_rna(seq: str) -> str:
 
 
 # ---- pair features ------------------------------------------------------------------------------
+def _vienna():
+    try:
+        import RNA
+    except ImportError:
+        raise InputError("this needs ViennaRNA's Python module: pip install viennarna") from None
+    return RNA
+
+
 def vienna_bpp(seq: str) -> np.ndarray:
     """ViennaRNA (RNAfold -p, default Turner 2004 parameters, 37 °C) base-pair probabilities:
     (L, L) float32, symmetric, zero diagonal."""
-    import RNA
+    RNA = _vienna()
 
     s = clean_rna(seq)
     L = len(s)
@@ -48,7 +56,7 @@ def vienna_bpp(seq: str) -> np.ndarray:
 
 def vienna_mfe(seq: str) -> list[tuple[int, int]]:
     """Pairs of the RNAfold minimum-free-energy structure (the thermodynamic baseline)."""
-    import RNA
+    RNA = _vienna()
 
     from nucfm.io.structure import parse_dot_bracket
 
@@ -154,7 +162,10 @@ def _greedy(idx: np.ndarray, p: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _matching(idx: np.ndarray, p: np.ndarray) -> list[tuple[int, int]]:
-    import networkx as nx
+    try:
+        import networkx as nx
+    except ImportError:
+        raise InputError("decoding by matching needs networkx: pip install networkx") from None
 
     g = nx.Graph()
     g.add_weighted_edges_from((int(i), int(j), float(w)) for (i, j), w in zip(idx, p))
