@@ -27,7 +27,7 @@ def _official_head(embed_dim):
     return module, fm
 
 
-def test_parity_with_official_ss_head():
+def _parity_case():
     from nucfm.checkpoint.ss_head import RNAFM_SS_PREFIX, convert_rnafm_ss_state
 
     torch.manual_seed(1)
@@ -54,6 +54,32 @@ def test_parity_with_official_ss_head():
         got = head(emb[:, 1:-1])
     assert got.shape == (1, L, L)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    return official, state, emb, want
+
+
+def test_parity_with_official_ss_head():
+    _parity_case()
+
+
+def test_official_pth_file_loads_with_its_lm(tmp_path):
+    """An official-layout .pth (plain state dict) loads as a predictor; probabilities match fm."""
+    from nucfm.checkpoint.ss_head import load_structure_model
+    from nucfm.models.config import TransformerConfig
+    from nucfm.models.transformer import Transformer
+
+    official, state, _, _ = _parity_case()
+    torch.save(state, tmp_path / "RNA-FM-ResNet_test.pth")
+    lm = Transformer(TransformerConfig(num_layers=1, hidden_size=40, num_heads=4, ffn_size=32, max_len=30)).eval()
+    pred = load_structure_model(tmp_path / "RNA-FM-ResNet_test.pth", lm=lm)
+    seq = "GGGAAACUUCGGUUUCCCAU"
+    emb = lm.embed([seq])[0]
+    with torch.no_grad():
+        e = torch.as_tensor(emb)[None]
+        tokens = torch.tensor([[0] + [4] * len(seq) + [2]])
+        padded = torch.cat([torch.zeros(1, 1, 40), e, torch.zeros(1, 1, 40)], 1)
+        want = torch.sigmoid(official(tokens, {"embedding": padded}))[0].numpy()
+    np.testing.assert_allclose(pred.predict_probs([seq])[0], want, atol=1e-5)
+    assert pred.decode_options.threshold == 0.4773
 
 
 def test_symmetric_and_padding_invariant():

@@ -55,8 +55,8 @@ def is_structure_dir(path: Path) -> bool:
 
 
 def load_structure_model(name_or_path: str | Path, lm=None):
-    """A :class:`~nucfm.tasks.structure.StructurePredictor` from a checkpoint directory or a
-    registered name (``nucfm models`` lists kind ``ss``). ``lm`` overrides the language model the
+    """A :class:`~nucfm.tasks.structure.StructurePredictor` from a checkpoint directory, a
+    registered name (``nucfm models`` lists kind ``ss``) or an official ``RNA-FM-ResNet_*.pth``. ``lm`` overrides the language model the
     checkpoint names (it must have the same hidden size)."""
     from nucfm.checkpoint import load_model, registry
     from nucfm.tasks.structure import StructureConfig, StructurePredictor
@@ -67,6 +67,14 @@ def load_structure_model(name_or_path: str | Path, lm=None):
             path = registry.resolve(str(name_or_path))
         else:
             raise ModelNotFoundError(f"no structure model directory or registered name {str(name_or_path)!r}")
+    if path.is_file() and path.suffix in (".pth", ".pt"):
+        # an official RNA-FM-ResNet_*.pth: trained on the frozen pretrained RNA-FM, so the LM is "rna-fm"
+        head, config = load_rnafm_ss_pth(path)
+        lm = lm if lm is not None else load_model(config.lm)
+        if lm.hidden_size != config.lm_hidden_size:
+            raise InputError(f"{path}: the head reads {config.lm_hidden_size}-dim embeddings but the language "
+                             f"model has {lm.hidden_size}")
+        return StructurePredictor(head, config, lm=lm, name=str(name_or_path))
     if not is_structure_dir(path):
         raise InputError(f"{path}: not a nucfm structure model (config.json format {SS_FORMAT!r})")
     doc = json.loads((path / "config.json").read_text())
@@ -112,7 +120,7 @@ def convert_rnafm_ss_state(state: dict[str, torch.Tensor], threshold: float = RN
             raise InputError(f"unexpected key in RNA-FM SS head: {k}")
     head = PairHead(cfg)
     head.load_state_dict(ours, strict=True)
-    config = StructureConfig(head=cfg.to_dict(), lm="rna-fm", lm_hidden_size=embed_dim, lm_layer=12,
+    config = StructureConfig(head=cfg.to_dict(), lm="rna-fm", lm_hidden_size=embed_dim, lm_layer=-1,
                              decode=DecodeOptions(method="greedy", threshold=threshold, min_hairpin=0).to_dict())
     return head.eval(), config
 
