@@ -80,7 +80,28 @@ def run_embed(args):
     log.info(f"embedded {summary['records']} records ({summary['residues']} nt) with {name} -> {args.output}")
 
 
-COMMANDS = [add_models, add_embed]
+# ---- convert ------------------------------------------------------------------------------------
+def add_convert(sub):
+    p = sub.add_parser("convert", help="write any loadable model (official .pth, GPN directory, name) as a "
+                       "nucfm checkpoint directory")
+    p.add_argument("-m", "--model", required=True, help="model name or path")
+    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("--fp16", action="store_true", help="store weights in float16 (half the size)")
+    p.set_defaults(run=run_convert)
+
+
+def run_convert(args):
+    import torch
+
+    from nucfm.checkpoint import load_model, save_model
+
+    model = load_model(args.model)
+    path = save_model(model, args.output, dtype=torch.float16 if args.fp16 else None,
+                      metadata={"converted_from": str(args.model)})
+    log.info(f"wrote {path}")
+
+
+COMMANDS = [add_models, add_embed, add_convert]
 
 
 def build_parser() -> argparse.ArgumentParser:
