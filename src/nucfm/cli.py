@@ -67,6 +67,8 @@ def add_embed(sub):
     p.add_argument("--no-convert", action="store_true",
                    help="keep T in RNA (U in DNA) as unknown letters instead of converting them")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.add_argument("--int8", action="store_true",
+                   help="int8 dynamic quantization of the linear layers (faster on CPU, slightly less exact)")
     p.set_defaults(run=run_embed)
 
 
@@ -74,6 +76,10 @@ def run_embed(args):
     from nucfm.tasks.embed import embed_fasta
 
     name, model = load_cli_model(args.model, "rna", args.threads)
+    if args.int8:
+        from nucfm.models.quantize import quantize_int8
+
+        model = quantize_int8(model)
     summary = embed_fasta(model, args.input, args.output, layer=args.layer,
                           pool=None if args.pool == "none" else args.pool, batch_tokens=args.batch_tokens,
                           overlap=args.overlap, convert=not args.no_convert, model_name=str(name))
