@@ -33,6 +33,68 @@ def run_models(args):
         print(f"{e.name:32s} {e.kind:4s} {where:22s} {e.description}{default}")
 
 
+# ---- vep / probs (GPN-style DNA models) ---------------------------------------------------------
+def _add_genome_args(p):
+    p.add_argument("--genome", required=True, help="reference FASTA (plain, .gz or bgzip)")
+    p.add_argument("--chrom-alias", action="append", metavar="NAME=CONTIG|FILE",
+                   help="map a chromosome name of the input to a genome contig (repeatable), or a two-column "
+                        "TSV of such pairs, e.g. --chrom-alias 1=NC_003070.9")
+    p.add_argument("--model", help="model name or path (default: the shipped default DNA model)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--batch-size", type=int, default=None, help="variants or positions per forward pass")
+
+
+def _load_dna(args):
+    import os
+
+    import torch
+
+    from nucfm import load_model
+    from nucfm.checkpoint import registry
+    from nucfm.io.genome import Genome, parse_aliases
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    name = args.model or registry.default_model("dna")
+    model = load_model(name)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
+    model = model.to(device)
+    genome = Genome(args.genome, aliases=parse_aliases(args.chrom_alias))
+    return name, model, genome
+
+
+def add_vep(sub):
+    p = sub.add_parser("vep", help="zero-shot variant effect scores (GPN's masked log-likelihood ratio)")
+    _add_genome_args(p)
+    p.add_argument("--variants", required=True, help="VCF[.gz], TSV, CSV or Parquet with chrom,pos,ref,alt (1-based)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output .tsv[.gz], .csv[.gz], .parquet, or .vcf[.gz] (VCF input only)")
+    p.add_argument("--window", type=int, default=512, help="bases of context centred on the variant (default 512)")
+    p.add_argument("--method", default="llr", help="scoring strategy: llr (GPN, default) or alt_logprob")
+    p.add_argument("--per-strand", action="store_true", help="also write score_fwd and score_rev")
+    p.add_argument("--strict-ref", action="store_true", help="fail on a REF mismatch instead of marking the row")
+    p.add_argument("--chunk-size", type=int, default=2048, help="variants per resumable chunk (default 2048)")
+    p.add_argument("--restart", action="store_true", help="discard partial results of an earlier run")
+    p.add_argument("--info-key", default="NUCFM_SCORE", help="INFO field name for VCF output")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_vep)
+
+
+def run_vep(args):
+    from nucfm.tasks.variants import score_variant_file
+
+    name, model, genome = _load_dna(args)
+    counts = score_variant_file(model, genome, args.variants, args.output, window=args.window, method=args.method,
+                                per_strand=args.per_strand, batch_size=args.batch_size, chunk_size=args.chunk_size,
+                                strict_ref=args.strict_ref, restart=args.restart, progress=not args.no_progress,
+                                info_key=args.info_key, model_name=str(name))
+    if counts is not None:
+        log.info("wrote %s: %s", args.output, ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
 # ---- pretrain -----------------------------------------------------------------------------------
 def add_pretrain(sub):
     p = sub.add_parser("pretrain", help="masked-LM pretraining from a run config (RNA transformer or DNA ConvNet)",
@@ -109,7 +171,7 @@ def run_eval_mlm(args):
         Path(args.output).write_text(json.dumps({"model": str(name), "rows": rows}, indent=1) + "\n")
 
 
-COMMANDS = [add_models, add_pretrain, add_eval_mlm]
+COMMANDS = [add_models, add_vep, add_pretrain, add_eval_mlm]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,190 @@
+"""GPN dilated convolutional masked language model (Benegas et al. 2023).
+
+Numerically equivalent to the official ``gpn`` ``ConvNetForMaskedLM``: one-hot input into
+``hidden_size`` channels, blocks ``x = x + LN(GELU(conv(x)))``, ``x = x + LN(GELU(Linear(x)))``
+(exact erf GELU, zero "same" padding of the hidden states at the sequence ends), and the head
+``Linear -> GELU -> LN -> Linear``.
+
+Written for speed on plain PyTorch:
+
+* the dilated convolution is one GEMM over a strided (im2col) view of the zero-padded input,
+  in the (B, L, D) layout, so no transposes between the convolution and the per-position layers;
+* the first convolution reads the one-hot input as a table lookup (``V`` of the ``D`` input
+  channels can be non-zero), skipping a full layer of multiply-adds;
+* :meth:`ConvNet.logits_at` computes each layer only where the requested output positions can
+  see it (the receptive cone, narrowing towards the top), with the same zero padding at the
+  window ends as the full computation, so the results equal the full forward pass.
+
+Padding (``attention_mask`` False) is zeroed before every convolution, which is exactly what the
+convolution's own zero padding does past the end of an unpadded sequence: a batched, padded
+sequence gives the same outputs as the sequence alone.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nucfm.alphabet import get_alphabet
+from nucfm.models.base import NucleotideLM
+from nucfm.models.config import ConvNetConfig
+
+
+class ConvBlock(nn.Module):
+    def __init__(self, hidden_size: int, kernel_size: int, dilation: int, eps: float):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.dilation = dilation
+        # "same" padding as torch.nn.Conv1d(padding="same"): total d*(k-1), left half rounded down
+        total = dilation * (kernel_size - 1)
+        self.pad_left = total // 2
+        self.pad_right = total - self.pad_left
+        self.conv = nn.Conv1d(hidden_size, hidden_size, kernel_size, dilation=dilation)  # weight (D_out, D_in, k)
+        self.conv_norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.ffn = nn.Linear(hidden_size, hidden_size)
+        self.ffn_norm = nn.LayerNorm(hidden_size, eps=eps)
+
+    def conv_gemm(self, xp: torch.Tensor, out_len: int) -> torch.Tensor:
+        """Valid dilated convolution of a padded input ``xp`` (B, out_len + d*(k-1), D) as one
+        GEMM over its im2col view; returns (B, out_len, D_out) before the activation."""
+        B, Lp, D = xp.shape
+        k, d = self.kernel_size, self.dilation
+        xp = xp.contiguous()
+        s = xp.stride()
+        cols = xp.as_strided((B, out_len, k, D), (s[0], s[1], d * s[1], s[2]))  # (B, L, k, D), a view
+        w = self.conv.weight.permute(0, 2, 1).reshape(self.conv.weight.shape[0], k * D)  # (D_out, k*D_in)
+        return F.linear(cols.reshape(B * out_len, k * D), w, self.conv.bias).view(B, out_len, -1)
+
+    def finish(self, x: torch.Tensor, conv_out: torch.Tensor) -> torch.Tensor:
+        """Residual conv sub-block, then the feed-forward sub-block; (B, L, D)."""
+        x = x + self.conv_norm(F.gelu(conv_out))
+        return x + self.ffn_norm(F.gelu(self.ffn(x)))
+
+
+class LMHead(nn.Module):
+    def __init__(self, hidden_size: int, vocab_size: int, eps: float):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.decoder = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.norm(F.gelu(self.dense(x))))
+
+
+class ConvNet(NucleotideLM):
+    """GPN ConvNet masked LM over the GPN DNA alphabet (``a c g t`` lower case, no specials)."""
+
+    config_class = ConvNetConfig
+
+    def __init__(self, config: ConvNetConfig):
+        super().__init__()
+        self.config = config
+        self.alphabet = get_alphabet(config.alphabet)
+        V, D = len(self.alphabet), config.hidden_size
+        if V > D:
+            raise ValueError(f"hidden_size {D} is smaller than the vocabulary ({V}): one-hot input impossible")
+        eps = config.layer_norm_eps
+        self.layers = nn.ModuleList(ConvBlock(D, config.kernel_size, d, eps) for d in config.dilations())
+        self.lm_head = LMHead(D, V, eps)
+
+    @property
+    def num_layers(self) -> int:
+        return self.config.num_layers
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.hidden_size
+
+    def receptive_radius(self) -> tuple[int, int]:
+        """Bases to the (left, right) of a position that can change its logits."""
+        return sum(b.pad_left for b in self.layers), sum(b.pad_right for b in self.layers)
+
+    # ---- the one encoder loop ------------------------------------------------------------------
+    def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, last: int,
+                lo: int | None = None, hi: int | None = None) -> tuple[torch.Tensor, int]:
+        """Run layers ``1..last`` and return (hidden (B, hi_last - lo_last, D), lo_last).
+
+        With ``lo``/``hi`` (token range whose outputs after layer ``last`` are wanted), each layer
+        is computed only on the part of the sequence that range depends on. Positions outside
+        ``[0, T)`` are zero, exactly as the convolution's "same" padding of the full sequence.
+        """
+        B, T = input_ids.shape
+        D = self.config.hidden_size
+        blocks = self.layers[:last]
+        if lo is None:
+            lo, hi = 0, T
+        # output range of every layer, from the top down (cone: each layer widens it by its padding)
+        ranges = [(lo, hi)]
+        for b in reversed(blocks):
+            l, h = ranges[-1]
+            ranges.append((max(0, l - b.pad_left), min(T, h + b.pad_right)))
+        ranges.reverse()  # ranges[i] = positions needed after layer i (0 = the one-hot input)
+        keep = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            keep = attention_mask.to(torch.float32).unsqueeze(-1)  # (B, T, 1)
+        a, b_ = ranges[0]
+        if not blocks:
+            x = F.one_hot(input_ids[:, a:b_], D).to(torch.float32)
+            return (x if keep is None else x * keep[:, a:b_]), a
+        x = None
+        for i, blk in enumerate(blocks):
+            (a, b_), (l, h) = ranges[i], ranges[i + 1]
+            pl, pr = a - (l - blk.pad_left), (h + blk.pad_right) - b_  # zeros beyond the sequence
+            if i == 0:
+                conv = self._first_conv(input_ids, attention_mask, blk, l, h)
+                x0 = F.one_hot(input_ids[:, l:h], D).to(torch.float32)
+                if keep is not None:
+                    x0 = x0 * keep[:, l:h]
+                x = blk.finish(x0, conv)
+            else:
+                xin = x if keep is None else x * keep[:, a:b_]
+                conv = blk.conv_gemm(F.pad(xin, (0, 0, pl, pr)), h - l)
+                x = blk.finish(x[:, l - a : h - a], conv)
+        return x, ranges[-1][0]
+
+    def _first_conv(self, input_ids, attention_mask, blk: ConvBlock, lo: int, hi: int) -> torch.Tensor:
+        """First convolution over one-hot input as a lookup: out[l] = bias + sum_j W[:, id[l+j*d-pl], j].
+        (B, hi - lo, D)."""
+        V = len(self.alphabet)
+        k, d = blk.kernel_size, blk.dilation
+        w = blk.conv.weight[:, :V, :].permute(2, 1, 0)  # (k, V, D_out)
+        table = F.pad(w, (0, 0, 0, 1))  # (k, V+1, D_out): row V is the zero padding
+        ids = input_ids
+        if attention_mask is not None:
+            ids = ids.masked_fill(~attention_mask.bool(), V)
+        T = ids.shape[1]
+        start, stop = lo - blk.pad_left, hi + blk.pad_right
+        ids = F.pad(ids[:, max(0, start) : min(T, stop)], (max(0, -start), max(0, stop - T)), value=V)
+        out = blk.conv.bias.expand(ids.shape[0], hi - lo, -1)
+        for j in range(k):
+            out = out + table[j][ids[:, j * d : j * d + hi - lo]]
+        return out
+
+    # ---- NucleotideLM interface -----------------------------------------------------------------
+    def hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, layer: int = -1) -> torch.Tensor:
+        """Hidden states after block ``layer`` (0 = one-hot input, ``num_layers`` or -1 = last
+        block; GPN has no final LayerNorm), (B, T, D)."""
+        if layer < 0:
+            layer = self.num_layers + 1 + layer
+        if not 0 <= layer <= self.num_layers:
+            raise ValueError(f"layer {layer} out of range 0..{self.num_layers}")
+        return self._encode(input_ids, attention_mask, layer)[0]
+
+    def token_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Masked-LM logits (B, T, V) at every position."""
+        return self.lm_head(self._encode(input_ids, attention_mask, self.num_layers)[0])
+
+    def logits_at(self, input_ids: torch.Tensor, positions: torch.Tensor | list[int]) -> torch.Tensor:
+        """Logits (B, V) at one token position per row (``positions`` (B,)), equal to
+        ``token_logits(input_ids)[arange(B), positions]`` but computing each layer only inside
+        the receptive cone of the requested positions (no padding inside ``input_ids``)."""
+        pos = torch.as_tensor(positions, dtype=torch.long)
+        lo, hi = int(pos.min()), int(pos.max()) + 1
+        x, start = self._encode(input_ids, None, self.num_layers, lo, hi)
+        rows = x[torch.arange(x.shape[0]), pos - start]  # (B, D)
+        return self.lm_head(rows)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.token_logits(input_ids, attention_mask)
