@@ -360,7 +360,8 @@ class Batches:
         mine = items[rank * per_rank : (rank + 1) * per_rank]
         per_micro = per_rank // accum
         mine = mine[micro * per_micro : (micro + 1) * per_micro]
-        rng = np.random.default_rng([self.seed, step, rank, micro, 1])
+        # seeded by the global micro-batch index: N processes x A micro-batches == 1 x N*A
+        rng = np.random.default_rng([self.seed, step, rank * accum + micro, 0, 1])
         return [self.example(int(i), rng) for i in mine]
 
 

@@ -92,7 +92,13 @@ def apply_override(d: dict, override: str) -> None:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise InputError(f"override {override!r}: {p} is not a section")
-    node[parts[-1]] = yaml.safe_load(value)
+    parsed = yaml.safe_load(value)
+    if isinstance(parsed, str):
+        try:  # YAML 1.1 reads "5e-4" (no dot) as a string
+            parsed = float(parsed)
+        except ValueError:
+            pass
+    node[parts[-1]] = parsed
 
 
 def from_dict(d: dict) -> RunConfig:

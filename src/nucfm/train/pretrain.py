@@ -278,7 +278,7 @@ def pretrain(cfg: RunConfig, resume: bool = False, interrupt_at: int | None = No
         step_loss = 0.0
         for micro in range(t.accum):
             examples = batches.micro_batch(step, rank, world, micro, t.accum)
-            ids, am, labels, weight, ntok = make_batch(alphabet, examples, [t.seed, step, rank, micro],
+            ids, am, labels, weight, ntok = make_batch(alphabet, examples, [t.seed, step, rank * t.accum + micro, 0],
                                                        t.mask_prob, device)
             sync = world > 1 and micro < t.accum - 1
             with objective.no_sync() if sync else nullcontext():
@@ -288,6 +288,10 @@ def pretrain(cfg: RunConfig, resume: bool = False, interrupt_at: int | None = No
                 (loss / t.accum).backward()
             step_loss += loss.item() / t.accum
             tokens_window += ntok
+        if world > 1:  # log the global mean loss, not rank 0's share
+            lt = torch.tensor([step_loss], dtype=torch.float64)
+            dist.all_reduce(lt)
+            step_loss = float(lt) / world
         if t.clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip)
         opt.step()
