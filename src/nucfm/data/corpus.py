@@ -79,6 +79,15 @@ class TokenStore:
         return np.asarray(self.data[start:end], dtype=np.int64)
 
 
+def store_to_fasta(store: TokenStore, alphabet: Alphabet, path: str | Path, prefix: str = "seq") -> int:
+    """Write every sequence of ``store`` as FASTA (ids ``PREFIX_i``), e.g. the validation split
+    for ``nucfm eval-mlm --fasta``. Returns the number of records."""
+    from nucfm.io.fasta import Record, write_fasta
+
+    write_fasta((Record(f"{prefix}_{i}", alphabet.decode(store[i])) for i in range(len(store))), path)
+    return len(store)
+
+
 # ---- RNA ----------------------------------------------------------------------------------------
 def _digest(ids: np.ndarray) -> bytes:
     return hashlib.blake2b(ids.astype(np.uint8).tobytes(), digest_size=12).digest()
@@ -197,6 +206,7 @@ def prepare_rna(fastas: list[str | Path], out_dir: str | Path, families_tsv: str
         raise InputError(f"RNA preparation left {n_train} training and {n_valid} validation sequences; "
                          "check the FASTA headers carry Rfam accessions and valid_fraction")
     counts.save(out_dir / "counts.npz")
+    store_to_fasta(TokenStore(out_dir / "valid"), RNA, out_dir / "valid.fa", "valid")
     summary = {
         "kind": "rna", "sources": [str(p) for p in fastas], "families_tsv": str(families_tsv),
         "valid_fraction": valid_fraction, "min_len": min_len, "seed": seed,
