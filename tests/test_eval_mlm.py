@@ -101,3 +101,27 @@ output: {tmp_path / 'run'}
     assert "--counts" in capsys.readouterr().err
     assert main(["eval-mlm", "--model", str(bare), "--fasta", str(fa), "--counts",
                  str(tmp_path / "run" / "data" / "counts.npz")]) == 0
+
+
+def test_cli_eval_mlm_genome_region_with_gff(tmp_path):
+    from nucfm.models.config import ConvNetConfig
+    from nucfm.models.convnet import ConvNet
+
+    rng = np.random.default_rng(1)
+    seq = "".join(rng.choice(list("ACGTacgt"), 400))
+    (tmp_path / "g.fa").write_text(">chr\n" + seq + "\n")
+    (tmp_path / "a.gff").write_text("chr\tx\tmRNA\t101\t200\t.\t+\t.\tID=m\nchr\tx\texon\t101\t200\t.\t+\t.\tParent=m\n"
+                                    "chr\tx\tCDS\t121\t180\t.\t+\t.\tParent=m\n")
+    counts = ContextCounts.empty(DNA)
+    counts.add(DNA.encode(seq))
+    counts.save(tmp_path / "counts.npz")
+    save_model(ConvNet(ConvNetConfig(num_layers=2, hidden_size=16, kernel_size=5)), tmp_path / "m")
+    out = tmp_path / "t.json"
+    assert main(["eval-mlm", "--model", str(tmp_path / "m"), "--genome", str(tmp_path / "g.fa"), "--region",
+                 "chr:50-350", "--gff", str(tmp_path / "a.gff"), "--counts", str(tmp_path / "counts.npz"),
+                 "--window", "64", "-o", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert {"all", "CDS", "5'UTR", "3'UTR", "intergenic", "repeat (lowercase)"} <= set(rows)
+    assert rows["all"]["positions"] == sum(rows[c]["positions"] for c in CLASSES if c in rows)
+    assert main(["eval-mlm", "--model", str(tmp_path / "m"), "--genome", str(tmp_path / "g.fa"), "--region",
+                 "chr:50-500", "--counts", str(tmp_path / "counts.npz")]) == 2  # past the contig end

@@ -138,6 +138,8 @@ def add_eval_mlm(sub):
                    "beside the model")
     p.add_argument("--window", type=int, default=512, help="genome window per forward pass (default 512)")
     p.add_argument("--seed", type=int, default=0, help="masking seed (default 0)")
+    p.add_argument("--corruption", choices=["mask", "80-10-10"], default="mask",
+                   help="selected positions all become <mask> (default), or training's 80/10/10")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("-o", "--output", help="write the table as JSON here")
     p.set_defaults(run=run_eval_mlm)
@@ -165,7 +167,8 @@ def run_eval_mlm(args):
         pieces = fasta_pieces(args.fasta, model, counts)
     else:
         pieces = genome_pieces(args.genome, args.region, model, counts, args.window, args.gff)
-    rows = evaluate_mlm(model, pieces, counts, seed=args.seed, batch_size=args.batch_size, progress=True)
+    rows = evaluate_mlm(model, pieces, counts, seed=args.seed, batch_size=args.batch_size, progress=True,
+                        mask_frac=1.0 if args.corruption == "mask" else 0.8)
     print(format_table(rows))
     if args.output:
         Path(args.output).write_text(json.dumps({"model": str(name), "rows": rows}, indent=1) + "\n")

@@ -1,8 +1,9 @@
 """Masked-token evaluation of a model against count baselines on the same masked positions.
 
-15 % of residues are selected and corrupted 80/10/10 exactly as in training (seeded, so two
-runs score the same positions). At every selected position whose true base is one of the four
-canonical nucleotides we score
+15 % of residues are selected (seeded, so two runs score the same positions) and all of them
+are replaced by the mask token (``mask_frac=1``; pass 0.8 for training's 80/10/10, where the
+model may copy the 10 % left unchanged — an advantage the baselines do not get). At every
+selected position whose true base is one of the four canonical nucleotides we score
 
 * the model: its logits restricted to the four bases (log-softmax over A/C/G/U or a/c/g/t);
 * the unigram baseline: base frequencies of the training data;
@@ -79,7 +80,7 @@ def pieces_of(ids: np.ndarray, counts: ContextCounts, chunk: int, classes=None, 
 
 @torch.no_grad()
 def evaluate_mlm(model, pieces: list[Piece], counts: ContextCounts, mask_prob: float = 0.15, seed: int = 0,
-                 batch_size: int = 16, progress: bool = False) -> dict[str, dict]:
+                 batch_size: int = 16, progress: bool = False, mask_frac: float = 1.0) -> dict[str, dict]:
     """Score masked positions of ``pieces`` with the model and both baselines.
 
     Returns {set name: row} with rows for ``all``, and when pieces carry classes / soft-masking,
@@ -99,7 +100,8 @@ def evaluate_mlm(model, pieces: list[Piece], counts: ContextCounts, mask_prob: f
         group = [pieces[i] for i in order[b : b + batch_size]]
         batch = collate(alphabet, [p.ids for p in group])
         g = torch.Generator().manual_seed(seed * 1_000_003 + b)
-        m = mask_tokens(batch.input_ids, alphabet, g, mask_prob=mask_prob)
+        m = mask_tokens(batch.input_ids, alphabet, g, mask_prob=mask_prob, mask_frac=mask_frac,
+                        random_frac=(1 - mask_frac) / 2)
         logits = model.token_logits(m.input_ids, batch.attention_mask)[..., residue_ids].float()
         logp = torch.log_softmax(logits, -1).numpy()
         selected = m.selected.numpy()
