@@ -24,6 +24,20 @@ def test_context_counts_golden():
     assert np.allclose(np.exp(ctx[1]), [1 / 5, 2 / 5, 1 / 5, 1 / 5])
 
 
+def test_masked_context_marginalises_hidden_neighbours():
+    rng = np.random.default_rng(2)
+    ids = RNA.encode("".join(rng.choice(list("ACGU"), 3000)))
+    c = ContextCounts.empty(RNA, k=1)
+    c.add(ids)
+    codes = c.codes(RNA.encode("ACG"))
+    # nothing hidden: identical to the plain context model
+    assert np.allclose(c.log_probs_masked(codes), c.log_probs(RNA.encode("ACG"))[1])
+    # left neighbour of the middle base hidden: counts summed over the four left bases
+    lp = c.log_probs_masked(np.array([5, 1, 2]))[1]
+    summed = sum(c.context[a * 5 + 2] for a in range(4)) + 1
+    assert np.allclose(np.exp(lp), summed / summed.sum())
+
+
 def test_context_counts_chunked_equals_whole():
     rng = np.random.default_rng(0)
     ids = DNA.encode("".join(rng.choice(list("acgtn"), 5000)))
@@ -43,6 +57,7 @@ def test_kmer_baseline_solves_a_periodic_sequence_and_model_rows():
     r = rows["all"]
     assert r["positions"] > 100
     assert r["kmer_acc"] == 1.0 and r["kmer_ppl"] < 1.1
+    assert r["kmer_masked_acc"] > 0.95 and r["kmer_masked_ppl"] >= r["kmer_ppl"]
     assert abs(r["unigram_ppl"] - 4.0) < 0.01  # all four bases equally frequent
     assert 0 <= r["model_acc"] <= 1 and r["model_ppl"] > 1
     # same seed -> same positions and numbers

@@ -17,6 +17,7 @@ import numpy as np
 from nucfm.alphabet import Alphabet, get_alphabet
 
 OTHER = 4
+WILDCARD = 5  # a neighbour the model cannot see (masked): counts summed over the four bases
 
 
 @dataclass
@@ -80,6 +81,26 @@ class ContextCounts:
         uni = np.log((self.unigram + 1) / (self.unigram.sum() + 4))
         ctx = self.context[self.context_index(self.codes(np.asarray(ids)))] + 1
         return uni, np.log(ctx / ctx.sum(-1, keepdims=True))
+
+    def log_probs_masked(self, codes: np.ndarray) -> np.ndarray:
+        """Context-baseline log-probs (L, 4) when some neighbours are hidden: ``codes`` (L,) are
+        0..3 (base), 4 (other) or 5 (:data:`WILDCARD`, e.g. a masked position); a hidden
+        neighbour is marginalised (its slot summed over the four bases)."""
+        self.flush()
+        table = getattr(self, "_wild", None)
+        if table is None:
+            arr = self.context.reshape((5,) * (2 * self.k) + (4,))
+            for ax in range(2 * self.k):
+                arr = np.concatenate([arr, arr.take(range(4), axis=ax).sum(axis=ax, keepdims=True)], axis=ax)
+            table = self._wild = arr.reshape(6 ** (2 * self.k), 4)
+        k = self.k
+        padded = np.concatenate([np.full(k, OTHER), np.asarray(codes), np.full(k, OTHER)])
+        L = len(codes)
+        idx = np.zeros(L, dtype=np.int64)
+        for o in [o for o in range(-k, k + 1) if o != 0]:
+            idx = idx * 6 + padded[k + o : k + o + L]
+        c = table[idx] + 1
+        return np.log(c / c.sum(-1, keepdims=True))
 
     def save(self, path: str | Path) -> None:
         self.flush()
