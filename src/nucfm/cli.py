@@ -164,7 +164,86 @@ def run_vep(args):
         log.info("wrote %s: %s", args.output, ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
-COMMANDS = [add_models, add_embed, add_convert, add_vep]
+# ---- pretrain -----------------------------------------------------------------------------------
+def add_pretrain(sub):
+    p = sub.add_parser("pretrain", help="masked-LM pretraining from a run config (RNA transformer or DNA ConvNet)",
+                       description="Train a model with masked-token prediction. The config (YAML) has sections "
+                       "model, data, train, output; KEY=VALUE overrides (e.g. train.steps=100) apply on top. "
+                       "Run under torchrun for several processes (DDP).")
+    p.add_argument("--config", required=True, help="run config YAML (see configs/)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.lr=3e-4")
+    p.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(run=run_pretrain)
+
+
+def run_pretrain(args):
+    import yaml
+
+    from nucfm.train.config import load_config
+    from nucfm.train.pretrain import pretrain
+
+    cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    out = pretrain(cfg, resume=args.resume)
+    log.info("run written to %s", out)
+
+
+# ---- eval-mlm -----------------------------------------------------------------------------------
+def add_eval_mlm(sub):
+    p = sub.add_parser("eval-mlm", help="masked-token accuracy and perplexity against unigram and k-mer baselines",
+                       description="Mask 15%% of residues (80/10/10, seeded) and score the model and two count "
+                       "baselines (unigram; base given its +-3 neighbours, counted on the training data) on the "
+                       "same positions. For a genome region with --gff, also per region class.")
+    p.add_argument("--model", help="model name or directory (default: the shipped model of the input's kind)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--fasta", help="sequences to evaluate (long ones are split into model-sized chunks)")
+    src.add_argument("--genome", help="genome FASTA (with --region)")
+    p.add_argument("--region", help="CHROM:START-END of --genome, 0-based half-open")
+    p.add_argument("--gff", help="GFF3 annotation: adds rows per class (CDS, UTRs, ncRNA, intron, intergenic)")
+    p.add_argument("--counts", help="baseline counts (.npz) from the training data; default: mlm_counts.npz "
+                   "beside the model")
+    p.add_argument("--window", type=int, default=512, help="genome window per forward pass (default 512)")
+    p.add_argument("--seed", type=int, default=0, help="masking seed (default 0)")
+    p.add_argument("--corruption", choices=["mask", "80-10-10"], default="mask",
+                   help="selected positions all become <mask> (default), or training's 80/10/10")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("-o", "--output", help="write the table as JSON here")
+    p.set_defaults(run=run_eval_mlm)
+
+
+def run_eval_mlm(args):
+    import json
+    from pathlib import Path
+
+    from nucfm.checkpoint import load_model, registry
+    from nucfm.data.baselines import ContextCounts
+    from nucfm.errors import InputError
+    from nucfm.tasks.eval_mlm import evaluate_mlm, fasta_pieces, find_counts, format_table, genome_pieces
+
+    if args.genome and not args.region:
+        raise InputError("--genome needs --region CHROM:START-END")
+    name = args.model or registry.default_model("dna" if args.genome else "rna")
+    path = registry.resolve(name) if name in registry.MODELS and not Path(name).exists() else Path(name)
+    model = load_model(name)
+    counts_path = Path(args.counts) if args.counts else find_counts(path)
+    if counts_path is None:
+        raise InputError(f"no baseline counts for {name}: pass --counts (a run's data/counts.npz)")
+    counts = ContextCounts.load(counts_path)
+    if args.fasta:
+        pieces = fasta_pieces(args.fasta, model, counts)
+    else:
+        pieces = genome_pieces(args.genome, args.region, model, counts, args.window, args.gff)
+    rows = evaluate_mlm(model, pieces, counts, seed=args.seed, batch_size=args.batch_size, progress=True,
+                        mask_frac=1.0 if args.corruption == "mask" else 0.8)
+    print(format_table(rows))
+    if args.output:
+        Path(args.output).write_text(json.dumps({"model": str(name), "rows": rows}, indent=1) + "\n")
+
+
+COMMANDS = [add_models, add_embed, add_convert, add_vep, add_pretrain, add_eval_mlm]
 
 
 def build_parser() -> argparse.ArgumentParser:
