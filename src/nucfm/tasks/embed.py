@@ -121,8 +121,8 @@ def embed_ids(
             i, w = pieces[j]
             h = batch.residues(hidden, row)  # (L_w, D)
             out[i][w.own_start : w.own_end] = h[w.own_start - w.start : w.own_end - w.start].float().numpy()
-        if progress is not None:
-            progress.update(sum(batch.lengths))
+        if progress is not None:  # residues finished, not tokens computed (windows overlap)
+            progress.update(sum(pieces[j][1].own_end - pieces[j][1].own_start for j in batch_idx))
     if pool == "mean":
         return [a.mean(0) if len(a) else np.full(D, np.nan, dtype=np.float32) for a in out]
     return out
