@@ -248,3 +248,49 @@ def test_torchrun_two_processes_equals_single(files, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "multi.tsv").read_text() == (tmp_path / "single.tsv").read_text()
     assert not (tmp_path / "multi.tsv.parts").exists()
+
+
+def test_position_probs_match_variant_scores(files):
+    from nucfm.tasks.variants import position_probs
+
+    d, model = files
+    g = Genome(d / "g.fa")
+    res = position_probs(model, g, "chr1", 0, 12, window=30, strands="fwd")
+    assert res["probs"].shape == (12, 4) and list(res["pos"]) == list(range(1, 13))
+    np.testing.assert_allclose(res["probs"].sum(1), 1, atol=1e-9)
+    assert "".join(res["ref"]) == CHR1[:12]
+    vs = [Variant("chr1", i, CHR1[i].upper(), b) for i in range(12) for b in "ACGT" if b != CHR1[i].upper()]
+    s = score_variants(model, g, vs, window=30, per_strand=True)["score_fwd"]
+    k = {b: i for i, b in enumerate("ACGT")}
+    expect = [np.log(res["probs"][v.start, k[v.alt]] / res["probs"][v.start, k[v.ref]]) for v in vs]
+    np.testing.assert_allclose(s, expect, atol=1e-6)
+    both = position_probs(model, g, "chr1", 0, 12, window=30)["probs"]
+    assert not np.allclose(both, res["probs"]) and np.allclose(both.sum(1), 1)
+    with pytest.raises(InputError, match="not inside"):
+        position_probs(model, g, "chr1", 290, 301)
+
+
+@pytest.mark.parametrize("suffix", ["tsv", "parquet", "npz"])
+def test_cli_probs_smoke(files, tmp_path, suffix):
+    d, _ = files
+    out = tmp_path / f"p.{suffix}"
+    rc = main(["probs", "--genome", str(d / "g.fa"), "--region", "chr2:1-10", "--model", str(d / "model"),
+               "--window", "20", "-o", str(out), "--no-progress"])
+    assert rc == 0
+    if suffix == "npz":
+        z = np.load(out)
+        assert z["probs"].shape == (10, 4) and list(z["pos"]) == list(range(1, 11))
+    else:
+        df = pd.read_csv(out, sep="\t") if suffix == "tsv" else pd.read_parquet(out)
+        assert list(df.columns) == ["chrom", "pos", "A", "C", "G", "T", "ref"] and len(df) == 10
+        assert "".join(df["ref"]) == CHR2[:10]
+
+
+def test_parse_region():
+    from nucfm.io.genome import parse_region
+
+    assert parse_region("chr1:1,001-1,010") == ("chr1", 1000, 1010)
+    assert parse_region("HLA-A:5-5") == ("HLA-A", 4, 5)
+    for bad in ("chr1", "chr1:0-5", "chr1:9-5", "chr1:a-b"):
+        with pytest.raises(InputError):
+            parse_region(bad)

@@ -47,6 +47,23 @@ def reverse_complement(seq: str) -> str:
     return seq.translate(_COMPLEMENT)[::-1]
 
 
+def parse_region(region: str) -> tuple[str, int, int]:
+    """``chrom:start-end`` (1-based, inclusive, as samtools; commas allowed) -> (chrom, start,
+    end) 0-based half-open. ``chrom`` alone is not accepted (say the range).
+
+    >>> parse_region("chr1:1,001-1,010")
+    ('chr1', 1000, 1010)
+    """
+    chrom, sep, rng = region.rpartition(":")
+    a, dash, b = rng.replace(",", "").partition("-")
+    if not sep or not chrom or not dash or not a.isdigit() or not b.isdigit():
+        raise InputError(f"region {region!r}: expected CHROM:START-END (1-based, inclusive)")
+    start, end = int(a) - 1, int(b)
+    if start < 0 or end <= start:
+        raise InputError(f"region {region!r}: START must be >= 1 and <= END")
+    return chrom, start, end
+
+
 def parse_aliases(specs: list[str] | None) -> dict[str, str]:
     """``{name_in_input: name_in_genome}`` from ``A=B`` strings or paths of two-column files
     (tab, comma or whitespace separated; ``#`` comments skipped)."""
