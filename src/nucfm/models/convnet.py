@@ -84,9 +84,14 @@ class ConvBlock(nn.Module):
         return self.conv_valid(F.pad(x, (0, 0, pl, pr)), hi - lo)
 
     def finish(self, x: torch.Tensor, conv_out: torch.Tensor) -> torch.Tensor:
-        """Residual conv sub-block, then the feed-forward sub-block; (B, L, D)."""
-        x = x + self.conv_norm(F.gelu(conv_out))
-        return x + self.ffn_norm(F.gelu(self.ffn(x)))
+        """Residual conv sub-block, then the feed-forward sub-block; (B, L, D). ``conv_out`` is
+        consumed (overwritten in inference)."""
+        if torch.is_grad_enabled():
+            x = x + self.conv_norm(F.gelu(conv_out))
+            return x + self.ffn_norm(F.gelu(self.ffn(x)))
+        # inference: the same arithmetic in place on fresh buffers (fewer large allocations)
+        h = self.conv_norm(torch.ops.aten.gelu_(conv_out)).add_(x)
+        return h.add_(self.ffn_norm(torch.ops.aten.gelu_(self.ffn(h))))
 
 
 class LMHead(nn.Module):
