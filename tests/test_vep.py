@@ -294,3 +294,39 @@ def test_parse_region():
     for bad in ("chr1", "chr1:0-5", "chr1:9-5", "chr1:a-b"):
         with pytest.raises(InputError):
             parse_region(bad)
+
+
+def test_table_inputs_keep_columns_and_split_alleles(files, tmp_path):
+    d, model = files
+    g = Genome(d / "g.fa")
+    df = pd.DataFrame({"#CHROM": ["chr1", "chr2"], "pos": [5, 7], "ref": [CHR1[4], CHR2[6]],
+                       "alt": ["A,T", alt_of(CHR2[6])], "gene": ["g1", "g2"], "af": [0.1, 0.2]})
+    df.to_parquet(tmp_path / "v.parquet")
+    df.to_csv(tmp_path / "v.csv", index=False)
+    for name in ("v.parquet", "v.csv"):
+        vt = read_variants(tmp_path / name)
+        assert len(vt) == 3 and list(vt.table["alt"]) == ["A", "T", alt_of(CHR2[6])]
+        assert list(vt.table["gene"]) == ["g1", "g1", "g2"] and vt.variants[2] == Variant("chr2", 6, CHR2[6],
+                                                                                       alt_of(CHR2[6]))
+    score_variant_file(model, g, tmp_path / "v.parquet", tmp_path / "o.csv.gz", window=20, progress=False)
+    out = pd.read_csv(tmp_path / "o.csv.gz")
+    assert list(out.columns) == ["#CHROM", "pos", "ref", "alt", "gene", "af", "score", "status"]
+    assert out.loc[out.alt == CHR1[4], "score"].tolist() in ([], [0.0])  # ALT == REF scores 0
+    with pytest.raises(InputError, match="VCF output needs a VCF input"):
+        score_variant_file(model, g, tmp_path / "v.csv", tmp_path / "o.vcf", window=20, progress=False)
+    (tmp_path / "bad.tsv").write_text("chrom\tposition\tref\talt\nchr1\t5\tA\tG\n")
+    with pytest.raises(InputError, match=r"missing column\(s\) \['pos'\]"):
+        read_variants(tmp_path / "bad.tsv")
+    (tmp_path / "bad2.tsv").write_text("chrom\tpos\tref\talt\nchr1\tfive\tA\tG\n")
+    with pytest.raises(InputError, match="integers"):
+        read_variants(tmp_path / "bad2.tsv")
+
+
+def test_cli_without_model_or_default_says_what_to_do(files, tmp_path, capsys):
+    from nucfm.checkpoint import registry
+
+    if "dna" in registry.DEFAULTS:
+        pytest.skip("a default DNA model is shipped")
+    d, _ = files
+    rc = main(["vep", "--genome", str(d / "g.fa"), "--variants", str(d / "v.vcf"), "-o", str(tmp_path / "o.tsv")])
+    assert rc == 2 and "--model" in capsys.readouterr().err

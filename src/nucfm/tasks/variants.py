@@ -264,7 +264,7 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
     src = Path(vt.path)
     manifest = {
         "variants": str(src.resolve()), "variants_bytes": src.stat().st_size, "variants_mtime_ns": src.stat().st_mtime_ns,
-        "genome": str(genome.path.resolve()), "aliases": genome.aliases, "model": model_name,
+        "genome": str(genome.path.resolve()), "aliases": genome.aliases,
         "model_fingerprint": model_fingerprint(model), "window": window, "method": method, "columns": columns,
         "chunk_size": chunk_size, "scorable": int(len(ok)), "chunks": n_chunks,
     }
