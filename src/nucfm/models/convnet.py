@@ -7,13 +7,16 @@ Numerically equivalent to the official ``gpn`` ``ConvNetForMaskedLM``: one-hot i
 
 Written for speed on plain PyTorch:
 
-* the dilated convolution is one GEMM over a strided (im2col) view of the zero-padded input,
-  in the (B, L, D) layout, so no transposes between the convolution and the per-position layers;
+* the dilated convolution runs as oneDNN's 2-D convolution on a channels-last view of the
+  (B, L, D) hidden states, so there are no transposes between it and the per-position layers
+  and no padded copies (kernels of even size fall back to one GEMM over an im2col view);
 * the first convolution reads the one-hot input as a table lookup (``V`` of the ``D`` input
   channels can be non-zero), skipping a full layer of multiply-adds;
 * :meth:`ConvNet.logits_at` computes each layer only where the requested output positions can
   see it (the receptive cone, narrowing towards the top), with the same zero padding at the
-  window ends as the full computation, so the results equal the full forward pass.
+  window ends as the full computation, so the results equal the full forward pass;
+* in CPU inference the element-wise steps run in place and on one thread
+  (:data:`ELEMENTWISE_THREADS`).
 
 Padding (``attention_mask`` False) is zeroed before every convolution, which is exactly what the
 convolution's own zero padding does past the end of an unpadded sequence: a batched, padded
