@@ -15,8 +15,11 @@ Timing is interleaved (blocks of variants alternate between the two paths, order
 block) so that load from other processes hits both alike; the fp32 matmul peak is measured in
 the same run (4096^3 matmuls, best of several, before, between and after the blocks).
 
-Run (about 20 min on 2 cores):
+Run (about 12 min on 2 cores; results in bench/results/):
     flock /tmp/nucfm-bench.lock python bench/vep_vs_official.py --threads 2 --json bench/results/vep_vs_official.json
+All three alternatives of each site (alleles of one site share nucfm's forward pass):
+    flock /tmp/nucfm-bench.lock python bench/vep_vs_official.py --threads 2 --variants 60 --alts-per-site 3 \
+        --blocks 2 --json bench/results/vep_vs_official_3alts.json
 """
 
 from __future__ import annotations
