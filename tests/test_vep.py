@@ -248,3 +248,85 @@ def test_torchrun_two_processes_equals_single(files, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "multi.tsv").read_text() == (tmp_path / "single.tsv").read_text()
     assert not (tmp_path / "multi.tsv.parts").exists()
+
+
+def test_position_probs_match_variant_scores(files):
+    from nucfm.tasks.variants import position_probs
+
+    d, model = files
+    g = Genome(d / "g.fa")
+    res = position_probs(model, g, "chr1", 0, 12, window=30, strands="fwd")
+    assert res["probs"].shape == (12, 4) and list(res["pos"]) == list(range(1, 13))
+    np.testing.assert_allclose(res["probs"].sum(1), 1, atol=1e-9)
+    assert "".join(res["ref"]) == CHR1[:12]
+    vs = [Variant("chr1", i, CHR1[i].upper(), b) for i in range(12) for b in "ACGT" if b != CHR1[i].upper()]
+    s = score_variants(model, g, vs, window=30, per_strand=True)["score_fwd"]
+    k = {b: i for i, b in enumerate("ACGT")}
+    expect = [np.log(res["probs"][v.start, k[v.alt]] / res["probs"][v.start, k[v.ref]]) for v in vs]
+    np.testing.assert_allclose(s, expect, atol=1e-6)
+    both = position_probs(model, g, "chr1", 0, 12, window=30)["probs"]
+    assert not np.allclose(both, res["probs"]) and np.allclose(both.sum(1), 1)
+    with pytest.raises(InputError, match="not inside"):
+        position_probs(model, g, "chr1", 290, 301)
+
+
+@pytest.mark.parametrize("suffix", ["tsv", "parquet", "npz"])
+def test_cli_probs_smoke(files, tmp_path, suffix):
+    d, _ = files
+    out = tmp_path / f"p.{suffix}"
+    rc = main(["probs", "--genome", str(d / "g.fa"), "--region", "chr2:1-10", "--model", str(d / "model"),
+               "--window", "20", "-o", str(out), "--no-progress"])
+    assert rc == 0
+    if suffix == "npz":
+        z = np.load(out)
+        assert z["probs"].shape == (10, 4) and list(z["pos"]) == list(range(1, 11))
+    else:
+        df = pd.read_csv(out, sep="\t") if suffix == "tsv" else pd.read_parquet(out)
+        assert list(df.columns) == ["chrom", "pos", "A", "C", "G", "T", "ref"] and len(df) == 10
+        assert "".join(df["ref"]) == CHR2[:10]
+
+
+def test_parse_region():
+    from nucfm.io.genome import parse_region
+
+    assert parse_region("chr1:1,001-1,010") == ("chr1", 1000, 1010)
+    assert parse_region("HLA-A:5-5") == ("HLA-A", 4, 5)
+    for bad in ("chr1", "chr1:0-5", "chr1:9-5", "chr1:a-b"):
+        with pytest.raises(InputError):
+            parse_region(bad)
+
+
+def test_table_inputs_keep_columns_and_split_alleles(files, tmp_path):
+    d, model = files
+    g = Genome(d / "g.fa")
+    df = pd.DataFrame({"#CHROM": ["chr1", "chr2"], "pos": [5, 7], "ref": [CHR1[4], CHR2[6]],
+                       "alt": ["A,T", alt_of(CHR2[6])], "gene": ["g1", "g2"], "af": [0.1, 0.2]})
+    df.to_parquet(tmp_path / "v.parquet")
+    df.to_csv(tmp_path / "v.csv", index=False)
+    for name in ("v.parquet", "v.csv"):
+        vt = read_variants(tmp_path / name)
+        assert len(vt) == 3 and list(vt.table["alt"]) == ["A", "T", alt_of(CHR2[6])]
+        assert list(vt.table["gene"]) == ["g1", "g1", "g2"] and vt.variants[2] == Variant("chr2", 6, CHR2[6],
+                                                                                       alt_of(CHR2[6]))
+    score_variant_file(model, g, tmp_path / "v.parquet", tmp_path / "o.csv.gz", window=20, progress=False)
+    out = pd.read_csv(tmp_path / "o.csv.gz")
+    assert list(out.columns) == ["#CHROM", "pos", "ref", "alt", "gene", "af", "score", "status"]
+    assert out.loc[out.alt == CHR1[4], "score"].tolist() in ([], [0.0])  # ALT == REF scores 0
+    with pytest.raises(InputError, match="VCF output needs a VCF input"):
+        score_variant_file(model, g, tmp_path / "v.csv", tmp_path / "o.vcf", window=20, progress=False)
+    (tmp_path / "bad.tsv").write_text("chrom\tposition\tref\talt\nchr1\t5\tA\tG\n")
+    with pytest.raises(InputError, match=r"missing column\(s\) \['pos'\]"):
+        read_variants(tmp_path / "bad.tsv")
+    (tmp_path / "bad2.tsv").write_text("chrom\tpos\tref\talt\nchr1\tfive\tA\tG\n")
+    with pytest.raises(InputError, match="integers"):
+        read_variants(tmp_path / "bad2.tsv")
+
+
+def test_cli_without_model_or_default_says_what_to_do(files, tmp_path, capsys):
+    from nucfm.checkpoint import registry
+
+    if "dna" in registry.DEFAULTS:
+        pytest.skip("a default DNA model is shipped")
+    d, _ = files
+    rc = main(["vep", "--genome", str(d / "g.fa"), "--variants", str(d / "v.vcf"), "-o", str(tmp_path / "o.tsv")])
+    assert rc == 2 and "--model" in capsys.readouterr().err

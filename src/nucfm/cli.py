@@ -164,6 +164,33 @@ def run_vep(args):
         log.info("wrote %s: %s", args.output, ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
+def add_probs(sub):
+    p = sub.add_parser("probs", help="masked-prediction A/C/G/T distribution at every position of a region")
+    _add_genome_args(p)
+    p.add_argument("--region", required=True, help="CHROM:START-END, 1-based inclusive (e.g. chr1:1001-1100)")
+    p.add_argument("-o", "--output", required=True, help="output .tsv[.gz], .csv, .parquet or .npz")
+    p.add_argument("--window", type=int, default=512, help="bases of context centred on each position (default 512)")
+    p.add_argument("--strands", choices=("both", "fwd"), default="both",
+                   help="average the forward and reverse-complement predictions (default) or forward only")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_probs)
+
+
+def run_probs(args):
+    from tqdm.auto import tqdm
+
+    from nucfm.io.genome import parse_region
+    from nucfm.tasks.variants import position_probs, write_position_probs
+
+    chrom, start, end = parse_region(args.region)
+    _, model, genome = _load_dna(args)
+    with tqdm(total=end - start, unit="position", disable=args.no_progress, desc="probs") as bar:
+        result = position_probs(model, genome, chrom, start, end, window=args.window, strands=args.strands,
+                                batch_size=args.batch_size, progress=bar)
+    write_position_probs(result, chrom, args.output)
+    log.info("wrote %s: %d positions", args.output, end - start)
+
+
 # ---- pretrain -----------------------------------------------------------------------------------
 def add_pretrain(sub):
     p = sub.add_parser("pretrain", help="masked-LM pretraining from a run config (RNA transformer or DNA ConvNet)",
@@ -243,7 +270,7 @@ def run_eval_mlm(args):
         Path(args.output).write_text(json.dumps({"model": str(name), "rows": rows}, indent=1) + "\n")
 
 
-COMMANDS = [add_models, add_embed, add_convert, add_vep, add_pretrain, add_eval_mlm]
+COMMANDS = [add_models, add_embed, add_convert, add_vep, add_probs, add_pretrain, add_eval_mlm]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,13 +4,14 @@ Storage, chosen by the file's content (not its name):
 
 * **plain FASTA** — indexed with pyfaidx (a standard ``.fai`` next to the file, or in
   ``$NUCFM_HOME/fai/`` when that directory is read-only) and read on demand: constant memory
-  for any genome size; 6 µs per 512-bp fetch on TAIR10 chr1 (measured, see
-  ``bench/vep_vs_official.py``'s notes). pyfaidx is pure Python (no compiler, ~100 kB);
-  pysam would add a large C extension for no gain here.
+  for any genome size, 6 µs per random 512-bp fetch (2,000 fetches on an uncompressed TAIR10
+  chr1: 12 ms; a model forward pass per variant takes ~1 s on a CPU). pyfaidx is pure Python
+  and small; pysam would add a large compiled dependency for no gain here.
 * **gzip or bgzip** — gzip has no random access, so the file is decompressed once into memory
-  (one ``str`` per contig): TAIR10 chr1 (30.4 Mb, 10 MB gz) loads in 0.25 s and takes 30 MB.
-  bgzip is read the same way (it is valid multi-member gzip). For genomes too large for memory,
-  decompress once (``gunzip -k``) and pass the plain FASTA.
+  (one ``str`` per contig): TAIR10 chr1 (30.4 Mb, 10 MB gz) loads in about 0.3 s and takes
+  30 MB (``genome_load_s`` in ``bench/vep_vs_official.py``'s output). bgzip is read the same
+  way (it is valid multi-member gzip); indexed bgzip access would need Biopython or pysam.
+  For genomes too large for memory, decompress once (``gunzip -k``) and pass the plain FASTA.
 
 Contig names are the first word of each header. Names in variant files that differ from the
 genome's (``chr1`` / ``1`` / ``NC_003070.9``) raise an :class:`InputError` that lists the
@@ -45,6 +46,23 @@ def reverse_complement(seq: str) -> str:
     'NacGT'
     """
     return seq.translate(_COMPLEMENT)[::-1]
+
+
+def parse_region(region: str) -> tuple[str, int, int]:
+    """``chrom:start-end`` (1-based, inclusive, as samtools; commas allowed) -> (chrom, start,
+    end) 0-based half-open. ``chrom`` alone is not accepted (say the range).
+
+    >>> parse_region("chr1:1,001-1,010")
+    ('chr1', 1000, 1010)
+    """
+    chrom, sep, rng = region.rpartition(":")
+    a, dash, b = rng.replace(",", "").partition("-")
+    if not sep or not chrom or not dash or not a.isdigit() or not b.isdigit():
+        raise InputError(f"region {region!r}: expected CHROM:START-END (1-based, inclusive)")
+    start, end = int(a) - 1, int(b)
+    if start < 0 or end <= start:
+        raise InputError(f"region {region!r}: START must be >= 1 and <= END")
+    return chrom, start, end
 
 
 def parse_aliases(specs: list[str] | None) -> dict[str, str]:

@@ -256,13 +256,13 @@ def write_scored(vt: VariantTable, columns: dict[str, np.ndarray], path: str | P
             out.to_parquet(tmp, index=False)
         else:
             with _open_out(tmp, gz) as f:
-                out.to_csv(f, sep="\t" if fmt == "tsv" else ",", index=False, na_rep="NA", float_format="%.6g")
+                out.to_csv(f, sep="\t" if fmt == "tsv" else ",", index=False, na_rep="NA", float_format="%.7g")
     os.replace(tmp, path)
     return path
 
 
 def _fmt(x: float) -> str:
-    return "." if np.isnan(x) else f"{x:.6g}"
+    return "." if np.isnan(x) else f"{x:.7g}"
 
 
 def _write_vcf(vt, columns, status, path, gz, info_key, description):

@@ -7,13 +7,16 @@ Numerically equivalent to the official ``gpn`` ``ConvNetForMaskedLM``: one-hot i
 
 Written for speed on plain PyTorch:
 
-* the dilated convolution is one GEMM over a strided (im2col) view of the zero-padded input,
-  in the (B, L, D) layout, so no transposes between the convolution and the per-position layers;
+* the dilated convolution runs as oneDNN's 2-D convolution on a channels-last view of the
+  (B, L, D) hidden states, so there are no transposes between it and the per-position layers
+  and no padded copies (kernels of even size fall back to one GEMM over an im2col view);
 * the first convolution reads the one-hot input as a table lookup (``V`` of the ``D`` input
   channels can be non-zero), skipping a full layer of multiply-adds;
 * :meth:`ConvNet.logits_at` computes each layer only where the requested output positions can
   see it (the receptive cone, narrowing towards the top), with the same zero padding at the
-  window ends as the full computation, so the results equal the full forward pass.
+  window ends as the full computation, so the results equal the full forward pass;
+* in CPU inference the element-wise steps run in place and on one thread
+  (:data:`ELEMENTWISE_THREADS`).
 
 Padding (``attention_mask`` False) is zeroed before every convolution, which is exactly what the
 convolution's own zero padding does past the end of an unpadded sequence: a batched, padded
@@ -22,6 +25,8 @@ sequence gives the same outputs as the sequence alone.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,6 +34,26 @@ from torch import nn
 from nucfm.alphabet import get_alphabet
 from nucfm.models.base import NucleotideLM
 from nucfm.models.config import ConvNetConfig
+
+
+# Threads for the memory-bound element-wise steps (GELU, LayerNorm, residual adds) of CPU
+# inference. On a 2-core machine shared with other work, OpenMP's fork/join made each such op on
+# (8192, 512) floats cost 11-20 ms with 2 threads against 2.3-2.9 ms with 1 (measured); the
+# convolutions and matmuls keep every thread. None: leave torch's setting alone.
+ELEMENTWISE_THREADS: int | None = 1
+
+
+@contextmanager
+def _few_threads(t: torch.Tensor):
+    n = torch.get_num_threads()
+    if ELEMENTWISE_THREADS is None or t.device.type != "cpu" or n <= ELEMENTWISE_THREADS:
+        yield
+        return
+    torch.set_num_threads(ELEMENTWISE_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 class ConvBlock(nn.Module):
@@ -45,7 +70,7 @@ class ConvBlock(nn.Module):
         self.ffn = nn.Linear(hidden_size, hidden_size)
         self.ffn_norm = nn.LayerNorm(hidden_size, eps=eps)
 
-    def conv_gemm(self, xp: torch.Tensor, out_len: int) -> torch.Tensor:
+    def conv_valid(self, xp: torch.Tensor, out_len: int) -> torch.Tensor:
         """Valid dilated convolution of a padded input ``xp`` (B, out_len + d*(k-1), D) as one
         GEMM over its im2col view; returns (B, out_len, D_out) before the activation."""
         B, Lp, D = xp.shape
@@ -56,10 +81,46 @@ class ConvBlock(nn.Module):
         w = self.conv.weight.permute(0, 2, 1).reshape(self.conv.weight.shape[0], k * D)  # (D_out, k*D_in)
         return F.linear(cols.reshape(B * out_len, k * D), w, self.conv.bias).view(B, out_len, -1)
 
+    def _weight_2d(self) -> torch.Tensor:
+        """Conv weight as (D_out, D_in, 1, k) channels-last, cached while the weight is unchanged
+        (recomputed, differentiably, whenever gradients flow)."""
+        w = self.conv.weight
+        if torch.is_grad_enabled() and w.requires_grad:
+            return w.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        key = (w.data_ptr(), w._version, w.device, w.dtype)
+        if getattr(self, "_w2d_key", None) != key:
+            self._w2d = w.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last)
+            self._w2d_key = key
+        return self._w2d
+
+    def conv_range(self, x: torch.Tensor, a: int, b: int, lo: int, hi: int, T: int) -> torch.Tensor:
+        """Convolution outputs at positions ``[lo, hi)`` from ``x`` (B, b - a, D) holding positions
+        ``[a, b)`` of a length-``T`` sequence, zeros outside ``[0, T)``: (B, hi - lo, D_out)."""
+        pl, pr = a - (lo - self.pad_left), (hi + self.pad_right) - b  # zeros needed beyond the sequence
+        if self.pad_left == self.pad_right:
+            # oneDNN 2-D convolution on a channels-last (B, D, 1, L) view of x: no transpose or
+            # padded copies in and a (B, L, D) view out; pad both sides by the larger need and
+            # drop the extra outputs
+            p = max(pl, pr, 0)
+            x4 = x.unsqueeze(1).permute(0, 3, 1, 2)  # (B, D, 1, b - a), channels-last strides
+            y = F.conv2d(x4, self._weight_2d(), self.conv.bias, padding=(0, p), dilation=(1, self.dilation))
+            first = lo - (a - p + self.pad_left)
+            return y.permute(0, 2, 3, 1)[:, 0, first : first + hi - lo]  # (B, hi - lo, D_out)
+        return self.conv_valid(F.pad(x, (0, 0, pl, pr)), hi - lo)
+
     def finish(self, x: torch.Tensor, conv_out: torch.Tensor) -> torch.Tensor:
-        """Residual conv sub-block, then the feed-forward sub-block; (B, L, D)."""
-        x = x + self.conv_norm(F.gelu(conv_out))
-        return x + self.ffn_norm(F.gelu(self.ffn(x)))
+        """Residual conv sub-block, then the feed-forward sub-block; (B, L, D). ``conv_out`` is
+        consumed (overwritten in inference)."""
+        if torch.is_grad_enabled():
+            x = x + self.conv_norm(F.gelu(conv_out))
+            return x + self.ffn_norm(F.gelu(self.ffn(x)))
+        # inference: the same arithmetic in place on fresh buffers (fewer large allocations),
+        # element-wise work on few threads (see _few_threads)
+        with _few_threads(conv_out):
+            h = self.conv_norm(torch.ops.aten.gelu_(conv_out)).add_(x)
+        f = self.ffn(h)
+        with _few_threads(f):
+            return h.add_(self.ffn_norm(torch.ops.aten.gelu_(f)))
 
 
 class LMHead(nn.Module):
@@ -101,6 +162,32 @@ class ConvNet(NucleotideLM):
         """Bases to the (left, right) of a position that can change its logits."""
         return sum(b.pad_left for b in self.layers), sum(b.pad_right for b in self.layers)
 
+    def cone(self, T: int, last: int, lo: int | None = None, hi: int | None = None) -> list[tuple[int, int]]:
+        """``ranges[i]`` = the positions (start, end) needed after layer ``i`` (0 = the input) so
+        that layer ``last`` is right on ``[lo, hi)`` (default: everything) of a length-``T`` input:
+        going down, each layer widens the range by its padding, clipped to the sequence."""
+        if lo is None:
+            lo, hi = 0, T
+        ranges = [(lo, hi)]
+        for b in reversed(self.layers[:last]):
+            l, h = ranges[-1]
+            ranges.append((max(0, l - b.pad_left), min(T, h + b.pad_right)))
+        return ranges[::-1]
+
+    def matmul_flops(self, T: int, positions: list[int] | None = None) -> int:
+        """Multiply-add FLOPs (2 per MAC) of one length-``T`` row through :meth:`logits_at` for
+        ``positions`` (all rows of the batch share its cone), or of :meth:`token_logits` when
+        None. Counts the convolutions (the first one is a lookup: 0), the feed-forward and head
+        matmuls; the element-wise work (GELU, LayerNorm) is left out."""
+        D, k, V = self.config.hidden_size, self.config.kernel_size, len(self.alphabet)
+        ranges = self.cone(T, self.num_layers, *((min(positions), max(positions) + 1) if positions else (None, None)))
+        flops = 0
+        for i in range(self.num_layers):
+            n = ranges[i + 1][1] - ranges[i + 1][0]
+            flops += 2 * n * D * D * (k if i else 0) + 2 * n * D * D
+        n_head = len(set(positions)) if positions else T
+        return flops + 2 * n_head * (D * D + D * V)
+
     # ---- the one encoder loop ------------------------------------------------------------------
     def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, last: int,
                 lo: int | None = None, hi: int | None = None) -> tuple[torch.Tensor, int]:
@@ -113,14 +200,7 @@ class ConvNet(NucleotideLM):
         B, T = input_ids.shape
         D = self.config.hidden_size
         blocks = self.layers[:last]
-        if lo is None:
-            lo, hi = 0, T
-        # output range of every layer, from the top down (cone: each layer widens it by its padding)
-        ranges = [(lo, hi)]
-        for b in reversed(blocks):
-            l, h = ranges[-1]
-            ranges.append((max(0, l - b.pad_left), min(T, h + b.pad_right)))
-        ranges.reverse()  # ranges[i] = positions needed after layer i (0 = the one-hot input)
+        ranges = self.cone(T, last, lo, hi)
         keep = None
         if attention_mask is not None and not bool(attention_mask.all()):
             keep = attention_mask.to(torch.float32).unsqueeze(-1)  # (B, T, 1)
@@ -131,16 +211,16 @@ class ConvNet(NucleotideLM):
         x = None
         for i, blk in enumerate(blocks):
             (a, b_), (l, h) = ranges[i], ranges[i + 1]
-            pl, pr = a - (l - blk.pad_left), (h + blk.pad_right) - b_  # zeros beyond the sequence
             if i == 0:
-                conv = self._first_conv(input_ids, attention_mask, blk, l, h)
-                x0 = F.one_hot(input_ids[:, l:h], D).to(torch.float32)
+                with _few_threads(input_ids):  # gathers and adds only
+                    conv = self._first_conv(input_ids, attention_mask, blk, l, h)
+                    x0 = F.one_hot(input_ids[:, l:h], D).to(torch.float32)
                 if keep is not None:
                     x0 = x0 * keep[:, l:h]
                 x = blk.finish(x0, conv)
             else:
                 xin = x if keep is None else x * keep[:, a:b_]
-                conv = blk.conv_gemm(F.pad(xin, (0, 0, pl, pr)), h - l)
+                conv = blk.conv_range(xin, a, b_, l, h, T)
                 x = blk.finish(x[:, l - a : h - a], conv)
         return x, ranges[-1][0]
 

@@ -34,26 +34,27 @@ from nucfm.io.variants import Variant, VariantTable, check_variants, read_varian
 log = logging.getLogger("nucfm")
 
 
-# ---- strategies: (logits (B, V), ref ids (B,), alt ids (B,), residue ids) -> (B,) ----------------
-def _llr(logits, ref, alt, residues):
+# ---- strategies: (logits (N, 4) over A,C,G,T, ref (N,), alt (N,) in 0..3) -> (N,) --------------
+def _llr(logits, ref, alt):
     """GPN: logit[alt] - logit[ref] (= log p(alt) - log p(ref); the softmax normaliser cancels)."""
-    rows = torch.arange(len(ref))
+    rows = np.arange(len(ref))
     return logits[rows, alt] - logits[rows, ref]
 
 
-def _alt_logprob(logits, ref, alt, residues):
-    """log p(alt) with the distribution renormalised over A, C, G, T."""
-    logp = torch.log_softmax(logits[:, residues], dim=-1)  # (B, 4)
-    col = (alt[:, None] == torch.as_tensor(residues)[None, :]).float().argmax(1)
-    return logp[torch.arange(len(alt)), col]
+def _alt_logprob(logits, ref, alt):
+    """log p(alt), the distribution renormalised over A, C, G, T."""
+    logp = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    return logp[np.arange(len(alt)), alt]
 
 
 STRATEGIES: dict[str, Callable] = {"llr": _llr, "alt_logprob": _alt_logprob}
+BASES = "ACGT"
 
 
 def window_bounds(start: int, window: int) -> tuple[int, int, int]:
     """(window start, window end, index of the variant) for a variant at 0-based ``start``;
-    GPN's convention: ``W//2`` bases before the variant."""
+    GPN's convention: ``W//2`` bases before the variant, so the reverse-complement window has
+    it at ``W - 1 - W//2``."""
     lo = start - window // 2
     return lo, lo + window, window // 2
 
@@ -92,65 +93,100 @@ def _model_device(model) -> torch.device:
 
 
 @torch.no_grad()
+def site_logits(model, genome: Genome, sites: Sequence[tuple[str, int]], window: int = 512,
+                batch_size: int | None = None, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """Masked-LM logits over A, C, G, T at each site (chrom, 0-based start), the site masked.
+
+    Returns (fwd, rev), each (N, 4) float64 in forward-strand letter order: ``rev[:, 0]`` is
+    the reverse-complement window's logit of ``T`` (the complement of ``A``) at the site.
+    Both strands of a batch go through the model in one pass.
+    """
+    if window < 1 or (model.max_len is not None and window > model.max_len):
+        raise InputError(f"window {window} must be in 1..{model.max_len or 'inf'}")
+    alphabet = model.alphabet
+    device = _model_device(model)
+    if batch_size is None:
+        batch_size = 128 if device.type == "cuda" else 8
+    comp = _complement_ids(alphabet)
+    cols = np.asarray(alphabet.residue_ids())  # ids of a, c, g, t
+    c = window // 2
+    N = len(sites)
+    fwd_all, rev_all = np.empty((N, 4)), np.empty((N, 4))
+    for b0 in range(0, N, batch_size):
+        chunk = sites[b0 : b0 + batch_size]
+        B = len(chunk)
+        fwd = encode_windows(model, [genome.fetch(ch, st - c, st - c + window) for ch, st in chunk])  # (B, W)
+        rev = comp[fwd[:, ::-1]]  # reverse complement: the site moves to W-1-c
+        ids = np.concatenate([fwd, rev])  # (2B, W)
+        ids[np.arange(B), c] = alphabet.mask_id
+        ids[np.arange(B, 2 * B), window - 1 - c] = alphabet.mask_id
+        positions = torch.tensor([c] * B + [window - 1 - c] * B, device=device)
+        logits = _logits_at(model, torch.from_numpy(ids).to(device), positions).double().cpu().numpy()  # (2B, V)
+        fwd_all[b0 : b0 + B] = logits[:B][:, cols]
+        rev_all[b0 : b0 + B] = logits[B:][:, comp[cols]]  # column of A <- logit of t, etc.
+        if progress is not None:
+            progress.update(B)
+    return fwd_all, rev_all
+
+
 def score_variants(model, genome: Genome, variants: Sequence[Variant], window: int = 512, method: str = "llr",
                    per_strand: bool = False, batch_size: int | None = None, progress=None) -> dict[str, np.ndarray]:
     """Score SNVs with a masked DNA LM; returns ``{"score": (N,)}`` float64 (plus
     ``score_fwd``/``score_rev`` with ``per_strand``), the mean over the two strands.
 
-    ``variants`` must be SNVs whose REF matches the genome (see
+    ``variants`` must be A/C/G/T SNVs whose REF matches the genome (see
     :func:`nucfm.io.variants.check_variants`). ``method`` is a key of :data:`STRATEGIES`.
-    ``progress`` is an optional tqdm-like bar updated per variant.
+    Alleles at the same site share one forward pass (the masked input does not depend on the
+    allele). ``progress`` is an optional tqdm-like bar, advanced per site.
 
     >>> score_variants(model, genome, [Variant("1", 99, "A", "G")])["score"]  # doctest: +SKIP
     array([-1.23])
     """
     if method not in STRATEGIES:
         raise InputError(f"unknown scoring method {method!r}; known: {sorted(STRATEGIES)}")
-    if window < 1 or (model.max_len is not None and window > model.max_len):
-        raise InputError(f"window {window} must be in 1..{model.max_len or 'inf'}")
+    for v in variants:
+        if v.kind != "snv" or v.ref not in BASES or v.alt not in BASES:
+            raise InputError(f"{v.chrom}:{v.pos} {v.ref}>{v.alt}: only A/C/G/T SNVs can be scored")
+        base = genome.fetch(v.chrom, v.start, v.start + 1).upper()
+        if base != v.ref:
+            raise InputError(f"{v.chrom}:{v.pos}: REF {v.ref} differs from the genome ({base}); check variants first")
+    sites = list(dict.fromkeys((genome.resolve(v.chrom), v.start) for v in variants))
+    row = {s: i for i, s in enumerate(sites)}
+    fwd, rev = site_logits(model, genome, sites, window=window, batch_size=batch_size, progress=progress)
+    idx = np.array([row[(genome.resolve(v.chrom), v.start)] for v in variants], dtype=np.int64)
+    ref = np.array([BASES.index(v.ref) for v in variants], dtype=np.int64)
+    alt = np.array([BASES.index(v.alt) for v in variants], dtype=np.int64)
     strategy = STRATEGIES[method]
-    alphabet = model.alphabet
-    device = _model_device(model)
-    if batch_size is None:
-        batch_size = 128 if device.type == "cuda" else 8
-    comp = _complement_ids(alphabet)
-    residues = alphabet.residue_ids()
-    letter_id = {c.upper(): i for c, i in zip(alphabet.residues, residues)}
-    N = len(variants)
-    fwd_all, rev_all = np.empty(N), np.empty(N)
-    for b0 in range(0, N, batch_size):
-        chunk = variants[b0 : b0 + batch_size]
-        B = len(chunk)
-        seqs, ref, alt = [], [], []
-        for v in chunk:
-            if v.kind != "snv" or v.ref not in letter_id or v.alt not in letter_id:
-                raise InputError(f"{v.chrom}:{v.pos} {v.ref}>{v.alt}: only A/C/G/T SNVs can be scored")
-            lo, hi, c = window_bounds(v.start, window)
-            seqs.append(genome.fetch(v.chrom, lo, hi))
-            ref.append(letter_id[v.ref])
-            alt.append(letter_id[v.alt])
-        fwd = encode_windows(model, seqs)  # (B, W)
-        c = window // 2
-        if not (fwd[:, c] == ref).all():
-            i = int(np.flatnonzero(fwd[:, c] != ref)[0])
-            raise InputError(f"{chunk[i].chrom}:{chunk[i].pos}: REF {chunk[i].ref} differs from the genome "
-                             f"({seqs[i][c]}); check variants first")
-        rev = comp[fwd[:, ::-1]]  # reverse complement: variant at W-1-c
-        ids = np.concatenate([fwd, rev])  # (2B, W): both strands in one forward pass
-        ids[np.arange(B), c] = alphabet.mask_id
-        ids[np.arange(B, 2 * B), window - 1 - c] = alphabet.mask_id
-        positions = torch.tensor([c] * B + [window - 1 - c] * B, device=device)
-        logits = _logits_at(model, torch.from_numpy(ids).to(device), positions).float()  # (2B, V)
-        ref_t = torch.tensor(ref + comp[ref].tolist(), device=device)
-        alt_t = torch.tensor(alt + comp[alt].tolist(), device=device)
-        s = strategy(logits, ref_t, alt_t, residues).double().cpu().numpy()
-        fwd_all[b0 : b0 + B], rev_all[b0 : b0 + B] = s[:B], s[B:]
-        if progress is not None:
-            progress.update(B)
-    out = {"score": (fwd_all + rev_all) / 2}
+    s_fwd, s_rev = strategy(fwd[idx], ref, alt), strategy(rev[idx], ref, alt)
+    out = {"score": (s_fwd + s_rev) / 2}
     if per_strand:
-        out["score_fwd"], out["score_rev"] = fwd_all, rev_all
+        out["score_fwd"], out["score_rev"] = s_fwd, s_rev
     return out
+
+
+def position_probs(model, genome: Genome, chrom: str, start: int, end: int, window: int = 512,
+                   strands: str = "both", batch_size: int | None = None, progress=None) -> dict[str, np.ndarray]:
+    """Masked-prediction distribution over A, C, G, T at every position of ``[start, end)``
+    (0-based), each position masked in turn in a window centred on it (as for variants).
+
+    Returns ``{"pos": (N,) 1-based, "ref": (N,) genome letters (case kept), "probs": (N, 4)}``;
+    ``strands="both"`` averages the forward and reverse-complement distributions (in
+    forward-strand letters), ``"fwd"`` uses the forward strand only.
+    """
+    if strands not in ("both", "fwd"):
+        raise InputError(f"strands must be 'both' or 'fwd', not {strands!r}")
+    n = genome.length(chrom)
+    if not 0 <= start < end <= n:
+        raise InputError(f"region {chrom}:{start + 1}-{end} is not inside {chrom} (1-{n})")
+    sites = [(chrom, p) for p in range(start, end)]
+    fwd, rev = site_logits(model, genome, sites, window=window, batch_size=batch_size, progress=progress)
+
+    def softmax(x):
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    probs = softmax(fwd) if strands == "fwd" else (softmax(fwd) + softmax(rev)) / 2
+    return {"pos": np.arange(start, end) + 1, "ref": np.array(list(genome.fetch(chrom, start, end))), "probs": probs}
 
 
 # ---- file runner: chunks, resume, torchrun shards -----------------------------------------------
@@ -228,7 +264,7 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
     src = Path(vt.path)
     manifest = {
         "variants": str(src.resolve()), "variants_bytes": src.stat().st_size, "variants_mtime_ns": src.stat().st_mtime_ns,
-        "genome": str(genome.path.resolve()), "aliases": genome.aliases, "model": model_name,
+        "genome": str(genome.path.resolve()), "aliases": genome.aliases,
         "model_fingerprint": model_fingerprint(model), "window": window, "method": method, "columns": columns,
         "chunk_size": chunk_size, "scorable": int(len(ok)), "chunks": n_chunks,
     }
@@ -237,10 +273,11 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
         _prepare_parts(parts, manifest, restart)
     _barrier(world)
     mine = [i for i in range(n_chunks) if i % world == rank and not (parts / f"chunk_{i:06d}.npy").exists()]
-    todo = sum(min(chunk_size, len(ok) - i * chunk_size) for i in mine)
+    todo = sum(len({(vt.variants[j].chrom, vt.variants[j].start) for j in ok[i * chunk_size : (i + 1) * chunk_size]})
+               for i in mine)  # the bar counts sites: alleles at one site share a forward pass
     from tqdm.auto import tqdm
 
-    with tqdm(total=todo, unit="variant", disable=not progress or rank != 0, desc="vep",
+    with tqdm(total=todo, unit="site", disable=not progress or rank != 0, desc="vep",
               smoothing=0.05) as bar:
         for i in mine:
             rows = ok[i * chunk_size : (i + 1) * chunk_size]
@@ -261,3 +298,25 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
                              + (f", model {model_name}" if model_name else ""))
     shutil.rmtree(parts)
     return status_counts(status)
+
+
+def write_position_probs(result: dict[str, np.ndarray], chrom: str, path: str | Path) -> Path:
+    """Write :func:`position_probs` output as TSV[.gz] / CSV / Parquet (columns chrom, pos, A, C,
+    G, T, ref) or NPZ (arrays chrom, pos, probs (N, 4) in A,C,G,T order, ref)."""
+    import pandas as pd
+
+    path = Path(path)
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(".npz"):
+        np.savez_compressed(path, chrom=np.array(chrom), pos=result["pos"], probs=result["probs"].astype(np.float32),
+                            ref=result["ref"])
+        return path
+    df = pd.DataFrame({"chrom": chrom, "pos": result["pos"],
+                       **{b: result["probs"][:, k] for k, b in enumerate(BASES)}, "ref": result["ref"]})
+    if name.endswith(".parquet"):
+        df.to_parquet(path, index=False)
+    elif name.endswith((".tsv", ".txt", ".csv")):
+        df.to_csv(path, sep="," if name.endswith(".csv") else "\t", index=False, float_format="%.6g")
+    else:
+        raise InputError(f"{path}: output must end in .tsv[.gz], .csv[.gz], .parquet or .npz")
+    return path
