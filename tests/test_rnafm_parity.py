@@ -95,3 +95,17 @@ def test_embed_api_matches_official(pair):
         assert e.dtype == np.float32 and e.shape == r.shape
         assert np.abs(e - r).max() <= 1e-5
         assert np.abs(p - r.mean(0)).max() <= 1e-5
+
+
+def test_cli_convert_official_to_nucfm_dir(pair, tmp_path):
+    from nucfm.cli import main
+
+    ref_model, alphabet, _ = pair
+    _, _, args = official_model()
+    src = tmp_path / "official.pth"
+    write_official_pth(ref_model, args, src)
+    assert main(["convert", "-m", str(src), "-o", str(tmp_path / "conv")]) == 0
+    converted = load_model(tmp_path / "conv")
+    tokens, ref = official_outputs(ref_model, alphabet, ["GGGAAACUUCGGUUUCCC"])
+    with torch.no_grad():
+        assert (converted(tokens).logits - ref["logits"]).abs().max() <= 1e-5

@@ -67,6 +67,8 @@ def add_embed(sub):
     p.add_argument("--no-convert", action="store_true",
                    help="keep T in RNA (U in DNA) as unknown letters instead of converting them")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.add_argument("--int8", action="store_true",
+                   help="int8 dynamic quantization of the linear layers (faster on CPU, slightly less exact)")
     p.set_defaults(run=run_embed)
 
 
@@ -74,10 +76,198 @@ def run_embed(args):
     from nucfm.tasks.embed import embed_fasta
 
     name, model = load_cli_model(args.model, "rna", args.threads)
+    if args.int8:
+        from nucfm.models.quantize import quantize_int8
+
+        model = quantize_int8(model)
     summary = embed_fasta(model, args.input, args.output, layer=args.layer,
                           pool=None if args.pool == "none" else args.pool, batch_tokens=args.batch_tokens,
                           overlap=args.overlap, convert=not args.no_convert, model_name=str(name))
     log.info(f"embedded {summary['records']} records ({summary['residues']} nt) with {name} -> {args.output}")
+
+
+# ---- convert ------------------------------------------------------------------------------------
+def add_convert(sub):
+    p = sub.add_parser("convert", help="write any loadable model (official .pth, GPN directory, name) as a "
+                       "nucfm checkpoint directory")
+    p.add_argument("-m", "--model", required=True, help="model name or path")
+    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("--fp16", action="store_true", help="store weights in float16 (half the size)")
+    p.set_defaults(run=run_convert)
+
+
+def run_convert(args):
+    import torch
+
+    from nucfm.checkpoint import load_model, save_model
+
+    model = load_model(args.model)
+    path = save_model(model, args.output, dtype=torch.float16 if args.fp16 else None,
+                      metadata={"converted_from": str(args.model)})
+    log.info(f"wrote {path}")
+
+
+# ---- vep / probs (GPN-style DNA models) ---------------------------------------------------------
+def _add_genome_args(p):
+    p.add_argument("--genome", required=True, help="reference FASTA (plain, .gz or bgzip)")
+    p.add_argument("--chrom-alias", action="append", metavar="NAME=CONTIG|FILE",
+                   help="map a chromosome name of the input to a genome contig (repeatable), or a two-column "
+                        "TSV of such pairs, e.g. --chrom-alias 1=NC_003070.9")
+    add_model_option(p, "dna")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--batch-size", type=int, default=None, help="variants or positions per forward pass")
+
+
+def _load_dna(args):
+    import os
+
+    import torch
+
+    from nucfm.io.genome import Genome, parse_aliases
+
+    name, model = load_cli_model(args.model, "dna", args.threads)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
+    model = model.to(device)
+    genome = Genome(args.genome, aliases=parse_aliases(args.chrom_alias))
+    return name, model, genome
+
+
+def add_vep(sub):
+    p = sub.add_parser("vep", help="zero-shot variant effect scores (GPN's masked log-likelihood ratio)")
+    _add_genome_args(p)
+    p.add_argument("--variants", required=True, help="VCF[.gz], TSV, CSV or Parquet with chrom,pos,ref,alt (1-based)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output .tsv[.gz], .csv[.gz], .parquet, or .vcf[.gz] (VCF input only)")
+    p.add_argument("--window", type=int, default=512, help="bases of context centred on the variant (default 512)")
+    p.add_argument("--method", default="llr", help="scoring strategy: llr (GPN, default) or alt_logprob")
+    p.add_argument("--per-strand", action="store_true", help="also write score_fwd and score_rev")
+    p.add_argument("--strict-ref", action="store_true", help="fail on a REF mismatch instead of marking the row")
+    p.add_argument("--chunk-size", type=int, default=2048, help="variants per resumable chunk (default 2048)")
+    p.add_argument("--restart", action="store_true", help="discard partial results of an earlier run")
+    p.add_argument("--info-key", default="NUCFM_SCORE", help="INFO field name for VCF output")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_vep)
+
+
+def run_vep(args):
+    from nucfm.tasks.variants import score_variant_file
+
+    name, model, genome = _load_dna(args)
+    counts = score_variant_file(model, genome, args.variants, args.output, window=args.window, method=args.method,
+                                per_strand=args.per_strand, batch_size=args.batch_size, chunk_size=args.chunk_size,
+                                strict_ref=args.strict_ref, restart=args.restart, progress=not args.no_progress,
+                                info_key=args.info_key, model_name=str(name))
+    if counts is not None:
+        log.info("wrote %s: %s", args.output, ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def add_probs(sub):
+    p = sub.add_parser("probs", help="masked-prediction A/C/G/T distribution at every position of a region")
+    _add_genome_args(p)
+    p.add_argument("--region", required=True, help="CHROM:START-END, 1-based inclusive (e.g. chr1:1001-1100)")
+    p.add_argument("-o", "--output", required=True, help="output .tsv[.gz], .csv, .parquet or .npz")
+    p.add_argument("--window", type=int, default=512, help="bases of context centred on each position (default 512)")
+    p.add_argument("--strands", choices=("both", "fwd"), default="both",
+                   help="average the forward and reverse-complement predictions (default) or forward only")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_probs)
+
+
+def run_probs(args):
+    from tqdm.auto import tqdm
+
+    from nucfm.io.genome import parse_region
+    from nucfm.tasks.variants import position_probs, write_position_probs
+
+    chrom, start, end = parse_region(args.region)
+    _, model, genome = _load_dna(args)
+    with tqdm(total=end - start, unit="position", disable=args.no_progress, desc="probs") as bar:
+        result = position_probs(model, genome, chrom, start, end, window=args.window, strands=args.strands,
+                                batch_size=args.batch_size, progress=bar)
+    write_position_probs(result, chrom, args.output)
+    log.info("wrote %s: %d positions", args.output, end - start)
+
+
+# ---- pretrain -----------------------------------------------------------------------------------
+def add_pretrain(sub):
+    p = sub.add_parser("pretrain", help="masked-LM pretraining from a run config (RNA transformer or DNA ConvNet)",
+                       description="Train a model with masked-token prediction. The config (YAML) has sections "
+                       "model, data, train, output; KEY=VALUE overrides (e.g. train.steps=100) apply on top. "
+                       "Run under torchrun for several processes (DDP).")
+    p.add_argument("--config", required=True, help="run config YAML (see configs/)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.lr=3e-4")
+    p.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(run=run_pretrain)
+
+
+def run_pretrain(args):
+    import yaml
+
+    from nucfm.train.config import load_config
+    from nucfm.train.pretrain import pretrain
+
+    cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    out = pretrain(cfg, resume=args.resume)
+    log.info("run written to %s", out)
+
+
+# ---- eval-mlm -----------------------------------------------------------------------------------
+def add_eval_mlm(sub):
+    p = sub.add_parser("eval-mlm", help="masked-token accuracy and perplexity against unigram and k-mer baselines",
+                       description="Mask 15%% of residues (80/10/10, seeded) and score the model and two count "
+                       "baselines (unigram; base given its +-3 neighbours, counted on the training data) on the "
+                       "same positions. For a genome region with --gff, also per region class.")
+    p.add_argument("--model", help="model name or directory (default: the shipped model of the input's kind)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--fasta", help="sequences to evaluate (long ones are split into model-sized chunks)")
+    src.add_argument("--genome", help="genome FASTA (with --region)")
+    p.add_argument("--region", help="CHROM:START-END of --genome, 0-based half-open")
+    p.add_argument("--gff", help="GFF3 annotation: adds rows per class (CDS, UTRs, ncRNA, intron, intergenic)")
+    p.add_argument("--counts", help="baseline counts (.npz) from the training data; default: mlm_counts.npz "
+                   "beside the model")
+    p.add_argument("--window", type=int, default=512, help="genome window per forward pass (default 512)")
+    p.add_argument("--seed", type=int, default=0, help="masking seed (default 0)")
+    p.add_argument("--corruption", choices=["mask", "80-10-10"], default="mask",
+                   help="selected positions all become <mask> (default), or training's 80/10/10")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("-o", "--output", help="write the table as JSON here")
+    p.set_defaults(run=run_eval_mlm)
+
+
+def run_eval_mlm(args):
+    import json
+    from pathlib import Path
+
+    from nucfm.checkpoint import load_model, registry
+    from nucfm.data.baselines import ContextCounts
+    from nucfm.errors import InputError
+    from nucfm.tasks.eval_mlm import evaluate_mlm, fasta_pieces, find_counts, format_table, genome_pieces
+
+    if args.genome and not args.region:
+        raise InputError("--genome needs --region CHROM:START-END")
+    name = args.model or registry.default_model("dna" if args.genome else "rna")
+    path = registry.resolve(name) if name in registry.MODELS and not Path(name).exists() else Path(name)
+    model = load_model(name)
+    counts_path = Path(args.counts) if args.counts else find_counts(path)
+    if counts_path is None:
+        raise InputError(f"no baseline counts for {name}: pass --counts (a run's data/counts.npz)")
+    counts = ContextCounts.load(counts_path)
+    if args.fasta:
+        pieces = fasta_pieces(args.fasta, model, counts)
+    else:
+        pieces = genome_pieces(args.genome, args.region, model, counts, args.window, args.gff)
+    rows = evaluate_mlm(model, pieces, counts, seed=args.seed, batch_size=args.batch_size, progress=True,
+                        mask_frac=1.0 if args.corruption == "mask" else 0.8)
+    print(format_table(rows))
+    if args.output:
+        Path(args.output).write_text(json.dumps({"model": str(name), "rows": rows}, indent=1) + "\n")
 
 
 # ---- secondary structure ------------------------------------------------------------------------
@@ -201,7 +391,7 @@ def run_score_ss(args):
                 fh.write(f"{rid}\t{s.precision:.4f}\t{s.recall:.4f}\t{s.f1:.4f}\t{s.mcc:.4f}\t{s.tp}\t{s.fp}\t{s.fn}\n")
 
 
-COMMANDS = [add_models, add_embed]
+COMMANDS = [add_models, add_embed, add_convert, add_vep, add_probs, add_pretrain, add_eval_mlm]
 COMMANDS += [add_fold, add_train_ss, add_score_ss]
 
 

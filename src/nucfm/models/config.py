@@ -55,3 +55,33 @@ class TransformerConfig(ConfigMixin):
     def __post_init__(self):
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+
+
+@dataclass(frozen=True)
+class ConvNetConfig(ConfigMixin):
+    """GPN dilated CNN (``ConvNetForMaskedLM``): one-hot input, ``num_layers`` blocks of
+    ``x + LN(GELU(dilated conv(x)))`` then ``x + LN(GELU(Linear(x)))``, MLM head
+    ``Linear -> GELU -> LN -> Linear``. No final LayerNorm, no position limit.
+
+    Dilation of layer ``i`` (0-based): ``min(dilation_max, dilation_base ** ((i % dilation_cycle)
+    // dilation_double_every))``; for GPN-brassicales 1, 2, 4, 8, 16, 32 repeated.
+    """
+
+    architecture: ClassVar[str] = "convnet"
+    alphabet: str = "gpn"
+    num_layers: int = 25
+    hidden_size: int = 512
+    kernel_size: int = 9
+    dilation_double_every: int = 1
+    dilation_max: int = 32
+    dilation_cycle: int = 6
+    dilation_base: int = 2
+    layer_norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        if self.kernel_size < 1 or self.num_layers < 1:
+            raise ValueError("kernel_size and num_layers must be positive")
+
+    def dilations(self) -> list[int]:
+        return [min(self.dilation_max, self.dilation_base ** ((i % self.dilation_cycle) // self.dilation_double_every))
+                for i in range(self.num_layers)]

@@ -46,9 +46,15 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None, need_weights: bool):
         B, T, D = x.shape
         H, Dh = self.num_heads, self.head_dim
-        q = self.q_proj(x).view(B, T, H, Dh).transpose(1, 2)  # (B, H, T, Dh)
-        k = self.k_proj(x).view(B, T, H, Dh).transpose(1, 2)
-        v = self.v_proj(x).view(B, T, H, Dh).transpose(1, 2)
+        if type(self.q_proj) is nn.Linear:
+            # one (D -> 3D) matmul instead of three: better use of the matrix units on small batches
+            w = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
+            b = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
+            qkv = F.linear(x, w, b)
+        else:  # int8-quantized projections (nucfm.models.quantize)
+            qkv = torch.cat([self.q_proj(x), self.k_proj(x), self.v_proj(x)], -1)
+        qkv = qkv.view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4)  # (3, B, H, T, Dh)
+        q, k, v = qkv[0], qkv[1], qkv[2]
         weights = None
         if need_weights:
             scores = (q * Dh**-0.5) @ k.transpose(-1, -2)  # (B, H, T, T)

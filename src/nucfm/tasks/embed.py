@@ -1,6 +1,7 @@
 """Per-residue and pooled embeddings from any nucfm language model.
 
-Long sequences (more residues than the model's ``max_len``, 1022 for RNA-FM) are cut into
+Long sequences (more residues than the model's ``max_len``, 1022 for RNA-FM, or
+``UNBOUNDED_WINDOW`` for models without a limit such as GPN's ConvNet) are cut into
 overlapping windows of ``max_len`` residues, ``overlap`` residues apart at each seam (default a
 quarter of the window). Every window is embedded on its own and each residue takes its vector from
 the window whose centre region owns it: the seam between two consecutive windows is the middle of
@@ -29,6 +30,10 @@ from nucfm.errors import InputError
 log = logging.getLogger("nucfm")
 
 DEFAULT_BATCH_TOKENS = 4096
+# Window for models without a length limit (GPN's ConvNet): bounds memory on chromosome-sized
+# records; a quarter-window overlap leaves 512 bases of context beyond each seam, about the
+# receptive radius of GPN-brassicales.
+UNBOUNDED_WINDOW = 4096
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,7 @@ def embed_ids(
         raise InputError(f"layer {layer} does not exist: the model has layers 0..{model.num_layers} "
                          f"(or -1..-{model.num_layers + 1} from the end)")
     alphabet = model.alphabet
-    max_len = model.max_len or max((len(a) for a in ids), default=1)
+    max_len = model.max_len or UNBOUNDED_WINDOW
     D = model.hidden_size
     pieces: list[tuple[int, Window]] = []
     for i, a in enumerate(ids):
@@ -116,8 +121,8 @@ def embed_ids(
             i, w = pieces[j]
             h = batch.residues(hidden, row)  # (L_w, D)
             out[i][w.own_start : w.own_end] = h[w.own_start - w.start : w.own_end - w.start].float().numpy()
-        if progress is not None:
-            progress.update(sum(batch.lengths))
+        if progress is not None:  # residues finished, not tokens computed (windows overlap)
+            progress.update(sum(pieces[j][1].own_end - pieces[j][1].own_start for j in batch_idx))
     if pool == "mean":
         return [a.mean(0) if len(a) else np.full(D, np.nan, dtype=np.float32) for a in out]
     return out

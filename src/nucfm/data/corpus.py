@@ -1,0 +1,442 @@
+"""Pretraining corpora: preparation to disk and streaming batches from memory-mapped files.
+
+Preparation (once per run directory, see :func:`prepare_rna` and :func:`prepare_dna`) encodes
+the raw FASTA into a flat ``uint8`` token file plus an ``int64`` offset index, so training
+memory-maps the tokens and reads only the rows of the current batch. What stays in memory is
+the offset index and one epoch's shuffled order (8-16 bytes per sequence or window), never the
+sequences themselves.
+
+RNA (RNA-FM recipe): T->U through the alphabet, exact duplicates removed (the paper's
+cd-hit-est at 100 %), sequences shorter than ``min_len`` dropped, random crop to the model's
+``max_len`` at batch time. Validation = whole Rfam families, grouped by clan so that no
+homologous family stays in training; any training sequence identical to a validation sequence
+is dropped too.
+
+DNA (GPN recipe): a genome -> windows of ``window`` bases every ``stride`` bases, all-``N``
+windows skipped; validation = one contiguous region, and no training window overlaps it.
+Tokens keep soft-masking in bit 7 (``id | 128`` = lowercase/repeat) so the loss can weight
+repeats; reverse-complement augmentation happens at batch time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nucfm.alphabet import DNA, RNA, Alphabet, EncodingReport
+from nucfm.data.baselines import ContextCounts
+from nucfm.errors import InputError
+from nucfm.io.fasta import open_text, read_fasta
+
+FAMILY = re.compile(r"^RF\d{5}$")
+SOFT_BIT = 128
+PREP_FILE = "prep.json"
+
+
+# ---- token stores -------------------------------------------------------------------------------
+class TokenWriter:
+    """Appends id arrays to ``PREFIX.bin`` (uint8) and records offsets for ``PREFIX.idx.npy``."""
+
+    def __init__(self, prefix: Path):
+        self.prefix = prefix
+        self.fh = open(str(prefix) + ".bin", "wb")
+        self.offsets = [0]
+
+    def add(self, ids: np.ndarray) -> None:
+        self.fh.write(ids.astype(np.uint8).tobytes())
+        self.offsets.append(self.offsets[-1] + len(ids))
+
+    def close(self) -> int:
+        self.fh.close()
+        np.save(str(self.prefix) + ".idx.npy", np.asarray(self.offsets, dtype=np.int64))
+        return len(self.offsets) - 1
+
+
+class TokenStore:
+    """Read-only, memory-mapped sequences written by :class:`TokenWriter`."""
+
+    def __init__(self, prefix: str | Path):
+        self.offsets = np.load(str(prefix) + ".idx.npy")
+        n = int(self.offsets[-1])
+        self.data = np.memmap(str(prefix) + ".bin", dtype=np.uint8, mode="r", shape=(n,)) if n else np.zeros(0, np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return np.asarray(self.data[self.offsets[i] : self.offsets[i + 1]], dtype=np.int64)
+
+    def span(self, start: int, end: int) -> np.ndarray:
+        """Raw tokens ``[start, end)`` of the concatenated data (DNA: soft-mask bit kept)."""
+        return np.asarray(self.data[start:end], dtype=np.int64)
+
+
+def store_to_fasta(store: TokenStore, alphabet: Alphabet, path: str | Path, prefix: str = "seq") -> int:
+    """Write every sequence of ``store`` as FASTA (ids ``PREFIX_i``), e.g. the validation split
+    for ``nucfm eval-mlm --fasta``. Returns the number of records."""
+    from nucfm.io.fasta import Record, write_fasta
+
+    write_fasta((Record(f"{prefix}_{i}", alphabet.decode(store[i])) for i in range(len(store))), path)
+    return len(store)
+
+
+# ---- RNA ----------------------------------------------------------------------------------------
+def _digest(ids: np.ndarray) -> bytes:
+    return hashlib.blake2b(ids.astype(np.uint8).tobytes(), digest_size=12).digest()
+
+
+def _group_is_valid(group: str, seed: int, fraction: float) -> bool:
+    h = int.from_bytes(hashlib.sha256(f"{seed}:{group}".encode()).digest()[:8], "little")
+    return (h % 1_000_000) < fraction * 1_000_000
+
+
+def read_families(path: str | Path) -> dict[str, dict]:
+    """Rfam family table (TSV with AC, ID, TP, CL columns) -> {accession: row}."""
+    rows = {}
+    with open_text(path) as fh:
+        header = fh.readline().rstrip("\n").split("\t")
+        for line in fh:
+            parts = line.rstrip("\n").split("\t")
+            row = dict(zip(header, parts))
+            if "AC" in row:
+                rows[row["AC"]] = row
+    return rows
+
+
+def family_of(description: str) -> str | None:
+    """The Rfam accession in a header description (``RF00001 5S_rRNA TP=...``), or None."""
+    first = description.split(None, 1)[0] if description else ""
+    return first if FAMILY.match(first) else None
+
+
+def split_rna_families(families: dict[str, dict], valid_fraction: float, seed: int,
+                       exclude_types: tuple[str, ...] = ("miRNA",)) -> set[str]:
+    """Accessions of the validation families: whole clans (a family without a clan is its own
+    group) drawn by a seeded hash, so the split does not depend on file order. Families whose
+    type contains one of ``exclude_types`` stay in training (miRBase hairpins in the training
+    set would otherwise be homologues of held-out miRNA families)."""
+    out = set()
+    for ac, row in families.items():
+        if any(t in row.get("TP", "") for t in exclude_types):
+            continue
+        clan = row.get("CL") or ""
+        group = clan if clan else ac
+        if _group_is_valid(group, seed, valid_fraction):
+            out.add(ac)
+    # a clan is held out whole: drop it from validation if any member is an excluded type
+    bad_clans = {row.get("CL") for ac, row in families.items()
+                 if row.get("CL") and any(t in row.get("TP", "") for t in exclude_types)}
+    return {ac for ac in out if families[ac].get("CL") not in bad_clans or not families[ac].get("CL")}
+
+
+def prepare_rna(fastas: list[str | Path], out_dir: str | Path, families_tsv: str | Path | None,
+                valid_fraction: float = 0.05, min_len: int = 10, seed: int = 0) -> dict:
+    """Encode RNA FASTA files into ``out_dir/{train,valid}.{bin,idx.npy}`` plus baseline counts.
+
+    Records whose description starts with an Rfam accession belong to that family; the
+    validation families are :func:`split_rna_families` of ``families_tsv`` (or of the
+    accessions seen, without clan grouping, when no table is given). Returns the summary that
+    is also written to ``out_dir/prep.json``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if families_tsv is not None:
+        families = read_families(families_tsv)
+    else:
+        families = {}
+        for path in fastas:
+            for rec in read_fasta(path):
+                fam = family_of(rec.description)
+                if fam:
+                    families.setdefault(fam, {"AC": fam})
+    valid_fams = split_rna_families(families, valid_fraction, seed)
+
+    report = EncodingReport()
+    # pass 1: validation sequences (deduplicated among themselves)
+    valid_digests: set[bytes] = set()
+    writer = TokenWriter(out_dir / "valid")
+    for path in fastas:
+        for rec in read_fasta(path):
+            fam = family_of(rec.description)
+            if fam not in valid_fams:
+                continue
+            ids = RNA.encode(rec.seq, report)
+            d = _digest(ids)
+            if len(ids) < min_len or d in valid_digests:
+                continue
+            valid_digests.add(d)
+            writer.add(ids)
+    n_valid = writer.close()
+
+    # pass 2: training sequences; exact duplicates and copies of validation sequences removed
+    seen: set[bytes] = set()
+    counts = ContextCounts.empty(RNA)
+    stats = {"records": 0, "too_short": 0, "duplicates": 0, "identical_to_valid": 0, "valid_family_records": 0}
+    writer = TokenWriter(out_dir / "train")
+    for path in fastas:
+        for rec in read_fasta(path):
+            stats["records"] += 1
+            if family_of(rec.description) in valid_fams:
+                stats["valid_family_records"] += 1
+                continue
+            ids = RNA.encode(rec.seq)
+            if len(ids) < min_len:
+                stats["too_short"] += 1
+                continue
+            d = _digest(ids)
+            if d in valid_digests:
+                stats["identical_to_valid"] += 1
+                continue
+            if d in seen:
+                stats["duplicates"] += 1
+                continue
+            seen.add(d)
+            writer.add(ids)
+            counts.add(ids)
+    n_train = writer.close()
+    if n_train == 0 or n_valid == 0:
+        raise InputError(f"RNA preparation left {n_train} training and {n_valid} validation sequences; "
+                         "check the FASTA headers carry Rfam accessions and valid_fraction")
+    counts.save(out_dir / "counts.npz")
+    store_to_fasta(TokenStore(out_dir / "valid"), RNA, out_dir / "valid.fa", "valid")
+    summary = {
+        "kind": "rna", "sources": [str(p) for p in fastas], "families_tsv": str(families_tsv),
+        "valid_fraction": valid_fraction, "min_len": min_len, "seed": seed,
+        "valid_families": sorted(valid_fams), "n_valid_families": len(valid_fams),
+        "n_train": n_train, "n_valid": n_valid,
+        "train_residues": int(TokenStore(out_dir / "train").offsets[-1]),
+        "valid_residues": int(TokenStore(out_dir / "valid").offsets[-1]),
+        **stats, "encoding": report.messages(),
+    }
+    (out_dir / PREP_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+# ---- DNA ----------------------------------------------------------------------------------------
+def parse_region(region: str) -> tuple[str, int, int]:
+    """``chr:start-end`` (0-based half-open, commas allowed) -> (chrom, start, end)."""
+    m = re.match(r"^(.+):([\d,]+)-([\d,]+)$", region.strip())
+    if not m:
+        raise InputError(f"region {region!r} is not CHROM:START-END")
+    start, end = int(m.group(2).replace(",", "")), int(m.group(3).replace(",", ""))
+    if end <= start:
+        raise InputError(f"region {region!r}: end must be greater than start")
+    return m.group(1), start, end
+
+
+def encode_genome_soft(seq: str) -> np.ndarray:
+    """DNA ids with the soft-mask bit: ``id | 128`` where the input letter is lower case."""
+    ids = DNA.encode(seq)
+    raw = np.frombuffer(seq.encode("ascii", errors="replace"), dtype=np.uint8)
+    if len(raw) != len(ids):  # gaps in a genome: drop them from the soft-mask too
+        raw = raw[~np.isin(raw, np.frombuffer(b"-.", dtype=np.uint8))]
+    lower = (raw >= ord("a")) & (raw <= ord("z"))
+    return ids | (lower.astype(np.int64) * SOFT_BIT)
+
+
+def window_starts(length: int, window: int, stride: int, start: int = 0, end: int | None = None,
+                  exclude: tuple[int, int] | None = None) -> np.ndarray:
+    """Starts of windows ``[s, s + window)`` inside ``[start, end)`` every ``stride`` bases,
+    none overlapping ``exclude`` (half-open); a region shorter than ``window`` gives none."""
+    end = length if end is None else min(end, length)
+    if end - start < window:
+        return np.zeros(0, dtype=np.int64)
+    s = np.arange(start, end - window + 1, stride, dtype=np.int64)
+    if exclude is not None:
+        s = s[(s + window <= exclude[0]) | (s >= exclude[1])]
+    return s
+
+
+def prepare_dna(genome: str | Path, out_dir: str | Path, valid_region: str, window: int = 512,
+                stride: int = 256, min_acgt: float = 0.0) -> dict:
+    """Encode a genome FASTA into ``out_dir/genome.{bin,idx.npy}`` and window starts.
+
+    Training windows (``train.starts.npy``, global token positions) cover every record except
+    ``valid_region``; validation windows tile ``valid_region`` without overlap. Windows with no
+    A/C/G/T (all ``N``), or with an A/C/G/T fraction below ``min_acgt``, are skipped.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vchrom, vstart, vend = parse_region(valid_region)
+    writer = TokenWriter(out_dir / "genome")
+    names, train_starts, valid_starts = [], [], []
+    counts = ContextCounts.empty(DNA)
+    skipped = 0
+    for rec in read_fasta(genome):
+        ids = encode_genome_soft(rec.seq)
+        base = writer.offsets[-1]
+        writer.add(ids)
+        names.append(rec.id)
+        acgt = np.isin(ids & ~SOFT_BIT, DNA.residue_ids())
+        csum = np.concatenate([[0], np.cumsum(acgt)])
+        excl = (vstart, vend) if rec.id == vchrom else None
+        if excl is not None and vend > len(ids):
+            raise InputError(f"validation region {valid_region} runs past {rec.id} ({len(ids)} bp)")
+        for starts, target in ((window_starts(len(ids), window, stride, exclude=excl), train_starts),
+                               (window_starts(len(ids), window, window, vstart, vend) if excl else np.zeros(0, np.int64),
+                                valid_starts)):
+            frac = (csum[starts + window] - csum[starts]) / window
+            keep = (frac > 0) & (frac >= min_acgt)
+            skipped += int((~keep).sum())
+            target.append(starts[keep] + base)
+        clean = ids & ~SOFT_BIT
+        if excl is None:
+            counts.add(clean)
+        else:
+            counts.add(clean[:vstart])
+            counts.add(clean[vend:])
+    writer.close()
+    if vchrom not in names:
+        raise InputError(f"validation region chromosome {vchrom!r} is not in {genome} (records: {', '.join(names[:5])})")
+    train = np.concatenate(train_starts)
+    valid = np.concatenate(valid_starts)
+    np.save(out_dir / "train.starts.npy", train)
+    np.save(out_dir / "valid.starts.npy", valid)
+    counts.save(out_dir / "counts.npz")
+    summary = {"kind": "dna", "genome": str(genome), "records": names, "valid_region": valid_region,
+               "window": window, "stride": stride, "min_acgt": min_acgt, "n_train_windows": int(len(train)),
+               "n_valid_windows": int(len(valid)), "skipped_windows": skipped}
+    (out_dir / PREP_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+_COMPLEMENT = np.arange(256, dtype=np.int64)
+for _a, _b in (("a", "t"), ("c", "g"), ("t", "a"), ("g", "c")):
+    _COMPLEMENT[DNA.index(_a)] = DNA.index(_b)
+
+
+def reverse_complement_ids(ids: np.ndarray) -> np.ndarray:
+    """Reverse complement of DNA ids (N/unknown map to themselves)."""
+    return _COMPLEMENT[ids[::-1]]
+
+
+# ---- batch streams ------------------------------------------------------------------------------
+@dataclass
+class Example:
+    ids: np.ndarray  # (L,) residue ids, no specials
+    weight: np.ndarray | None = None  # (L,) loss weight per residue, None = all 1
+
+
+class Batches:
+    """Deterministic batches: global batch ``step`` is a pure function of (seed, step), so
+    resuming from a checkpoint needs only the step and DDP ranks take disjoint slices.
+
+    Subclasses give ``n_items``, ``item_lengths()`` (for length bucketing) and ``example(i, rng)``.
+    """
+
+    bucket = False
+
+    def __init__(self, global_batch: int, seed: int):
+        self.global_batch = global_batch
+        self.seed = seed
+        self._epoch = None
+        self._order = None
+        self.n_batches = self.n_items // global_batch
+        if self.n_batches == 0:
+            raise InputError(f"only {self.n_items} training items for a global batch of {global_batch}")
+
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        if self._epoch != epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            perm = rng.permutation(self.n_items)[: self.n_batches * self.global_batch]
+            if self.bucket:
+                # sort by length inside chunks of 64 batches, then shuffle the batches: less padding
+                lengths = self.item_lengths()
+                chunk = 64 * self.global_batch
+                for c in range(0, len(perm), chunk):
+                    part = perm[c : c + chunk]
+                    perm[c : c + chunk] = part[np.argsort(lengths[part], kind="stable")]
+            batches = perm.reshape(self.n_batches, self.global_batch)
+            self._order = batches[rng.permutation(self.n_batches)]
+            self._epoch = epoch
+        return self._order
+
+    def position(self, step: int) -> dict:
+        """Where ``step`` (0-based) reads: epoch and batch index in that epoch."""
+        return {"epoch": step // self.n_batches, "batch": step % self.n_batches}
+
+    def micro_batch(self, step: int, rank: int, world: int, micro: int, accum: int) -> list[Example]:
+        pos = self.position(step)
+        items = self._epoch_order(pos["epoch"])[pos["batch"]]
+        per_rank = self.global_batch // world
+        mine = items[rank * per_rank : (rank + 1) * per_rank]
+        per_micro = per_rank // accum
+        mine = mine[micro * per_micro : (micro + 1) * per_micro]
+        # seeded by the global micro-batch index: N processes x A micro-batches == 1 x N*A
+        rng = np.random.default_rng([self.seed, step, rank * accum + micro, 0, 1])
+        return [self.example(int(i), rng) for i in mine]
+
+
+class RnaBatches(Batches):
+    bucket = True
+
+    def __init__(self, store: TokenStore, max_len: int, global_batch: int, seed: int):
+        self.store = store
+        self.max_len = max_len
+        self.n_items = len(store)
+        self._lengths = store.lengths()
+        super().__init__(global_batch, seed)
+
+    def item_lengths(self) -> np.ndarray:
+        return self._lengths
+
+    def example(self, i: int, rng: np.random.Generator) -> Example:
+        return Example(random_crop(self.store[i], self.max_len, rng))
+
+
+def random_crop(ids: np.ndarray, max_len: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``max_len`` slice of ``ids`` when longer, else ``ids`` itself."""
+    if len(ids) <= max_len:
+        return ids
+    s = int(rng.integers(0, len(ids) - max_len + 1))
+    return ids[s : s + max_len]
+
+
+class DnaBatches(Batches):
+    def __init__(self, store: TokenStore, starts: np.ndarray, window: int, global_batch: int, seed: int,
+                 rc_augment: bool = True, soft_mask_weight: float = 0.1):
+        self.store = store
+        self.starts = starts
+        self.window = window
+        self.rc_augment = rc_augment
+        self.soft_mask_weight = soft_mask_weight
+        self.n_items = len(starts)
+        super().__init__(global_batch, seed)
+
+    def example(self, i: int, rng: np.random.Generator) -> Example:
+        return dna_window(self.store, int(self.starts[i]), self.window,
+                          bool(self.rc_augment and rng.random() < 0.5), self.soft_mask_weight)
+
+
+def dna_window(store: TokenStore, start: int, window: int, reverse: bool, soft_mask_weight: float) -> Example:
+    """One genome window as ids (soft bit stripped) and loss weights (``soft_mask_weight`` on
+    lowercase positions), reverse-complemented when ``reverse``."""
+    raw = store.span(start, start + window)
+    ids = raw & ~SOFT_BIT
+    weight = np.where(raw & SOFT_BIT, soft_mask_weight, 1.0).astype(np.float32)
+    if reverse:
+        ids, weight = reverse_complement_ids(ids), weight[::-1].copy()
+    return Example(ids, weight)
+
+
+def validation_examples(prep_dir: str | Path, kind: str, max_len: int | None, window: int | None,
+                        limit: int, seed: int) -> list[Example]:
+    """A fixed sample of at most ``limit`` validation examples (same every evaluation)."""
+    prep_dir = Path(prep_dir)
+    rng = np.random.default_rng([seed, 7])
+    if kind == "rna":
+        store = TokenStore(prep_dir / "valid")
+        idx = rng.permutation(len(store))[:limit]
+        return [Example(random_crop(store[int(i)], max_len, rng)) for i in np.sort(idx)]
+    store = TokenStore(prep_dir / "genome")
+    starts = np.load(prep_dir / "valid.starts.npy")
+    idx = np.sort(rng.permutation(len(starts))[:limit])
+    return [dna_window(store, int(starts[i]), window, False, 1.0) for i in idx]

@@ -1,0 +1,295 @@
+"""Variant files in and out: VCF / VCF.gz, TSV, CSV, Parquet. The ONLY 1-based code in nucfm.
+
+Inputs:
+
+* **VCF** (plain or gzip/bgzip): ``##`` header lines and the ``#CHROM`` line are kept; each
+  record becomes one row per ALT allele (multi-allelic records are split), keeping CHROM, POS,
+  ID, REF, ALT (the one allele), QUAL, FILTER, INFO. Sample columns are kept only for VCF output.
+* **TSV / CSV / Parquet** with columns ``chrom, pos, ref, alt`` (``pos`` 1-based, as VCF and
+  GPN); every other column is kept. An ``alt`` holding ``A,T`` is split like a VCF.
+
+Each row gets a normalised :class:`Variant` (0-based ``start``, upper-case alleles) and, after
+:func:`check_variants` against the genome, a ``status``: ``ok`` or the reason it is not scored
+(``unknown_contig``, ``pos_out_of_range``, ``ref_mismatch:genome=X``, ``unsupported_indel``,
+``unsupported_mnv``, ``invalid_allele``, ``ref_not_acgt``). No row is ever dropped.
+
+Outputs (:func:`write_scored`): the input rows and columns plus ``score`` (and ``score_fwd``,
+``score_rev`` on request) and ``status`` for tables; for VCF the input file with an INFO field
+(``Number=A``: one value per ALT allele, ``.`` where not scored) declared in the header.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nucfm.errors import InputError
+from nucfm.io.fasta import open_text
+
+VCF_FIXED = ["CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]
+TABLE_FORMATS = ("tsv", "csv", "parquet")
+ACGT = set("ACGT")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One allele: ``start`` is 0-based (``pos - 1``); ``ref``/``alt`` upper case."""
+
+    chrom: str
+    start: int
+    ref: str
+    alt: str
+
+    @property
+    def pos(self) -> int:
+        """1-based position, as in VCF."""
+        return self.start + 1
+
+    @property
+    def kind(self) -> str:
+        if len(self.ref) == 1 and len(self.alt) == 1:
+            return "snv"
+        return "mnv" if len(self.ref) == len(self.alt) else "indel"
+
+
+@dataclass
+class VariantTable:
+    """Rows of a variant file, one per ALT allele, in input order.
+
+    ``table`` holds the input's columns (VCF: the eight fixed ones, ALT split); ``variants[i]``
+    is row ``i`` normalised; for VCF, ``record[i]`` / ``allele[i]`` locate the row in
+    ``records`` (raw lines) so a VCF can be written back with a per-allele INFO value.
+    """
+
+    path: Path
+    format: str  # "vcf" or one of TABLE_FORMATS
+    table: pd.DataFrame
+    variants: list[Variant]
+    header: list[str] = field(default_factory=list)  # VCF: "##" lines and the "#CHROM" line
+    records: list[str] = field(default_factory=list)  # VCF: raw record lines
+    record: np.ndarray | None = None  # (N,) record index of each row
+    allele: np.ndarray | None = None  # (N,) 0-based ALT index within its record
+    status: np.ndarray | None = None  # (N,) object: "ok" or a reason, set by check_variants
+
+    def __len__(self) -> int:
+        return len(self.variants)
+
+
+def detect_format(path: str | Path) -> str:
+    """``vcf``, ``tsv``, ``csv`` or ``parquet`` from the file name (``.gz`` / ``.bgz`` ignored)."""
+    name = Path(path).name.lower()
+    for suffix in (".gz", ".bgz"):
+        name = name.removesuffix(suffix)
+    for ext, fmt in ((".vcf", "vcf"), (".tsv", "tsv"), (".txt", "tsv"), (".csv", "csv"),
+                     (".parquet", "parquet"), (".pq", "parquet")):
+        if name.endswith(ext):
+            return fmt
+    raise InputError(f"{path}: unknown variant file type; use .vcf[.gz], .tsv[.gz], .csv[.gz] or .parquet")
+
+
+def read_variants(path: str | Path) -> VariantTable:
+    """Read a VCF / TSV / CSV / Parquet variant file (1-based positions) into rows of alleles.
+
+    >>> vt = read_variants("variants.vcf.gz")  # doctest: +SKIP
+    >>> vt.variants[0]  # doctest: +SKIP
+    Variant(chrom='1', start=99, ref='A', alt='G')
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such variant file")
+    fmt = detect_format(path)
+    if fmt == "vcf":
+        return _read_vcf(path)
+    return _read_table(path, fmt)
+
+
+def _allele_ok(a: str) -> bool:
+    return bool(a) and set(a) <= set("ACGTN")
+
+
+def _read_vcf(path: Path) -> VariantTable:
+    header, records = [], []
+    rows, rec_idx, alt_idx = [], [], []
+    with open_text(path) as fh:
+        for n, line in enumerate(fh, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line:
+                continue
+            if line.startswith("#"):
+                if records:
+                    raise InputError(f"{path}:{n}: header line after the first record")
+                header.append(line)
+                continue
+            if not header or not header[-1].startswith("#CHROM"):
+                raise InputError(f"{path}: not a VCF: no '#CHROM' header line before the first record")
+            cols = line.split("\t")
+            if len(cols) < 5:
+                raise InputError(f"{path}:{n}: a VCF record needs at least 5 tab-separated columns, got {len(cols)}")
+            cols += ["."] * (8 - len(cols))
+            r = len(records)
+            records.append(line)
+            for a, alt in enumerate(cols[4].split(",")):
+                rows.append(cols[:4] + [alt] + cols[5:8])
+                rec_idx.append(r)
+                alt_idx.append(a)
+    if not header:
+        raise InputError(f"{path}: empty file or no VCF header")
+    table = pd.DataFrame(rows, columns=VCF_FIXED, dtype=object)
+    variants = _normalise(path, table["CHROM"], table["POS"], table["REF"], table["ALT"])
+    return VariantTable(path, "vcf", table, variants, header=header, records=records,
+                        record=np.asarray(rec_idx, dtype=np.int64), allele=np.asarray(alt_idx, dtype=np.int64))
+
+
+def _read_table(path: Path, fmt: str) -> VariantTable:
+    try:
+        if fmt == "parquet":
+            table = pd.read_parquet(path)
+        else:
+            table = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False,
+                                comment=None)
+    except Exception as e:
+        raise InputError(f"{path}: cannot read as {fmt.upper()} ({type(e).__name__}: {e})") from e
+    cols = {c.lower().lstrip("#"): c for c in table.columns}
+    missing = [c for c in ("chrom", "pos", "ref", "alt") if c not in cols]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {missing}; need chrom, pos (1-based), ref, alt; "
+                         f"found {list(table.columns)}")
+    alt_col = cols["alt"]
+    alts = table[alt_col].astype(str)
+    if alts.str.contains(",").any():  # multi-allelic rows: one row per allele
+        table = table.assign(**{alt_col: alts.str.split(",")}).explode(alt_col, ignore_index=True)
+    variants = _normalise(path, table[cols["chrom"]], table[cols["pos"]], table[cols["ref"]], table[alt_col])
+    return VariantTable(path, fmt, table.reset_index(drop=True), variants)
+
+
+def _normalise(path, chrom, pos, ref, alt) -> list[Variant]:
+    try:
+        pos_i = pd.to_numeric(pd.Series(pos), errors="raise").astype(np.int64).to_numpy()
+    except (ValueError, TypeError) as e:
+        bad = [p for p in pos if not str(p).lstrip("-").isdigit()][:3]
+        raise InputError(f"{path}: positions must be integers (1-based); found {bad}") from e
+    return [Variant(str(c), int(p) - 1, str(r).upper(), str(a).upper())
+            for c, p, r, a in zip(chrom, pos_i, ref, alt)]
+
+
+def check_variants(vt: VariantTable, genome, strict_ref: bool = False) -> np.ndarray:
+    """Set and return ``vt.status`` (N,): ``ok`` for scorable SNVs, else the reason.
+
+    ``strict_ref`` raises InputError on the first REF mismatch instead of marking the row.
+    """
+    status = np.empty(len(vt), dtype=object)
+    for i, v in enumerate(vt.variants):
+        if not (_allele_ok(v.ref) and _allele_ok(v.alt)):
+            status[i] = "invalid_allele"  # symbolic (<DEL>), missing (.), spanning deletion (*)
+        elif not genome.has(v.chrom):
+            status[i] = "unknown_contig"
+        elif v.start < 0 or v.start + len(v.ref) > genome.length(v.chrom):
+            status[i] = "pos_out_of_range"
+        else:
+            seq = genome.fetch(v.chrom, v.start, v.start + len(v.ref)).upper()
+            if seq != v.ref:
+                if strict_ref:
+                    raise InputError(f"{vt.path}: REF {v.ref} at {v.chrom}:{v.pos} differs from the genome's {seq} "
+                                     "(omit --strict-ref to mark such rows instead)")
+                status[i] = f"ref_mismatch:genome={seq}"
+            elif v.kind == "indel":
+                status[i] = "unsupported_indel"
+            elif v.kind == "mnv":
+                status[i] = "unsupported_mnv"
+            elif v.ref not in ACGT or v.alt not in ACGT:
+                status[i] = "ref_not_acgt" if v.ref not in ACGT else "invalid_allele"
+            else:
+                status[i] = "ok"
+    unknown = sorted({v.chrom for v, s in zip(vt.variants, status) if s == "unknown_contig"})
+    if unknown and all(s == "unknown_contig" for s in status):
+        raise InputError(genome.unknown_contig_message(unknown[0]))
+    vt.status = status
+    return status
+
+
+def status_counts(status: np.ndarray) -> dict[str, int]:
+    keys, counts = np.unique(np.asarray([s.split(":")[0] for s in status], dtype=object), return_counts=True)
+    return {str(k): int(c) for k, c in zip(keys, counts)}
+
+
+# ---- output ------------------------------------------------------------------------------------
+def output_format(path: str | Path) -> str:
+    return detect_format(path)
+
+
+def _open_out(path: Path, gz: bool):
+    if gz:
+        return io.TextIOWrapper(gzip.open(path, "wb"), encoding="utf-8", newline="\n")
+    return open(path, "w", newline="\n")
+
+
+def write_scored(vt: VariantTable, columns: dict[str, np.ndarray], path: str | Path,
+                 info_key: str = "NUCFM_SCORE", description: str = "nucfm variant score") -> Path:
+    """Write the input rows plus ``columns`` (each (N,) float, NaN = not scored) and ``status``.
+
+    Table outputs (``.tsv[.gz]``, ``.csv[.gz]``, ``.parquet``) keep every input column. A VCF
+    output needs a VCF input: each record gets ``{info_key}=v1,v2`` (one value per ALT,
+    ``.`` for NaN; for every extra column ``{info_key}_{NAME}``) and ``{info_key}_STATUS``
+    (per ALT), both declared in the header. Written to a temporary file, then renamed.
+    """
+    path = Path(path)
+    fmt = output_format(path)
+    tmp = path.with_name(path.name + ".tmp")
+    gz = path.name.endswith((".gz", ".bgz"))
+    status = vt.status if vt.status is not None else np.full(len(vt), "ok", dtype=object)
+    if fmt == "vcf":
+        if vt.format != "vcf":
+            raise InputError(f"{path}: VCF output needs a VCF input ({vt.path} is {vt.format.upper()})")
+        _write_vcf(vt, columns, status, tmp, gz, info_key, description)
+    else:
+        out = vt.table.copy()
+        for k, v in columns.items():
+            out[k] = np.asarray(v, dtype=np.float64)
+        out["status"] = status.astype(str)
+        if fmt == "parquet":
+            out.to_parquet(tmp, index=False)
+        else:
+            with _open_out(tmp, gz) as f:
+                out.to_csv(f, sep="\t" if fmt == "tsv" else ",", index=False, na_rep="NA", float_format="%.7g")
+    os.replace(tmp, path)
+    return path
+
+
+def _fmt(x: float) -> str:
+    return "." if np.isnan(x) else f"{x:.7g}"
+
+
+def _write_vcf(vt, columns, status, path, gz, info_key, description):
+    n_rec = len(vt.records)
+    per_rec: list[list[int]] = [[] for _ in range(n_rec)]
+    for i, r in enumerate(vt.record):
+        per_rec[r].append(i)
+    names = {k: info_key if k == "score" else f"{info_key}_{k.removeprefix('score_').upper()}" for k in columns}
+    header = list(vt.header)
+    decl = [f'##INFO=<ID={names[k]},Number=A,Type=Float,Description="{description}'
+            f'{"" if k == "score" else " (" + k + ")"}; . = not scored, see {info_key}_STATUS">' for k in columns]
+    decl.append(f'##INFO=<ID={info_key}_STATUS,Number=A,Type=String,Description="ok, or why the allele was not '
+                f'scored (unknown_contig, ref_mismatch, unsupported_indel, ...)">')
+    header = [h for h in header[:-1] if not any(h.startswith(f"##INFO=<ID={n},") for n in
+                                                  [*names.values(), f"{info_key}_STATUS"])]
+    header += decl + [vt.header[-1]]
+    with _open_out(path, gz) as f:
+        f.write("\n".join(header) + "\n")
+        for r, line in enumerate(vt.records):
+            cols = line.split("\t")
+            cols += ["."] * (8 - len(cols))
+            rows = per_rec[r]
+            fields = [f for f in cols[7].split(";") if f and f != "." and f.split("=")[0] not in
+                      {*names.values(), f"{info_key}_STATUS"}]
+            for k, v in columns.items():
+                fields.append(f"{names[k]}=" + ",".join(_fmt(float(v[i])) for i in rows))
+            fields.append(f"{info_key}_STATUS=" + ",".join(str(status[i]).replace(":", "_").replace("=", "_")
+                                                           for i in rows))
+            cols[7] = ";".join(fields)
+            f.write("\t".join(cols) + "\n")

@@ -1,0 +1,252 @@
+"""Masked-token evaluation of a model against count baselines on the same masked positions.
+
+15 % of residues are selected (seeded, so two runs score the same positions) and all of them
+are replaced by the mask token (``mask_frac=1``; pass 0.8 for training's 80/10/10, where the
+model may copy the 10 % left unchanged — an advantage the baselines do not get). At every
+selected position whose true base is one of the four canonical nucleotides we score
+
+* the model: its logits restricted to the four bases (log-softmax over A/C/G/U or a/c/g/t);
+* the unigram baseline: base frequencies of the training data;
+* ``kmer``: the base given its k true neighbours on each side, counted on the training data
+  (:class:`nucfm.data.baselines.ContextCounts`). It sees the *uncorrupted* neighbours, which
+  the model does not (with 15 % masking, 1 - 0.85**6 = 62 % of positions have a masked
+  neighbour within ±3), so it is favoured;
+* ``kmer_masked``: the same counts given the neighbours *as the model sees them*: a masked
+  neighbour is marginalised over the four bases, a randomly replaced one is taken as shown,
+  the edge of the model's input window counts as "other".
+
+Accuracy is argmax agreement; perplexity is ``exp`` of the mean negative log-likelihood (nats),
+4 = uniform guessing. For a genome region with a GFF, positions are also split by class.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nucfm.data.baselines import WILDCARD, ContextCounts
+from nucfm.data.collate import collate
+from nucfm.data.masking import mask_tokens
+from nucfm.errors import InputError
+from nucfm.io.fasta import open_text, read_fasta
+
+CLASSES = ("CDS", "5'UTR", "3'UTR", "ncRNA", "intron", "intergenic")
+SCORERS = ("model", "unigram", "kmer", "kmer_masked")
+NONCODING_TRANSCRIPTS = {"lnc_RNA", "tRNA", "miRNA", "snoRNA", "ncRNA", "snRNA", "antisense_RNA",
+                         "primary_transcript", "transcript", "rRNA"}
+
+
+@dataclass
+class Tally:
+    n: int = 0
+    correct: dict = field(default_factory=lambda: dict.fromkeys(SCORERS, 0))
+    nll: dict = field(default_factory=lambda: dict.fromkeys(SCORERS, 0.0))
+
+    def add(self, label: np.ndarray, logps: dict[str, np.ndarray]) -> None:
+        """label (N,) codes 0..3; logps[scorer] (N, 4)."""
+        self.n += len(label)
+        for s, lp in logps.items():
+            self.correct[s] += int((lp.argmax(-1) == label).sum())
+            self.nll[s] -= float(lp[np.arange(len(label)), label].sum())
+
+    def row(self) -> dict:
+        out = {"positions": self.n}
+        for s in SCORERS:
+            out[f"{s}_acc"] = self.correct[s] / self.n if self.n else float("nan")
+            out[f"{s}_ppl"] = math.exp(self.nll[s] / self.n) if self.n else float("nan")
+        return out
+
+
+@dataclass
+class Piece:
+    """A model input: residue ids plus, per residue, baseline context index source and class."""
+
+    ids: np.ndarray  # (L,) residue ids
+    kmer_logp: np.ndarray  # (L, 4) context-baseline log-probs from the full sequence
+    classes: np.ndarray | None = None  # (L,) int class codes or None
+    soft: np.ndarray | None = None  # (L,) bool lowercase (repeat)
+
+
+def pieces_of(ids: np.ndarray, counts: ContextCounts, chunk: int, classes=None, soft=None) -> list[Piece]:
+    """Split one sequence into model-sized chunks; baselines see the whole sequence."""
+    _, ctx = counts.log_probs(ids)
+    out = []
+    for s in range(0, len(ids), chunk):
+        sl = slice(s, s + chunk)
+        out.append(Piece(ids[sl], ctx[sl], None if classes is None else classes[sl], None if soft is None else soft[sl]))
+    return out
+
+
+@torch.no_grad()
+def evaluate_mlm(model, pieces: list[Piece], counts: ContextCounts, mask_prob: float = 0.15, seed: int = 0,
+                 batch_size: int = 16, progress: bool = False, mask_frac: float = 1.0) -> dict[str, dict]:
+    """Score masked positions of ``pieces`` with the model and both baselines.
+
+    Returns {set name: row} with rows for ``all``, and when pieces carry classes / soft-masking,
+    one per class and ``repeat (lowercase)`` (overlapping the classes).
+    """
+    alphabet = model.alphabet
+    if counts.alphabet.name != alphabet.name:
+        raise InputError(f"baseline counts are for the {counts.alphabet.name!r} alphabet, the model uses {alphabet.name!r}")
+    residue_ids = alphabet.residue_ids()
+    uni, _ = counts.log_probs(np.zeros(0, np.int64))
+    tallies: dict[str, Tally] = defaultdict(Tally)
+    order = np.argsort([len(p.ids) for p in pieces], kind="stable")
+    from tqdm.auto import tqdm
+
+    model.eval()
+    for b in tqdm(range(0, len(order), batch_size), disable=not progress, unit="batch"):
+        group = [pieces[i] for i in order[b : b + batch_size]]
+        batch = collate(alphabet, [p.ids for p in group])
+        g = torch.Generator().manual_seed(seed * 1_000_003 + b)
+        m = mask_tokens(batch.input_ids, alphabet, g, mask_prob=mask_prob, mask_frac=mask_frac,
+                        random_frac=(1 - mask_frac) / 2)
+        logits = model.token_logits(m.input_ids, batch.attention_mask)[..., residue_ids].float()
+        logp = torch.log_softmax(logits, -1).numpy()
+        selected = m.selected.numpy()
+        for i, p in enumerate(group):
+            sel = batch.residues(torch.from_numpy(selected), i).numpy()
+            codes = counts.codes(p.ids)
+            sel &= codes < 4
+            if not sel.any():
+                continue
+            seen = batch.residues(m.input_ids, i).numpy()
+            seen_codes = np.where(seen == alphabet.mask_id, WILDCARD, counts.codes(seen))
+            lp = {"model": batch.residues(torch.from_numpy(logp), i).numpy()[sel],
+                  "unigram": np.broadcast_to(uni, (int(sel.sum()), 4)),
+                  "kmer": p.kmer_logp[sel],
+                  "kmer_masked": counts.log_probs_masked(seen_codes)[sel]}
+            label = codes[sel]
+            tallies["all"].add(label, lp)
+            if p.classes is not None:
+                cls = p.classes[sel]
+                for c in np.unique(cls):
+                    k = cls == c
+                    tallies[CLASSES[c]].add(label[k], {s: v[k] for s, v in lp.items()})
+            if p.soft is not None:
+                k = p.soft[sel]
+                if k.any():
+                    tallies["repeat (lowercase)"].add(label[k], {s: v[k] for s, v in lp.items()})
+    names = ["all"] + [c for c in (*CLASSES, "repeat (lowercase)") if c in tallies]
+    return {n: tallies[n].row() for n in names}
+
+
+# ---- inputs -------------------------------------------------------------------------------------
+def fasta_pieces(path, model, counts: ContextCounts, chunk: int | None = None) -> list[Piece]:
+    chunk = chunk or model.max_len or 512
+    out = []
+    for rec in read_fasta(path):
+        ids = model.alphabet.encode(rec.seq)
+        if len(ids):
+            out.extend(pieces_of(ids, counts, chunk))
+    if not out:
+        raise InputError(f"{path}: no sequences to evaluate")
+    return out
+
+
+def fetch_region(genome, chrom: str, start: int, end: int) -> str:
+    """Sequence ``[start, end)`` (0-based half-open) of ``chrom``, case kept."""
+    for rec in read_fasta(genome):
+        if rec.id == chrom:
+            if end > len(rec.seq):
+                raise InputError(f"region {chrom}:{start}-{end} runs past the end of {chrom} ({len(rec.seq)} bp)")
+            return rec.seq[start:end]
+    raise InputError(f"{genome}: no record named {chrom!r}")
+
+
+def region_classes(gff, chrom: str, start: int, end: int) -> np.ndarray:
+    """Class code (index into ``CLASSES``) of every base of ``[start, end)`` from a GFF3.
+
+    Priority CDS > 5'UTR > 3'UTR > ncRNA exon > intron > intergenic. UTRs are exons of mRNAs
+    outside the CDS (RefSeq GFFs have no UTR features); introns are mRNA/ncRNA spans outside
+    exons.
+    """
+    L = end - start
+    transcripts: dict[str, tuple[str, int, int, str]] = {}  # id -> (type, start, end, strand)
+    exons: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    cds: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    with open_text(gff) as fh:
+        for line in fh:
+            if line.startswith("#"):
+                continue
+            f = line.rstrip("\n").split("\t")
+            if len(f) < 9 or f[0] != chrom:
+                continue
+            s, e = int(f[3]) - 1, int(f[4])  # GFF is 1-based closed
+            if e <= start or s >= end:
+                continue
+            attrs = dict(kv.split("=", 1) for kv in f[8].split(";") if "=" in kv)
+            if f[2] == "mRNA" or f[2] in NONCODING_TRANSCRIPTS:
+                transcripts[attrs.get("ID", "")] = (f[2], s, e, f[6])
+            elif f[2] == "exon":
+                exons[attrs.get("Parent", "")].append((s, e))
+            elif f[2] == "CDS":
+                cds[attrs.get("Parent", "")].append((s, e))
+    rank = np.full(L, len(CLASSES) - 1, dtype=np.int64)  # intergenic
+
+    def paint(s, e, c):
+        s, e = max(s, start) - start, min(e, end) - start
+        if e > s:
+            rank[s:e] = np.minimum(rank[s:e], c)
+
+    for tid, (kind, s, e, strand) in transcripts.items():
+        paint(s, e, CLASSES.index("intron"))
+        ex = exons.get(tid, [])
+        if kind != "mRNA":
+            for a, b in ex:
+                paint(a, b, CLASSES.index("ncRNA"))
+            continue
+        cd = cds.get(tid, [])
+        if cd:
+            lo, hi = min(a for a, _ in cd), max(b for _, b in cd)
+            left, right = ("5'UTR", "3'UTR") if strand != "-" else ("3'UTR", "5'UTR")
+            for a, b in ex:
+                paint(a, min(b, lo), CLASSES.index(left))
+                paint(max(a, hi), b, CLASSES.index(right))
+            for a, b in cd:
+                paint(a, b, CLASSES.index("CDS"))
+        else:
+            for a, b in ex:
+                paint(a, b, CLASSES.index("ncRNA"))
+    return rank
+
+
+def genome_pieces(genome, region: str, model, counts: ContextCounts, window: int, gff=None) -> list[Piece]:
+    from nucfm.data.corpus import parse_region
+
+    chrom, start, end = parse_region(region)
+    seq = fetch_region(genome, chrom, start, end)
+    ids = model.alphabet.encode(seq)
+    if len(ids) != len(seq):
+        raise InputError(f"region {region} holds gap characters; cannot align annotation")
+    raw = np.frombuffer(seq.encode("ascii", errors="replace"), dtype=np.uint8)
+    soft = (raw >= ord("a")) & (raw <= ord("z"))
+    classes = region_classes(gff, chrom, start, end) if gff else None
+    chunk = min(window, model.max_len) if model.max_len else window
+    return pieces_of(ids, counts, chunk, classes, soft)
+
+
+def format_table(rows: dict[str, dict]) -> str:
+    head = f"{'set':20s} {'positions':>9s} " + " ".join(f"{s + '_acc':>16s} {s + '_ppl':>16s}" for s in SCORERS)
+    lines = [head]
+    for name, r in rows.items():
+        lines.append(f"{name:20s} {r['positions']:9d} " + " ".join(
+            f"{r[s + '_acc']:16.4f} {r[s + '_ppl']:16.4f}" for s in SCORERS))
+    return "\n".join(lines)
+
+
+def find_counts(model_path: str | Path | None) -> Path | None:
+    """The ``mlm_counts.npz`` saved beside a model directory, if any."""
+    from nucfm.train.pretrain import COUNTS_FILE
+
+    if model_path is None:
+        return None
+    p = Path(model_path)
+    if p.is_dir() and (p / COUNTS_FILE).exists():
+        return p / COUNTS_FILE
+    return None

@@ -1,0 +1,322 @@
+"""Zero-shot variant-effect scores from a masked DNA language model (GPN's rule), and the
+resumable, shardable file-to-file runner behind ``nucfm vep``.
+
+GPN's rule for an SNV at 0-based ``start`` with window ``W``: take the genome window
+``[start - W//2, start - W//2 + W)`` (``N``-padded past contig ends), mask the variant (index
+``W//2``), and read ``logit[alt] - logit[ref]`` there; do the same on the reverse-complement
+window (variant at index ``W - 1 - W//2``, alleles complemented); the score is the mean of the two
+strands. Both strands of a batch go through the model together, and a ConvNet computes only the
+receptive cone of the masked base (:meth:`nucfm.models.convnet.ConvNet.logits_at`).
+
+Data flow: ``Variant -> window ids (2 strands) -> masked -> logits at the variant -> strategy ->
+mean over strands``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from datetime import timedelta
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from nucfm.data.collate import collate
+from nucfm.errors import InputError
+from nucfm.io.genome import Genome
+from nucfm.io.variants import Variant, VariantTable, check_variants, read_variants, status_counts, write_scored
+
+log = logging.getLogger("nucfm")
+
+
+# ---- strategies: (logits (N, 4) over A,C,G,T, ref (N,), alt (N,) in 0..3) -> (N,) --------------
+def _llr(logits, ref, alt):
+    """GPN: logit[alt] - logit[ref] (= log p(alt) - log p(ref); the softmax normaliser cancels)."""
+    rows = np.arange(len(ref))
+    return logits[rows, alt] - logits[rows, ref]
+
+
+def _alt_logprob(logits, ref, alt):
+    """log p(alt), the distribution renormalised over A, C, G, T."""
+    logp = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    return logp[np.arange(len(alt)), alt]
+
+
+STRATEGIES: dict[str, Callable] = {"llr": _llr, "alt_logprob": _alt_logprob}
+BASES = "ACGT"
+
+
+def window_bounds(start: int, window: int) -> tuple[int, int, int]:
+    """(window start, window end, index of the variant) for a variant at 0-based ``start``;
+    GPN's convention: ``W//2`` bases before the variant, so the reverse-complement window has
+    it at ``W - 1 - W//2``."""
+    lo = start - window // 2
+    return lo, lo + window, window // 2
+
+
+def encode_windows(model, seqs: Sequence[str]) -> np.ndarray:
+    """(B, W) token ids of equal-length genome windows (case folded; N and IUPAC -> unknown)."""
+    alphabet = model.alphabet
+    W = len(seqs[0])
+    ids = alphabet.encode("".join(seqs))
+    if len(ids) != W * len(seqs):  # gap letters in the genome would be removed: treat them as N
+        ids = alphabet.encode("".join(s.replace("-", "N").replace(".", "N") for s in seqs))
+    return ids.reshape(len(seqs), W)
+
+
+def _complement_ids(alphabet) -> np.ndarray:
+    """Id permutation a<->t, c<->g (specials and unknown map to themselves)."""
+    perm = np.arange(len(alphabet))
+    a, c, g, t = alphabet.residue_ids()
+    perm[[a, c, g, t]] = [t, g, c, a]
+    return perm
+
+
+def _logits_at(model, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """(B, V) logits at one position per row: the receptive-cone path when the model has one."""
+    if hasattr(model, "logits_at"):
+        return model.logits_at(ids, positions)
+    batch = collate(model.alphabet, list(ids.cpu().numpy()), max_len=model.max_len)
+    dev = ids.device
+    logits = model.token_logits(batch.input_ids.to(dev), batch.attention_mask.to(dev))
+    return logits[torch.arange(len(positions), device=dev), positions + batch.offset]
+
+
+def _model_device(model) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+@torch.no_grad()
+def site_logits(model, genome: Genome, sites: Sequence[tuple[str, int]], window: int = 512,
+                batch_size: int | None = None, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """Masked-LM logits over A, C, G, T at each site (chrom, 0-based start), the site masked.
+
+    Returns (fwd, rev), each (N, 4) float64 in forward-strand letter order: ``rev[:, 0]`` is
+    the reverse-complement window's logit of ``T`` (the complement of ``A``) at the site.
+    Both strands of a batch go through the model in one pass.
+    """
+    if window < 1 or (model.max_len is not None and window > model.max_len):
+        raise InputError(f"window {window} must be in 1..{model.max_len or 'inf'}")
+    alphabet = model.alphabet
+    device = _model_device(model)
+    if batch_size is None:
+        batch_size = 128 if device.type == "cuda" else 8
+    comp = _complement_ids(alphabet)
+    cols = np.asarray(alphabet.residue_ids())  # ids of a, c, g, t
+    c = window // 2
+    N = len(sites)
+    fwd_all, rev_all = np.empty((N, 4)), np.empty((N, 4))
+    for b0 in range(0, N, batch_size):
+        chunk = sites[b0 : b0 + batch_size]
+        B = len(chunk)
+        fwd = encode_windows(model, [genome.fetch(ch, st - c, st - c + window) for ch, st in chunk])  # (B, W)
+        rev = comp[fwd[:, ::-1]]  # reverse complement: the site moves to W-1-c
+        ids = np.concatenate([fwd, rev])  # (2B, W)
+        ids[np.arange(B), c] = alphabet.mask_id
+        ids[np.arange(B, 2 * B), window - 1 - c] = alphabet.mask_id
+        positions = torch.tensor([c] * B + [window - 1 - c] * B, device=device)
+        logits = _logits_at(model, torch.from_numpy(ids).to(device), positions).double().cpu().numpy()  # (2B, V)
+        fwd_all[b0 : b0 + B] = logits[:B][:, cols]
+        rev_all[b0 : b0 + B] = logits[B:][:, comp[cols]]  # column of A <- logit of t, etc.
+        if progress is not None:
+            progress.update(B)
+    return fwd_all, rev_all
+
+
+def score_variants(model, genome: Genome, variants: Sequence[Variant], window: int = 512, method: str = "llr",
+                   per_strand: bool = False, batch_size: int | None = None, progress=None) -> dict[str, np.ndarray]:
+    """Score SNVs with a masked DNA LM; returns ``{"score": (N,)}`` float64 (plus
+    ``score_fwd``/``score_rev`` with ``per_strand``), the mean over the two strands.
+
+    ``variants`` must be A/C/G/T SNVs whose REF matches the genome (see
+    :func:`nucfm.io.variants.check_variants`). ``method`` is a key of :data:`STRATEGIES`.
+    Alleles at the same site share one forward pass (the masked input does not depend on the
+    allele). ``progress`` is an optional tqdm-like bar, advanced per site.
+
+    >>> score_variants(model, genome, [Variant("1", 99, "A", "G")])["score"]  # doctest: +SKIP
+    array([-1.23])
+    """
+    if method not in STRATEGIES:
+        raise InputError(f"unknown scoring method {method!r}; known: {sorted(STRATEGIES)}")
+    for v in variants:
+        if v.kind != "snv" or v.ref not in BASES or v.alt not in BASES:
+            raise InputError(f"{v.chrom}:{v.pos} {v.ref}>{v.alt}: only A/C/G/T SNVs can be scored")
+        base = genome.fetch(v.chrom, v.start, v.start + 1).upper()
+        if base != v.ref:
+            raise InputError(f"{v.chrom}:{v.pos}: REF {v.ref} differs from the genome ({base}); check variants first")
+    sites = list(dict.fromkeys((genome.resolve(v.chrom), v.start) for v in variants))
+    row = {s: i for i, s in enumerate(sites)}
+    fwd, rev = site_logits(model, genome, sites, window=window, batch_size=batch_size, progress=progress)
+    idx = np.array([row[(genome.resolve(v.chrom), v.start)] for v in variants], dtype=np.int64)
+    ref = np.array([BASES.index(v.ref) for v in variants], dtype=np.int64)
+    alt = np.array([BASES.index(v.alt) for v in variants], dtype=np.int64)
+    strategy = STRATEGIES[method]
+    s_fwd, s_rev = strategy(fwd[idx], ref, alt), strategy(rev[idx], ref, alt)
+    out = {"score": (s_fwd + s_rev) / 2}
+    if per_strand:
+        out["score_fwd"], out["score_rev"] = s_fwd, s_rev
+    return out
+
+
+def position_probs(model, genome: Genome, chrom: str, start: int, end: int, window: int = 512,
+                   strands: str = "both", batch_size: int | None = None, progress=None) -> dict[str, np.ndarray]:
+    """Masked-prediction distribution over A, C, G, T at every position of ``[start, end)``
+    (0-based), each position masked in turn in a window centred on it (as for variants).
+
+    Returns ``{"pos": (N,) 1-based, "ref": (N,) genome letters (case kept), "probs": (N, 4)}``;
+    ``strands="both"`` averages the forward and reverse-complement distributions (in
+    forward-strand letters), ``"fwd"`` uses the forward strand only.
+    """
+    if strands not in ("both", "fwd"):
+        raise InputError(f"strands must be 'both' or 'fwd', not {strands!r}")
+    n = genome.length(chrom)
+    if not 0 <= start < end <= n:
+        raise InputError(f"region {chrom}:{start + 1}-{end} is not inside {chrom} (1-{n})")
+    sites = [(chrom, p) for p in range(start, end)]
+    fwd, rev = site_logits(model, genome, sites, window=window, batch_size=batch_size, progress=progress)
+
+    def softmax(x):
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    probs = softmax(fwd) if strands == "fwd" else (softmax(fwd) + softmax(rev)) / 2
+    return {"pos": np.arange(start, end) + 1, "ref": np.array(list(genome.fetch(chrom, start, end))), "probs": probs}
+
+
+# ---- file runner: chunks, resume, torchrun shards -----------------------------------------------
+def model_fingerprint(model) -> str:
+    """A cheap identity of a model's weights (shapes and a sample of values)."""
+    h = hashlib.sha1(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    for name, p in model.state_dict().items():
+        h.update(name.encode())
+        h.update(str(tuple(p.shape)).encode())
+        h.update(p.detach().flatten()[:256].float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) under torchrun, initialising a gloo/nccl group once; (0, 1) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend, timeout=timedelta(days=7))  # shards may take very long
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def parts_dir(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + ".parts")
+
+
+def _prepare_parts(parts: Path, manifest: dict, restart: bool) -> None:
+    if parts.exists() and restart:
+        shutil.rmtree(parts)
+    if parts.exists():
+        mf = parts / "manifest.json"
+        old = json.loads(mf.read_text()) if mf.exists() else {}
+        diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
+        if diff:
+            raise InputError(f"{parts} holds a run with different settings ({', '.join(diff)}); "
+                             "pass --restart to discard it")
+        done = len(list(parts.glob("chunk_*.npy")))
+        if done:
+            log.info("resuming: %d of %d chunks already scored in %s", done, manifest["chunks"], parts)
+        return
+    parts.mkdir(parents=True)
+    (parts / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+def score_variant_file(model, genome: Genome, variants: str | Path | VariantTable, output: str | Path,
+                       window: int = 512, method: str = "llr", per_strand: bool = False,
+                       batch_size: int | None = None, chunk_size: int = 2048, strict_ref: bool = False,
+                       restart: bool = False, progress: bool = True, info_key: str = "NUCFM_SCORE",
+                       model_name: str = "") -> dict[str, int] | None:
+    """Score a variant file into ``output`` (TSV/CSV/Parquet/VCF by its name); resumable.
+
+    Scores are written per chunk of ``chunk_size`` scorable variants into ``OUTPUT.parts/``
+    (atomically); rerunning the same command skips finished chunks. Under ``torchrun`` each of
+    the N processes scores chunks ``i % N == rank``, and rank 0 merges. Returns the status
+    counts (rank 0) or None (other ranks).
+    """
+    rank, world = _distributed()
+    vt = variants if isinstance(variants, VariantTable) else read_variants(variants)
+    status = check_variants(vt, genome, strict_ref=strict_ref)
+    ok = np.flatnonzero(status == "ok")
+    columns = ["score"] + (["score_fwd", "score_rev"] if per_strand else [])
+    n_chunks = (len(ok) + chunk_size - 1) // chunk_size
+    src = Path(vt.path)
+    manifest = {
+        "variants": str(src.resolve()), "variants_bytes": src.stat().st_size, "variants_mtime_ns": src.stat().st_mtime_ns,
+        "genome": str(genome.path.resolve()), "aliases": genome.aliases,
+        "model_fingerprint": model_fingerprint(model), "window": window, "method": method, "columns": columns,
+        "chunk_size": chunk_size, "scorable": int(len(ok)), "chunks": n_chunks,
+    }
+    parts = parts_dir(output)
+    if rank == 0:
+        _prepare_parts(parts, manifest, restart)
+    _barrier(world)
+    mine = [i for i in range(n_chunks) if i % world == rank and not (parts / f"chunk_{i:06d}.npy").exists()]
+    todo = sum(len({(vt.variants[j].chrom, vt.variants[j].start) for j in ok[i * chunk_size : (i + 1) * chunk_size]})
+               for i in mine)  # the bar counts sites: alleles at one site share a forward pass
+    from tqdm.auto import tqdm
+
+    with tqdm(total=todo, unit="site", disable=not progress or rank != 0, desc="vep",
+              smoothing=0.05) as bar:
+        for i in mine:
+            rows = ok[i * chunk_size : (i + 1) * chunk_size]
+            res = score_variants(model, genome, [vt.variants[j] for j in rows], window=window, method=method,
+                                 per_strand=per_strand, batch_size=batch_size, progress=bar)
+            tmp = parts / f"tmp_chunk_{i:06d}.npy"
+            np.save(tmp, np.stack([res[c] for c in columns], axis=1))  # (n, columns)
+            os.replace(tmp, parts / f"chunk_{i:06d}.npy")
+    _barrier(world)
+    if rank != 0:
+        return None
+    values = np.full((len(vt), len(columns)), np.nan)
+    for i in range(n_chunks):
+        rows = ok[i * chunk_size : (i + 1) * chunk_size]
+        values[rows] = np.load(parts / f"chunk_{i:06d}.npy")
+    write_scored(vt, {c: values[:, k] for k, c in enumerate(columns)}, output, info_key=info_key,
+                 description=f"{method} of alt vs ref, masked LM, mean of both strands, window {window}"
+                             + (f", model {model_name}" if model_name else ""))
+    shutil.rmtree(parts)
+    return status_counts(status)
+
+
+def write_position_probs(result: dict[str, np.ndarray], chrom: str, path: str | Path) -> Path:
+    """Write :func:`position_probs` output as TSV[.gz] / CSV / Parquet (columns chrom, pos, A, C,
+    G, T, ref) or NPZ (arrays chrom, pos, probs (N, 4) in A,C,G,T order, ref)."""
+    import pandas as pd
+
+    path = Path(path)
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(".npz"):
+        np.savez_compressed(path, chrom=np.array(chrom), pos=result["pos"], probs=result["probs"].astype(np.float32),
+                            ref=result["ref"])
+        return path
+    df = pd.DataFrame({"chrom": chrom, "pos": result["pos"],
+                       **{b: result["probs"][:, k] for k, b in enumerate(BASES)}, "ref": result["ref"]})
+    if name.endswith(".parquet"):
+        df.to_parquet(path, index=False)
+    elif name.endswith((".tsv", ".txt", ".csv")):
+        df.to_csv(path, sep="," if name.endswith(".csv") else "\t", index=False, float_format="%.6g")
+    else:
+        raise InputError(f"{path}: output must end in .tsv[.gz], .csv[.gz], .parquet or .npz")
+    return path

@@ -1,0 +1,132 @@
+"""Pretraining run configuration: a YAML file plus ``key.sub=value`` overrides.
+
+Sections: ``model`` (the model config, passed to :func:`nucfm.checkpoint.build_model`),
+``data``, ``train`` and ``output``. Unknown keys are errors, so a typo never becomes a default.
+The resolved configuration is written to ``OUTPUT/config.yaml`` by every run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nucfm.errors import InputError
+
+
+@dataclass
+class DataConfig:
+    kind: str = "rna"  # "rna" (FASTA corpus) or "dna" (genome windows)
+    fasta: list[str] = field(default_factory=list)  # RNA sources
+    families: str | None = None  # Rfam family table (clan grouping of held-out families)
+    valid_fraction: float = 0.05  # RNA: fraction of family groups held out
+    min_len: int = 10  # RNA: shorter sequences are dropped
+    genome: str | None = None  # DNA source
+    valid_region: str | None = None  # DNA: CHROM:START-END held out (0-based half-open)
+    window: int = 512  # DNA window (bases)
+    stride: int = 256  # DNA window stride
+    min_acgt: float = 0.0  # DNA: windows with less A/C/G/T are skipped (all-N windows always)
+    rc_augment: bool = True  # DNA: reverse-complement half of the windows
+    soft_mask_weight: float = 0.1  # DNA: loss weight of lowercase (repeat) positions
+    prepared: str | None = None  # prepared data directory; default OUTPUT/data
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 32  # global batch, sequences (or windows) per optimizer step
+    accum: int = 1  # micro-batches per step per process
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.98)
+    schedule: str = "inverse_sqrt"  # or "cosine"
+    warmup: int = 100
+    min_lr_ratio: float = 0.1  # cosine floor, as a fraction of lr
+    clip: float = 1.0  # gradient-norm clipping (0 = off)
+    mask_prob: float = 0.15
+    seed: int = 0
+    threads: int = 0  # torch CPU threads per process (0 = leave torch's default)
+    log_every: int = 10
+    eval_every: int = 200
+    eval_size: int = 256  # validation sequences / windows per evaluation (fixed sample)
+    ckpt_every: int = 200
+    keep_ckpts: int = 2
+    device: str = "auto"  # "cpu", "cuda" or "auto"
+
+
+@dataclass
+class RunConfig:
+    model: dict[str, Any]
+    data: DataConfig
+    train: TrainConfig
+    output: str = "runs/pretrain"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["train"]["betas"] = list(self.train.betas)
+        return d
+
+
+def _strict(cls, d: dict | None, where: str):
+    d = dict(d or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise InputError(f"unknown {where} keys: {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
+    if "betas" in d:
+        d["betas"] = tuple(d["betas"])
+    return cls(**d)
+
+
+def apply_override(d: dict, override: str) -> None:
+    """``train.lr=3e-4`` -> d["train"]["lr"] = 0.0003 (value parsed as YAML)."""
+    if "=" not in override:
+        raise InputError(f"override {override!r} is not KEY=VALUE (e.g. train.steps=100)")
+    key, value = override.split("=", 1)
+    parts = key.strip().split(".")
+    node = d
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise InputError(f"override {override!r}: {p} is not a section")
+    parsed = yaml.safe_load(value)
+    if isinstance(parsed, str):
+        try:  # YAML 1.1 reads "5e-4" (no dot) as a string
+            parsed = float(parsed)
+        except ValueError:
+            pass
+    node[parts[-1]] = parsed
+
+
+def from_dict(d: dict) -> RunConfig:
+    d = dict(d)
+    unknown = set(d) - {"model", "data", "train", "output"}
+    if unknown:
+        raise InputError(f"unknown config sections: {', '.join(sorted(unknown))}; known: model, data, train, output")
+    if "model" not in d or "architecture" not in d["model"]:
+        raise InputError("the config needs a model section with an architecture (e.g. transformer)")
+    cfg = RunConfig(model=dict(d["model"]), data=_strict(DataConfig, d.get("data"), "data"),
+                    train=_strict(TrainConfig, d.get("train"), "train"), output=str(d.get("output", "runs/pretrain")))
+    if cfg.data.kind not in ("rna", "dna"):
+        raise InputError(f"data.kind must be rna or dna, not {cfg.data.kind!r}")
+    if cfg.train.schedule not in ("inverse_sqrt", "cosine"):
+        raise InputError(f"train.schedule must be inverse_sqrt or cosine, not {cfg.train.schedule!r}")
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+    """Read a run YAML and apply overrides in order."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such config file")
+    d = yaml.safe_load(path.read_text()) or {}
+    for o in overrides:
+        apply_override(d, o)
+    return from_dict(d)
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

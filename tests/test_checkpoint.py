@@ -1,0 +1,135 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nucfm import load_model, save_model
+from nucfm.checkpoint import build_model, registry, unwrap
+from nucfm.errors import InputError, ModelNotFoundError
+from nucfm.models import Transformer, TransformerConfig
+from nucfm.models.config import TransformerConfig as TC
+
+
+def tiny(**kw):
+    torch.manual_seed(0)
+    return Transformer(TransformerConfig(num_layers=2, hidden_size=16, num_heads=2, ffn_size=32, max_len=50, **kw)).eval()
+
+
+def test_roundtrip_equal_logits(tmp_path):
+    m = tiny(contact_head=True)
+    path = save_model(m, tmp_path / "ck", metadata={"note": "x"})
+    cfg = json.loads((path / "config.json").read_text())
+    assert cfg["format"] == "nucfm" and cfg["model"]["architecture"] == "transformer"
+    assert cfg["alphabet"]["name"] == "rna-fm" and cfg["metadata"] == {"note": "x"}
+    m2 = load_model(path)
+    ids = torch.tensor([[0, 4, 5, 6, 7, 2]])
+    with torch.no_grad():
+        assert torch.equal(m(ids).logits, m2(ids).logits)
+        assert torch.equal(m(ids, return_contacts=True).contacts, m2(ids, return_contacts=True).contacts)
+
+
+def test_fp16_storage_loads_as_fp32(tmp_path):
+    m = tiny()
+    m2 = load_model(save_model(m, tmp_path / "ck16", dtype=torch.float16))
+    assert all(p.dtype == torch.float32 for p in m2.parameters())
+    ids = torch.tensor([[0, 4, 5, 6, 7, 2]])
+    with torch.no_grad():
+        assert (m(ids).logits - m2(ids).logits).abs().max() < 1e-2
+
+
+def test_config_strict():
+    with pytest.raises(ValueError, match="unknown config keys"):
+        TC.from_dict({"num_layers": 2, "hidden_sise": 3})
+    with pytest.raises(ValueError, match="divisible"):
+        TC(hidden_size=10, num_heads=3)
+    with pytest.raises(InputError, match="unknown architecture"):
+        build_model({"architecture": "lstm"})
+
+
+def test_strict_keys_and_bad_paths(tmp_path):
+    path = save_model(tiny(), tmp_path / "ck")
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["model"]["num_layers"] = 3
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(RuntimeError, match="Missing key"):
+        load_model(path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="config.json"):
+        load_model(tmp_path / "empty")
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a pickle")
+    with pytest.raises(InputError, match="not a readable RNA-FM"):
+        load_model(junk)
+    with pytest.raises(ModelNotFoundError, match="registered"):
+        load_model("definitely-not-a-model")
+
+
+def test_official_pth_with_arbitrary_object_is_refused(tmp_path):
+    """A .pth that pickles anything beyond tensors and argparse.Namespace must not load."""
+    import collections
+
+    path = tmp_path / "evil.pth"
+    torch.save({"args": collections.OrderedDict(a=1), "model": {}, "x": collections.Counter("ab")}, path)
+    with pytest.raises(InputError):
+        load_model(path)
+
+
+def test_unwrap_ddp_like():
+    m = tiny()
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+    assert unwrap(Wrapper(m)) is m
+
+
+def test_registry_offline_and_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUCFM_HOME", str(tmp_path))
+    with pytest.raises(ModelNotFoundError) as e:
+        registry.resolve("rna-fm", download=False)
+    assert str(tmp_path / "rna-fm" / "RNA-FM_pretrained.pth") in str(e.value)
+    assert "https://" in str(e.value)
+    # a file put where the message says is picked up
+    (tmp_path / "rna-fm").mkdir()
+    (tmp_path / "rna-fm" / "RNA-FM_pretrained.pth").write_bytes(b"x")
+    assert registry.resolve("rna-fm", download=False) == tmp_path / "rna-fm" / "RNA-FM_pretrained.pth"
+
+
+def test_registry_download_failure_is_clear(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUCFM_HOME", str(tmp_path))
+    entry = registry.ModelEntry("broken", "rna", "test", files=(registry.RemoteFile("w.pth", "file:///nonexistent/w.pth"),),
+                                entry_point="w.pth")
+    monkeypatch.setitem(registry.MODELS, "broken", entry)
+    with pytest.raises(ModelNotFoundError, match="could not download"):
+        registry.resolve("broken", download=True)
+
+
+def test_registry_download_checks_sha(tmp_path, monkeypatch):
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"weights")
+    good = registry.sha256sum(src)
+    monkeypatch.setenv("NUCFM_HOME", str(tmp_path / "home"))
+    for name, sha, ok in (("good", good, True), ("bad", "0" * 64, False)):
+        entry = registry.ModelEntry(name, "rna", "t", files=(registry.RemoteFile("w.bin", src.as_uri(), sha),),
+                                    entry_point="w.bin")
+        monkeypatch.setitem(registry.MODELS, name, entry)
+        if ok:
+            p = registry.resolve(name, download=True)
+            assert p.read_bytes() == b"weights" and (p.parent / "w.bin.sha256").read_text().strip() == good
+        else:
+            with pytest.raises(ModelNotFoundError, match="does not match"):
+                registry.resolve(name, download=True)
+            assert not (tmp_path / "home" / name / "w.bin").exists()
+
+
+def test_attentions_shape_and_rows_sum_to_one():
+    m = tiny()
+    ids = torch.tensor([[0, 4, 5, 6, 7, 2], [0, 4, 5, 2, 1, 1]])
+    with torch.no_grad():
+        out = m(ids, need_attentions=True)
+    assert out.attentions.shape == (2, 2, 2, 6, 6)
+    np.testing.assert_allclose(out.attentions[0].sum(-1).numpy(), 1.0, atol=1e-5)
+    assert float(out.attentions[1, ..., 4:].abs().max()) == 0.0  # padding masked

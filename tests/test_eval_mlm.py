@@ -1,0 +1,142 @@
+import json
+
+import numpy as np
+
+from nucfm.alphabet import DNA, RNA
+from nucfm.checkpoint import save_model
+from nucfm.cli import main
+from nucfm.data.baselines import ContextCounts
+from nucfm.models import Transformer, TransformerConfig
+from nucfm.tasks.eval_mlm import CLASSES, evaluate_mlm, region_classes
+
+
+def test_context_counts_golden():
+    c = ContextCounts.empty(RNA, k=1)
+    c.add(RNA.encode("ACGUA"))
+    c.flush()
+    assert c.unigram.tolist() == [2, 1, 1, 1]
+    # centre C with neighbours A (code 0) and G (code 2): context index 0*5 + 2
+    assert c.context[0 * 5 + 2].tolist() == [0, 1, 0, 0]
+    # first A: left neighbour is the edge (code 4), right C (1)
+    assert c.context[4 * 5 + 1].tolist() == [1, 0, 0, 0]
+    uni, ctx = c.log_probs(RNA.encode("ACG"))
+    assert np.allclose(np.exp(uni), [3 / 9, 2 / 9, 2 / 9, 2 / 9])
+    assert np.allclose(np.exp(ctx[1]), [1 / 5, 2 / 5, 1 / 5, 1 / 5])
+
+
+def test_masked_context_marginalises_hidden_neighbours():
+    rng = np.random.default_rng(2)
+    ids = RNA.encode("".join(rng.choice(list("ACGU"), 3000)))
+    c = ContextCounts.empty(RNA, k=1)
+    c.add(ids)
+    codes = c.codes(RNA.encode("ACG"))
+    # nothing hidden: identical to the plain context model
+    assert np.allclose(c.log_probs_masked(codes), c.log_probs(RNA.encode("ACG"))[1])
+    # left neighbour of the middle base hidden: counts summed over the four left bases
+    lp = c.log_probs_masked(np.array([5, 1, 2]))[1]
+    summed = sum(c.context[a * 5 + 2] for a in range(4)) + 1
+    assert np.allclose(np.exp(lp), summed / summed.sum())
+
+
+def test_context_counts_chunked_equals_whole():
+    rng = np.random.default_rng(0)
+    ids = DNA.encode("".join(rng.choice(list("acgtn"), 5000)))
+    a, b = ContextCounts.empty(DNA), ContextCounts.empty(DNA)
+    a.add(ids)
+    b.add(ids, chunk=333)
+    a.flush(), b.flush()
+    assert np.array_equal(a.context, b.context) and np.array_equal(a.unigram, b.unigram)
+
+
+def test_kmer_baseline_solves_a_periodic_sequence_and_model_rows():
+    seq = "ACGUUGCA" * 40
+    counts = ContextCounts.empty(RNA)
+    counts.add(RNA.encode(seq))
+    model = Transformer(TransformerConfig(num_layers=1, hidden_size=16, num_heads=2, ffn_size=32, max_len=100)).eval()
+    rows = evaluate_mlm(model, fasta_pieces_from([seq] * 4, model, counts), counts, seed=1)
+    r = rows["all"]
+    assert r["positions"] > 100
+    assert r["kmer_acc"] == 1.0 and r["kmer_ppl"] < 1.1
+    assert r["kmer_masked_acc"] > 0.95 and r["kmer_masked_ppl"] >= r["kmer_ppl"]
+    assert abs(r["unigram_ppl"] - 4.0) < 0.01  # all four bases equally frequent
+    assert 0 <= r["model_acc"] <= 1 and r["model_ppl"] > 1
+    # same seed -> same positions and numbers
+    assert evaluate_mlm(model, fasta_pieces_from([seq] * 4, model, counts), counts, seed=1) == rows
+
+
+def fasta_pieces_from(seqs, model, counts):
+    from nucfm.tasks.eval_mlm import pieces_of
+
+    out = []
+    for s in seqs:
+        out.extend(pieces_of(model.alphabet.encode(s), counts, model.max_len))
+    return out
+
+
+def test_region_classes_golden(tmp_path):
+    gff = tmp_path / "a.gff"
+    rows = [
+        ("c", "mRNA", 11, 60, "+", "ID=m1"),
+        ("c", "exon", 11, 25, "+", "Parent=m1"),
+        ("c", "exon", 41, 60, "+", "Parent=m1"),
+        ("c", "CDS", 16, 25, "+", "Parent=m1"),
+        ("c", "CDS", 41, 50, "+", "Parent=m1"),
+        ("c", "lnc_RNA", 71, 80, "-", "ID=n1"),
+        ("c", "exon", 71, 80, "-", "Parent=n1"),
+    ]
+    gff.write_text("##gff-version 3\n" + "".join(f"{c}\tx\t{t}\t{s}\t{e}\t.\t{st}\t.\t{a}\n" for c, t, s, e, st, a in rows))
+    cls = [CLASSES[i] for i in region_classes(gff, "c", 0, 90)]
+    assert cls[9] == "intergenic" and cls[10] == "5'UTR" and cls[14] == "5'UTR" and cls[15] == "CDS"
+    assert cls[24] == "CDS" and cls[25] == "intron" and cls[39] == "intron" and cls[40] == "CDS"
+    assert cls[49] == "CDS" and cls[50] == "3'UTR" and cls[59] == "3'UTR" and cls[60] == "intergenic"
+    assert cls[70] == "ncRNA" and cls[79] == "ncRNA" and cls[80] == "intergenic"
+
+
+def test_cli_pretrain_then_eval_mlm(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    fa = tmp_path / "r.fa"
+    fa.write_text("".join(f">s{i} RF{i % 5 + 1:05d} f\n{''.join(rng.choice(list('ACGU'), 30))}\n" for i in range(40)))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"""model: {{architecture: transformer, num_layers: 1, hidden_size: 16, num_heads: 2, ffn_size: 32, max_len: 40}}
+data: {{kind: rna, fasta: [{fa}], valid_fraction: 0.4}}
+train: {{steps: 3, batch_size: 4, log_every: 1, eval_every: 3, eval_size: 4, ckpt_every: 3, threads: 1}}
+output: {tmp_path / 'run'}
+""")
+    assert main(["pretrain", "--config", str(cfg), "--print-config", "train.steps=2"]) == 0
+    assert "steps: 2" in capsys.readouterr().out
+    assert main(["pretrain", "--config", str(cfg)]) == 0
+    out = tmp_path / "t.json"
+    assert main(["eval-mlm", "--model", str(tmp_path / "run" / "final"), "--fasta", str(fa), "-o", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert rows["all"]["positions"] > 0 and set(rows["all"]) >= {"model_acc", "kmer_ppl", "unigram_acc"}
+    # a model without saved counts needs --counts
+    bare = tmp_path / "bare"
+    save_model(Transformer(TransformerConfig(num_layers=1, hidden_size=16, num_heads=2, ffn_size=32, max_len=40)), bare)
+    assert main(["eval-mlm", "--model", str(bare), "--fasta", str(fa)]) == 2
+    assert "--counts" in capsys.readouterr().err
+    assert main(["eval-mlm", "--model", str(bare), "--fasta", str(fa), "--counts",
+                 str(tmp_path / "run" / "data" / "counts.npz")]) == 0
+
+
+def test_cli_eval_mlm_genome_region_with_gff(tmp_path):
+    from nucfm.models.config import ConvNetConfig
+    from nucfm.models.convnet import ConvNet
+
+    rng = np.random.default_rng(1)
+    seq = "".join(rng.choice(list("ACGTacgt"), 400))
+    (tmp_path / "g.fa").write_text(">chr\n" + seq + "\n")
+    (tmp_path / "a.gff").write_text("chr\tx\tmRNA\t101\t200\t.\t+\t.\tID=m\nchr\tx\texon\t101\t200\t.\t+\t.\tParent=m\n"
+                                    "chr\tx\tCDS\t121\t180\t.\t+\t.\tParent=m\n")
+    counts = ContextCounts.empty(DNA)
+    counts.add(DNA.encode(seq))
+    counts.save(tmp_path / "counts.npz")
+    save_model(ConvNet(ConvNetConfig(num_layers=2, hidden_size=16, kernel_size=5)), tmp_path / "m")
+    out = tmp_path / "t.json"
+    assert main(["eval-mlm", "--model", str(tmp_path / "m"), "--genome", str(tmp_path / "g.fa"), "--region",
+                 "chr:50-350", "--gff", str(tmp_path / "a.gff"), "--counts", str(tmp_path / "counts.npz"),
+                 "--window", "64", "-o", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert {"all", "CDS", "5'UTR", "3'UTR", "intergenic", "repeat (lowercase)"} <= set(rows)
+    assert rows["all"]["positions"] == sum(rows[c]["positions"] for c in CLASSES if c in rows)
+    assert main(["eval-mlm", "--model", str(tmp_path / "m"), "--genome", str(tmp_path / "g.fa"), "--region",
+                 "chr:50-500", "--counts", str(tmp_path / "counts.npz")]) == 2  # past the contig end

@@ -1,0 +1,332 @@
+"""Variant I/O, scoring (parity with GPN's algorithm on the official model class), the resumable
+file runner and the ``nucfm vep`` CLI, on tiny genomes and tiny random models."""
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from nucfm import load_model, save_model
+from nucfm.cli import main
+from nucfm.errors import InputError
+from nucfm.io.genome import Genome
+from nucfm.io.variants import Variant, check_variants, read_variants
+from nucfm.models import ConvNet, ConvNetConfig
+from nucfm.tasks import variants as tv
+from nucfm.tasks.variants import score_variant_file, score_variants
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+rng = np.random.default_rng(0)
+CHR1 = "".join(rng.choice(list("ACGT"), 300))
+CHR1 = CHR1[:40] + CHR1[40:60].lower() + CHR1[60:100] + "NNNNN" + CHR1[105:]  # soft-masked and N
+CHR2 = "".join(rng.choice(list("ACGT"), 90))
+COMP = str.maketrans("ACGT", "TGCA")
+
+
+def alt_of(b):
+    return {"A": "G", "C": "T", "G": "A", "T": "C"}[b.upper()]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("vep")
+    (d / "g.fa").write_text(f">chr1 test\n{CHR1}\n>chr2\n{CHR2}\n")
+    torch.manual_seed(0)
+    model = ConvNet(ConvNetConfig(num_layers=3, hidden_size=16, kernel_size=5, dilation_max=4, dilation_cycle=3))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    save_model(model, d / "model")
+    vcf = [
+        "##fileformat=VCFv4.2",
+        "##INFO=<ID=DP,Number=1,Type=Integer,Description=\"depth\">",
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
+        f"chr1\t1\tfirst\t{CHR1[0]}\t{alt_of(CHR1[0])}\t.\tPASS\tDP=3",  # first base of a contig
+        f"chr1\t300\tlast\t{CHR1[299]}\t{alt_of(CHR1[299])}\t.\tPASS\t.",  # last base
+        f"chr1\t50\tsoft\t{CHR1[49].upper()}\tA,C,T\t.\tPASS\tDP=1",  # lowercase genome, multi-allelic
+        f"chr1\t10\tmismatch\t{alt_of(CHR1[9])}\t{CHR1[9]}\t.\tPASS\t.",  # REF mismatch
+        f"chr1\t20\tindel\t{CHR1[19]}\t{CHR1[19]}AC\t.\tPASS\t.",  # insertion
+        f"chrUn\t5\tunknown\tA\tG\t.\tPASS\t.",  # unknown contig
+        f"chr2\t45\tmid\t{CHR2[44]}\t{alt_of(CHR2[44])}\t.\tPASS\t.",
+        f"chr1\t102\tinN\tN\tA\t.\tPASS\t.",  # N in the genome
+        f"chr2\t90\tend2\t{CHR2[89]}\t{alt_of(CHR2[89])}\t.\tPASS\t.",
+    ]
+    (d / "v.vcf").write_text("\n".join(vcf) + "\n")
+    return d, model
+
+
+def test_read_vcf_split_and_status(files):
+    d, _ = files
+    vt = read_variants(d / "v.vcf")
+    assert len(vt.records) == 9 and len(vt) == 11  # multi-allelic record split into 3 rows
+    assert vt.variants[0] == Variant("chr1", 0, CHR1[0], alt_of(CHR1[0]))
+    assert list(vt.table["ID"][2:5]) == ["soft"] * 3 and list(vt.table["ALT"][2:5]) == ["A", "C", "T"]
+    status = check_variants(vt, Genome(d / "g.fa"))
+    expected = ["ok", "ok", "ok", "ok", "ok"]  # an ALT equal to REF is a valid SNV scoring exactly 0
+    expected += [f"ref_mismatch:genome={CHR1[9]}", "unsupported_indel", "unknown_contig", "ok", "ref_not_acgt", "ok"]
+    assert list(status) == expected
+    with pytest.raises(InputError, match="differs from the genome"):
+        check_variants(vt, Genome(d / "g.fa"), strict_ref=True)
+
+
+def test_all_unknown_contigs_is_an_error(files, tmp_path):
+    d, _ = files
+    (tmp_path / "v.tsv").write_text("chrom\tpos\tref\talt\n1\t5\tA\tG\n")
+    vt = read_variants(tmp_path / "v.tsv")
+    with pytest.raises(InputError, match="contig '1' is not in g.fa.*did you mean 'chr1'.*--chrom-alias"):
+        check_variants(vt, Genome(d / "g.fa"))
+    assert list(check_variants(vt, Genome(d / "g.fa", aliases={"1": "chr1"}))) == [
+        "ok" if CHR1[4] == "A" else f"ref_mismatch:genome={CHR1[4]}"]
+
+
+def official_scores(official, variants, window):
+    """GPN's ``gpn.ss.run_vep`` algorithm, step for step, on the official model class: window
+    [pos-1-W//2, pos-1+W//2) N-padded, upper-cased, string reverse complement, mask at W//2 and
+    W//2-1 (even W), llr = logit[alt] - logit[ref] per strand, mean. (The script itself cannot be
+    imported here: it needs Biopython, ``datasets``, and forces fp16 + torch.compile.)"""
+    vocab = {c: i for i, c in enumerate(["[PAD]", "[MASK]", "[UNK]", "a", "c", "g", "t"])}
+    tok = lambda s: [vocab.get(c.lower(), 2) if c != "#" else 1 for c in s]  # noqa: E731
+    seq = {"chr1": CHR1, "chr2": CHR2}
+    out = []
+    for v in variants:
+        pos = v.start
+        start, end = pos - window // 2, pos + window // 2 + window % 2
+        s = seq[v.chrom]
+        w = "N" * max(0, -start) + s[max(0, start) : min(end, len(s))] + "N" * max(0, end - len(s))
+        fwd = list(w.upper())
+        rev = list(w.upper().translate(COMP)[::-1])
+        pf, pr = window // 2, window // 2 - 1 if window % 2 == 0 else window // 2
+        assert fwd[pf] == v.ref
+        fwd[pf], rev[pr] = "#", "#"
+        llr = []
+        for x, p, r, a in ((fwd, pf, v.ref, v.alt), (rev, pr, v.ref.translate(COMP), v.alt.translate(COMP))):
+            with torch.no_grad():
+                logits = official(input_ids=torch.tensor([tok(x)])).logits[0, p]
+            llr.append(float(logits[vocab[a.lower()]] - logits[vocab[r.lower()]]))
+        out.append(sum(llr) / 2)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("window", [64, 33])
+def test_scores_match_official_algorithm(files, tmp_path, window):
+    legacy = pytest.importorskip("gpn.legacy")
+    d, _ = files
+    torch.manual_seed(2)
+    official = legacy.ConvNetForMaskedLM(legacy.ConvNetConfig(hidden_size=32, n_layers=4, kernel_size=9,
+                                                               dilation_max=8, dilation_cycle=4)).eval()
+    with torch.no_grad():
+        for p in official.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    official.save_pretrained(tmp_path / "gpn")
+    ours = load_model(tmp_path / "gpn")
+    vt = read_variants(d / "v.vcf")
+    status = check_variants(vt, Genome(d / "g.fa"))
+    vs = [v for v, s in zip(vt.variants, status) if s == "ok"]
+    assert {(v.chrom, v.start) for v in vs} >= {("chr1", 0), ("chr1", 299), ("chr2", 89)}  # contig edges
+    got = score_variants(ours, Genome(d / "g.fa"), vs, window=window, batch_size=3, per_strand=True)
+    ref = official_scores(official, vs, window)
+    np.testing.assert_allclose(got["score"], ref, atol=1e-4, rtol=0)
+    np.testing.assert_allclose((got["score_fwd"] + got["score_rev"]) / 2, got["score"])
+    assert np.abs(ref).max() > 1e-2  # not a vacuous comparison
+
+
+def test_reverse_complement_symmetry(files, tmp_path):
+    """A variant scored on the reverse-complemented genome swaps the strand scores."""
+    d, model = files
+    window = 40
+    (tmp_path / "rc.fa").write_text(f">chr1\n{CHR1.translate(str.maketrans('ACGTacgt', 'TGCAtgca'))[::-1]}\n")
+    g, grc = Genome(d / "g.fa"), Genome(tmp_path / "rc.fa")
+    L = len(CHR1)
+    vs = [Variant("chr1", s, CHR1[s].upper(), alt_of(CHR1[s])) for s in (0, 30, 150, 299)]
+    # mirror image: 0-based s -> L-1-s; odd window so the centre maps onto the centre
+    vrc = [Variant("chr1", L - 1 - v.start, v.ref.translate(COMP), v.alt.translate(COMP)) for v in vs]
+    a = score_variants(model, g, vs, window=window + 1, per_strand=True)
+    b = score_variants(model, grc, vrc, window=window + 1, per_strand=True)
+    np.testing.assert_allclose(a["score_fwd"], b["score_rev"], atol=1e-5)
+    np.testing.assert_allclose(a["score"], b["score"], atol=1e-5)
+
+
+def test_batching_does_not_change_scores(files):
+    d, model = files
+    g = Genome(d / "g.fa")
+    vs = [Variant("chr1", s, CHR1[s].upper(), alt_of(CHR1[s])) for s in range(0, 300, 37)]
+    one = score_variants(model, g, vs, window=50, batch_size=1)["score"]
+    many = score_variants(model, g, vs, window=50, batch_size=16)["score"]
+    np.testing.assert_allclose(one, many, atol=1e-5)
+
+
+def test_vcf_output_and_table_output(files, tmp_path):
+    d, model = files
+    g = Genome(d / "g.fa")
+    counts = score_variant_file(model, g, d / "v.vcf", tmp_path / "out.vcf.gz", window=32, per_strand=True,
+                                progress=False)
+    assert counts == {"ok": 7, "ref_mismatch": 1, "unsupported_indel": 1, "unknown_contig": 1, "ref_not_acgt": 1}
+    text = gzip.open(tmp_path / "out.vcf.gz", "rt").read().splitlines()
+    assert any(line.startswith("##INFO=<ID=NUCFM_SCORE,Number=A,Type=Float") for line in text)
+    assert any(line.startswith("##INFO=<ID=NUCFM_SCORE_STATUS,Number=A,Type=String") for line in text)
+    recs = [line.split("\t") for line in text if not line.startswith("#")]
+    assert len(recs) == 9 and recs[0][7].startswith("DP=3;NUCFM_SCORE=")
+    multi = dict(f.split("=", 1) for f in recs[2][7].split(";"))
+    assert len(multi["NUCFM_SCORE"].split(",")) == 3 and multi["NUCFM_SCORE_STATUS"] == "ok,ok,ok"
+    bad = dict(f.split("=", 1) for f in recs[3][7].split(";"))
+    assert bad["NUCFM_SCORE"] == "." and bad["NUCFM_SCORE_STATUS"].startswith("ref_mismatch")
+    assert not (tmp_path / "out.vcf.gz.parts").exists()
+
+    score_variant_file(model, g, d / "v.vcf", tmp_path / "out.parquet", window=32, progress=False)
+    df = pd.read_parquet(tmp_path / "out.parquet")
+    assert list(df.columns) == ["CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "score", "status"]
+    assert len(df) == 11 and df["score"].notna().sum() == 7
+    assert df.loc[df.ID == "indel", "status"].item() == "unsupported_indel"
+    vals = [float(x) for r in recs for x in dict(f.split("=", 1) for f in r[7].split(";"))["NUCFM_SCORE"].split(",")
+            if x != "."]
+    np.testing.assert_allclose(np.sort(vals), np.sort(df["score"].dropna()), atol=1e-5)
+
+
+def test_interrupted_run_resumes_to_the_same_output(files, tmp_path, monkeypatch):
+    d, model = files
+    g = Genome(d / "g.fa")
+    rows = [(c, s + 1) for c, seq in (("chr1", CHR1), ("chr2", CHR2)) for s in range(0, len(seq), 7)]
+    seqs = {"chr1": CHR1, "chr2": CHR2}
+    tsv = tmp_path / "v.tsv"
+    pd.DataFrame({"chrom": [c for c, _ in rows], "pos": [p for _, p in rows],
+                  "ref": [seqs[c][p - 1].upper() for c, p in rows],
+                  "alt": [alt_of(seqs[c][p - 1]) if seqs[c][p - 1] != "N" else "A" for c, p in rows],
+                  "note": [f"r{i}" for i in range(len(rows))]}).to_csv(tsv, sep="\t", index=False)
+    score_variant_file(model, g, tsv, tmp_path / "full.tsv", window=32, chunk_size=5, progress=False)
+
+    real, calls = tv.score_variants, []
+
+    def flaky(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(tv, "score_variants", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        score_variant_file(model, g, tsv, tmp_path / "part.tsv", window=32, chunk_size=5, progress=False)
+    assert len(list((tmp_path / "part.tsv.parts").glob("chunk_*.npy"))) == 2
+    monkeypatch.setattr(tv, "score_variants", real)
+    with pytest.raises(InputError, match="different settings.*window"):
+        score_variant_file(model, g, tsv, tmp_path / "part.tsv", window=64, chunk_size=5, progress=False)
+    resumed = []
+    monkeypatch.setattr(tv, "score_variants", lambda *a, **k: resumed.append(1) or real(*a, **k))
+    score_variant_file(model, g, tsv, tmp_path / "part.tsv", window=32, chunk_size=5, progress=False)
+    n_ok = len(rows) - sum(seqs[c][p - 1] == "N" for c, p in rows)
+    assert len(resumed) == -(-n_ok // 5) - 2  # only the missing chunks were scored
+    assert (tmp_path / "part.tsv").read_text() == (tmp_path / "full.tsv").read_text()
+    out = pd.read_csv(tmp_path / "full.tsv", sep="\t")
+    assert list(out.columns) == ["chrom", "pos", "ref", "alt", "note", "score", "status"] and len(out) == len(rows)
+
+
+def test_cli_vep_smoke(files, tmp_path, capsys):
+    d, _ = files
+    rc = main(["vep", "--genome", str(d / "g.fa"), "--variants", str(d / "v.vcf"), "--model", str(d / "model"),
+               "--window", "16", "-o", str(tmp_path / "o.tsv"), "--no-progress", "--per-strand"])
+    assert rc == 0
+    df = pd.read_csv(tmp_path / "o.tsv", sep="\t")
+    assert {"score", "score_fwd", "score_rev", "status"} <= set(df.columns) and len(df) == 11
+    rc = main(["vep", "--genome", str(d / "g.fa"), "--variants", str(d / "v.vcf"), "--model", str(d / "model"),
+               "-o", str(tmp_path / "o.vcf"), "--strict-ref", "--no-progress"])
+    assert rc == 2 and "differs from the genome" in capsys.readouterr().err
+
+
+def test_torchrun_two_processes_equals_single(files, tmp_path):
+    d, _ = files
+    base = [sys.executable, "-m", "nucfm.cli", "vep", "--genome", str(d / "g.fa"), "--variants", str(d / "v.vcf"),
+            "--model", str(d / "model"), "--window", "24", "--chunk-size", "2", "--no-progress", "--threads", "1"]
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    subprocess.run(base + ["-o", str(tmp_path / "single.tsv")], check=True, env=env, capture_output=True)
+    tr = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", "-m"]
+    r = subprocess.run(tr + base[2:] + ["-o", str(tmp_path / "multi.tsv")], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "multi.tsv").read_text() == (tmp_path / "single.tsv").read_text()
+    assert not (tmp_path / "multi.tsv.parts").exists()
+
+
+def test_position_probs_match_variant_scores(files):
+    from nucfm.tasks.variants import position_probs
+
+    d, model = files
+    g = Genome(d / "g.fa")
+    res = position_probs(model, g, "chr1", 0, 12, window=30, strands="fwd")
+    assert res["probs"].shape == (12, 4) and list(res["pos"]) == list(range(1, 13))
+    np.testing.assert_allclose(res["probs"].sum(1), 1, atol=1e-9)
+    assert "".join(res["ref"]) == CHR1[:12]
+    vs = [Variant("chr1", i, CHR1[i].upper(), b) for i in range(12) for b in "ACGT" if b != CHR1[i].upper()]
+    s = score_variants(model, g, vs, window=30, per_strand=True)["score_fwd"]
+    k = {b: i for i, b in enumerate("ACGT")}
+    expect = [np.log(res["probs"][v.start, k[v.alt]] / res["probs"][v.start, k[v.ref]]) for v in vs]
+    np.testing.assert_allclose(s, expect, atol=1e-6)
+    both = position_probs(model, g, "chr1", 0, 12, window=30)["probs"]
+    assert not np.allclose(both, res["probs"]) and np.allclose(both.sum(1), 1)
+    with pytest.raises(InputError, match="not inside"):
+        position_probs(model, g, "chr1", 290, 301)
+
+
+@pytest.mark.parametrize("suffix", ["tsv", "parquet", "npz"])
+def test_cli_probs_smoke(files, tmp_path, suffix):
+    d, _ = files
+    out = tmp_path / f"p.{suffix}"
+    rc = main(["probs", "--genome", str(d / "g.fa"), "--region", "chr2:1-10", "--model", str(d / "model"),
+               "--window", "20", "-o", str(out), "--no-progress"])
+    assert rc == 0
+    if suffix == "npz":
+        z = np.load(out)
+        assert z["probs"].shape == (10, 4) and list(z["pos"]) == list(range(1, 11))
+    else:
+        df = pd.read_csv(out, sep="\t") if suffix == "tsv" else pd.read_parquet(out)
+        assert list(df.columns) == ["chrom", "pos", "A", "C", "G", "T", "ref"] and len(df) == 10
+        assert "".join(df["ref"]) == CHR2[:10]
+
+
+def test_parse_region():
+    from nucfm.io.genome import parse_region
+
+    assert parse_region("chr1:1,001-1,010") == ("chr1", 1000, 1010)
+    assert parse_region("HLA-A:5-5") == ("HLA-A", 4, 5)
+    for bad in ("chr1", "chr1:0-5", "chr1:9-5", "chr1:a-b"):
+        with pytest.raises(InputError):
+            parse_region(bad)
+
+
+def test_table_inputs_keep_columns_and_split_alleles(files, tmp_path):
+    d, model = files
+    g = Genome(d / "g.fa")
+    df = pd.DataFrame({"#CHROM": ["chr1", "chr2"], "pos": [5, 7], "ref": [CHR1[4], CHR2[6]],
+                       "alt": ["A,T", alt_of(CHR2[6])], "gene": ["g1", "g2"], "af": [0.1, 0.2]})
+    df.to_parquet(tmp_path / "v.parquet")
+    df.to_csv(tmp_path / "v.csv", index=False)
+    for name in ("v.parquet", "v.csv"):
+        vt = read_variants(tmp_path / name)
+        assert len(vt) == 3 and list(vt.table["alt"]) == ["A", "T", alt_of(CHR2[6])]
+        assert list(vt.table["gene"]) == ["g1", "g1", "g2"] and vt.variants[2] == Variant("chr2", 6, CHR2[6],
+                                                                                       alt_of(CHR2[6]))
+    score_variant_file(model, g, tmp_path / "v.parquet", tmp_path / "o.csv.gz", window=20, progress=False)
+    out = pd.read_csv(tmp_path / "o.csv.gz")
+    assert list(out.columns) == ["#CHROM", "pos", "ref", "alt", "gene", "af", "score", "status"]
+    assert out.loc[out.alt == CHR1[4], "score"].tolist() in ([], [0.0])  # ALT == REF scores 0
+    with pytest.raises(InputError, match="VCF output needs a VCF input"):
+        score_variant_file(model, g, tmp_path / "v.csv", tmp_path / "o.vcf", window=20, progress=False)
+    (tmp_path / "bad.tsv").write_text("chrom\tposition\tref\talt\nchr1\t5\tA\tG\n")
+    with pytest.raises(InputError, match=r"missing column\(s\) \['pos'\]"):
+        read_variants(tmp_path / "bad.tsv")
+    (tmp_path / "bad2.tsv").write_text("chrom\tpos\tref\talt\nchr1\tfive\tA\tG\n")
+    with pytest.raises(InputError, match="integers"):
+        read_variants(tmp_path / "bad2.tsv")
+
+
+def test_cli_without_model_or_default_says_what_to_do(files, tmp_path, capsys):
+    from nucfm.checkpoint import registry
+
+    if "dna" in registry.DEFAULTS:
+        pytest.skip("a default DNA model is shipped")
+    d, _ = files
+    rc = main(["vep", "--genome", str(d / "g.fa"), "--variants", str(d / "v.vcf"), "-o", str(tmp_path / "o.tsv")])
+    assert rc == 2 and "--model" in capsys.readouterr().err
