@@ -391,8 +391,8 @@ def run_score_ss(args):
                 fh.write(f"{rid}\t{s.precision:.4f}\t{s.recall:.4f}\t{s.f1:.4f}\t{s.mcc:.4f}\t{s.tp}\t{s.fp}\t{s.fn}\n")
 
 
-COMMANDS = [add_models, add_embed, add_convert, add_vep, add_probs, add_pretrain, add_eval_mlm]
-COMMANDS += [add_fold, add_train_ss, add_score_ss]
+COMMANDS = [add_models, add_embed, add_convert, add_vep, add_probs, add_fold, add_score_ss, add_train_ss,
+            add_pretrain, add_eval_mlm]
 
 
 def build_parser() -> argparse.ArgumentParser:
