@@ -97,7 +97,7 @@ def main():
     ap.add_argument("--ts0", type=Path, default=DEFAULT_TS0)
     ap.add_argument("--limit", type=int, default=None, help="use every k-th sequence, this many in all")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--batch-tokens", type=int, default=4096)
+    ap.add_argument("--batch-tokens", type=int, default=1024)
     ap.add_argument("--skip-official", action="store_true")
     ap.add_argument("--int8", action="store_true", help="also time nucfm's int8 mode and report its cosine "
                     "similarity to fp32")

@@ -39,7 +39,7 @@ def test_fp16_storage_loads_as_fp32(tmp_path):
 
 
 def test_config_strict():
-    with pytest.raises(ValueError, match="unknown config keys"):
+    with pytest.raises(ValueError, match="unknown TransformerConfig config keys: hidden_sise"):
         TC.from_dict({"num_layers": 2, "hidden_sise": 3})
     with pytest.raises(ValueError, match="divisible"):
         TC(hidden_size=10, num_heads=3)

@@ -90,7 +90,7 @@ def test_dna_prep_skips_all_n_and_holds_out_region(tmp_path):
     seq = _random_seq(rng, 300, "ACGT") + "N" * 100 + _random_seq(rng, 100, "acgt") + _random_seq(rng, 300, "ACGT")
     fa = tmp_path / "g.fa"
     fa.write_text(">chr1\n" + seq + "\n>chr2\n" + _random_seq(rng, 50, "ACGT") + "\n")
-    s = prepare_dna(fa, tmp_path / "p", "chr1:600-800", window=50, stride=25)
+    s = prepare_dna(fa, tmp_path / "p", "chr1:601-800", window=50, stride=25)
     starts = np.load(tmp_path / "p" / "train.starts.npy")
     store = TokenStore(tmp_path / "p" / "genome")
     assert s["skipped_windows"] > 0

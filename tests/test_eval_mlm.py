@@ -133,10 +133,10 @@ def test_cli_eval_mlm_genome_region_with_gff(tmp_path):
     save_model(ConvNet(ConvNetConfig(num_layers=2, hidden_size=16, kernel_size=5)), tmp_path / "m")
     out = tmp_path / "t.json"
     assert main(["eval-mlm", "--model", str(tmp_path / "m"), "--genome", str(tmp_path / "g.fa"), "--region",
-                 "chr:50-350", "--gff", str(tmp_path / "a.gff"), "--counts", str(tmp_path / "counts.npz"),
+                 "chr:51-350", "--gff", str(tmp_path / "a.gff"), "--counts", str(tmp_path / "counts.npz"),
                  "--window", "64", "-o", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
     assert {"all", "CDS", "5'UTR", "3'UTR", "intergenic", "repeat (lowercase)"} <= set(rows)
     assert rows["all"]["positions"] == sum(rows[c]["positions"] for c in CLASSES if c in rows)
     assert main(["eval-mlm", "--model", str(tmp_path / "m"), "--genome", str(tmp_path / "g.fa"), "--region",
-                 "chr:50-500", "--counts", str(tmp_path / "counts.npz")]) == 2  # past the contig end
+                 "chr:51-500", "--counts", str(tmp_path / "counts.npz")]) == 2  # past the contig end

@@ -90,7 +90,7 @@ def test_dna_convnet_run(tmp_path):
     seq = seq[:300] + seq[300:400].lower() + "N" * 100 + seq[500:]
     (tmp_path / "g.fa").write_text(">chr\n" + seq + "\n")
     d = {"model": {"architecture": "convnet", "num_layers": 2, "hidden_size": 16, "kernel_size": 5},
-         "data": {"kind": "dna", "genome": str(tmp_path / "g.fa"), "valid_region": "chr:1000-1200", "window": 50,
+         "data": {"kind": "dna", "genome": str(tmp_path / "g.fa"), "valid_region": "chr:1001-1200", "window": 50,
                   "stride": 25},
          "train": {"steps": 6, "batch_size": 4, "warmup": 2, "log_every": 1, "eval_every": 3, "eval_size": 4,
                    "ckpt_every": 3, "threads": 1, "lr": 1e-2},

@@ -73,7 +73,7 @@ else:
               f"({prep['skipped_windows']} skipped); reverse-complement augmentation "
               f"{run_cfg['data']['rc_augment']}; soft-masked (lowercase) positions weighted "
               f"{run_cfg['data']['soft_mask_weight']} in the loss",
-              f"- validation: the contiguous region `{prep['valid_region']}` (0-based half-open); no training "
+              f"- validation: the contiguous region `{prep['valid_region']}` (1-based inclusive); no training "
               f"window overlaps it; {prep['n_train_windows']:,} training windows"]
 t = run_cfg["train"]
 lines += ["", "## Training", "",

@@ -61,7 +61,7 @@ def add_embed(sub):
     p.add_argument("--layer", type=int, default=-1,
                    help="layer to read: 0 = embeddings, k = after block k, -1 = final (default)")
     p.add_argument("--pool", choices=["mean", "none"], default="none", help="mean over residues, or none")
-    p.add_argument("--batch-tokens", type=int, default=4096, help="tokens per batch (padding included)")
+    p.add_argument("--batch-tokens", type=int, default=1024, help="tokens per batch (padding included)")
     p.add_argument("--overlap", type=int, default=None,
                    help="overlap of windows over long sequences (default: a quarter of the model maximum)")
     p.add_argument("--no-convert", action="store_true",
@@ -228,7 +228,7 @@ def add_eval_mlm(sub):
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--fasta", help="sequences to evaluate (long ones are split into model-sized chunks)")
     src.add_argument("--genome", help="genome FASTA (with --region)")
-    p.add_argument("--region", help="CHROM:START-END of --genome, 0-based half-open")
+    p.add_argument("--region", help="CHROM:START-END of --genome, 1-based inclusive (as samtools)")
     p.add_argument("--gff", help="GFF3 annotation: adds rows per class (CDS, UTRs, ncRNA, intron, intergenic)")
     p.add_argument("--counts", help="baseline counts (.npz) from the training data; default: mlm_counts.npz "
                    "beside the model")

@@ -31,6 +31,7 @@ import numpy as np
 from nucfm.alphabet import DNA, RNA, Alphabet, EncodingReport
 from nucfm.data.baselines import ContextCounts
 from nucfm.errors import InputError
+from nucfm.io.genome import parse_region
 from nucfm.io.fasta import open_text, read_fasta
 
 FAMILY = re.compile(r"^RF\d{5}$")
@@ -221,17 +222,6 @@ def prepare_rna(fastas: list[str | Path], out_dir: str | Path, families_tsv: str
 
 
 # ---- DNA ----------------------------------------------------------------------------------------
-def parse_region(region: str) -> tuple[str, int, int]:
-    """``chr:start-end`` (0-based half-open, commas allowed) -> (chrom, start, end)."""
-    m = re.match(r"^(.+):([\d,]+)-([\d,]+)$", region.strip())
-    if not m:
-        raise InputError(f"region {region!r} is not CHROM:START-END")
-    start, end = int(m.group(2).replace(",", "")), int(m.group(3).replace(",", ""))
-    if end <= start:
-        raise InputError(f"region {region!r}: end must be greater than start")
-    return m.group(1), start, end
-
-
 def encode_genome_soft(seq: str) -> np.ndarray:
     """DNA ids with the soft-mask bit: ``id | 128`` where the input letter is lower case."""
     ids = DNA.encode(seq)
@@ -265,7 +255,7 @@ def prepare_dna(genome: str | Path, out_dir: str | Path, valid_region: str, wind
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    vchrom, vstart, vend = parse_region(valid_region)
+    vchrom, vstart, vend = parse_region(valid_region)  # 1-based inclusive, as samtools
     writer = TokenWriter(out_dir / "genome")
     names, train_starts, valid_starts = [], [], []
     counts = ContextCounts.empty(DNA)

@@ -10,6 +10,18 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from nucfm.errors import InputError
+
+
+def from_dict_strict(cls, d: dict[str, Any], what: str):
+    """``cls(**d)`` for a dataclass ``cls``, refusing keys it does not have, so a typo in a
+    config file never silently becomes a default. The one strict-keys check of the package."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise InputError(f"unknown {what} keys: {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
+    return cls(**d)
+
 
 class ConfigMixin:
     """to_dict / from_dict for frozen dataclasses, strict about keys."""
@@ -24,11 +36,7 @@ class ConfigMixin:
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
         d = {k: v for k, v in d.items() if k != "architecture"}
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown config keys {sorted(unknown)}")
-        return cls(**d)
+        return from_dict_strict(cls, d, f"{cls.__name__} config")
 
 
 @dataclass(frozen=True)

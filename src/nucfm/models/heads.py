@@ -15,10 +15,12 @@ The head is length-free (a 2D CNN): the only bound on L is memory, O(channels ·
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+
+from nucfm.models.config import from_dict_strict
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,7 @@ class PairHeadConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PairHeadConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown PairHeadConfig keys: {sorted(unknown)}")
-        return cls(**d)
+        return from_dict_strict(cls, d, "PairHeadConfig")
 
 
 class ResBlock2d(nn.Module):

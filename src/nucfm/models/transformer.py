@@ -42,15 +42,27 @@ class SelfAttention(nn.Module):
         self.v_proj = nn.Linear(hidden_size, hidden_size)
         self.out_proj = nn.Linear(hidden_size, hidden_size)
         self.dropout = dropout
+        self._fused: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
+
+    def fused_qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(3D, D) weight and (3D,) bias of the q, k, v projections stacked, for one matmul instead
+        of three. Without autograd the stack is cached until a parameter changes (in place or
+        replaced), so inference does not re-copy the weights on every call."""
+        params = (self.q_proj.weight, self.k_proj.weight, self.v_proj.weight,
+                  self.q_proj.bias, self.k_proj.bias, self.v_proj.bias)
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+            return torch.cat(params[:3]), torch.cat(params[3:])
+        key = tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params)
+        if self._fused is None or self._fused[0] != key:
+            with torch.no_grad():
+                self._fused = (key, torch.cat(params[:3]), torch.cat(params[3:]))
+        return self._fused[1], self._fused[2]
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None, need_weights: bool):
         B, T, D = x.shape
         H, Dh = self.num_heads, self.head_dim
         if type(self.q_proj) is nn.Linear:
-            # one (D -> 3D) matmul instead of three: better use of the matrix units on small batches
-            w = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
-            b = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
-            qkv = F.linear(x, w, b)
+            qkv = F.linear(x, *self.fused_qkv())
         else:  # int8-quantized projections (nucfm.models.quantize)
             qkv = torch.cat([self.q_proj(x), self.k_proj(x), self.v_proj(x)], -1)
         qkv = qkv.view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4)  # (3, B, H, T, Dh)

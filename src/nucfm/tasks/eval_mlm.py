@@ -149,16 +149,6 @@ def fasta_pieces(path, model, counts: ContextCounts, chunk: int | None = None) -
     return out
 
 
-def fetch_region(genome, chrom: str, start: int, end: int) -> str:
-    """Sequence ``[start, end)`` (0-based half-open) of ``chrom``, case kept."""
-    for rec in read_fasta(genome):
-        if rec.id == chrom:
-            if end > len(rec.seq):
-                raise InputError(f"region {chrom}:{start}-{end} runs past the end of {chrom} ({len(rec.seq)} bp)")
-            return rec.seq[start:end]
-    raise InputError(f"{genome}: no record named {chrom!r}")
-
-
 def region_classes(gff, chrom: str, start: int, end: int) -> np.ndarray:
     """Class code (index into ``CLASSES``) of every base of ``[start, end)`` from a GFF3.
 
@@ -217,10 +207,10 @@ def region_classes(gff, chrom: str, start: int, end: int) -> np.ndarray:
 
 
 def genome_pieces(genome, region: str, model, counts: ContextCounts, window: int, gff=None) -> list[Piece]:
-    from nucfm.data.corpus import parse_region
+    from nucfm.io.genome import Genome, parse_region
 
     chrom, start, end = parse_region(region)
-    seq = fetch_region(genome, chrom, start, end)
+    seq = Genome(genome).fetch(chrom, start, end, pad=None)
     ids = model.alphabet.encode(seq)
     if len(ids) != len(seq):
         raise InputError(f"region {region} holds gap characters; cannot align annotation")

@@ -7,11 +7,12 @@ Coordinates: residues are 0-based; a pair is ``(i, j)`` with ``i < j``; maps are
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from nucfm.errors import InputError
+from nucfm.models.config import from_dict_strict
 
 log = logging.getLogger("nucfm")
 
@@ -129,10 +130,7 @@ class DecodeOptions:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DecodeOptions":
-        known = {f.name for f in fields(cls)}
-        if set(d) - known:
-            raise InputError(f"unknown decoding options: {sorted(set(d) - known)}")
-        return cls(**d)
+        return from_dict_strict(cls, d, "decoding option")
 
 
 def candidate_pairs(probs: np.ndarray, seq: str, opts: DecodeOptions) -> tuple[np.ndarray, np.ndarray]:
@@ -230,10 +228,7 @@ class StructureConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "StructureConfig":
-        known = {f.name for f in fields(cls)}
-        if set(d) - known:
-            raise InputError(f"unknown structure-model config keys: {sorted(set(d) - known)}")
-        return cls(**d)
+        return from_dict_strict(cls, d, "structure-model config")
 
 
 def residue_embeddings(lm, seqs: list[str], layer: int = -1) -> list[np.ndarray]:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from nucfm.errors import InputError
+from nucfm.models.config import from_dict_strict
 
 
 @dataclass
@@ -25,7 +26,7 @@ class DataConfig:
     valid_fraction: float = 0.05  # RNA: fraction of family groups held out
     min_len: int = 10  # RNA: shorter sequences are dropped
     genome: str | None = None  # DNA source
-    valid_region: str | None = None  # DNA: CHROM:START-END held out (0-based half-open)
+    valid_region: str | None = None  # DNA: CHROM:START-END held out (1-based inclusive)
     window: int = 512  # DNA window (bases)
     stride: int = 256  # DNA window stride
     min_acgt: float = 0.0  # DNA: windows with less A/C/G/T are skipped (all-N windows always)
@@ -72,13 +73,9 @@ class RunConfig:
 
 def _strict(cls, d: dict | None, where: str):
     d = dict(d or {})
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - names
-    if unknown:
-        raise InputError(f"unknown {where} keys: {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
     if "betas" in d:
         d["betas"] = tuple(d["betas"])
-    return cls(**d)
+    return from_dict_strict(cls, d, where)
 
 
 def apply_override(d: dict, override: str) -> None:

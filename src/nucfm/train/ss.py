@@ -20,13 +20,13 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from nucfm.errors import InputError
+from nucfm.models.config import from_dict_strict
 from nucfm.io.structure import StructureRecord, read_structures
 from nucfm.metrics import macro_average, score_pairs
 from nucfm.models.heads import PairHead, PairHeadConfig
@@ -75,10 +75,7 @@ class TrainSSConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainSSConfig":
-        known = {f.name for f in fields(cls)}
-        if set(d) - known:
-            raise InputError(f"unknown train-ss options: {sorted(set(d) - known)}")
-        return cls(**d)
+        return from_dict_strict(cls, d, "train-ss option")
 
 
 @dataclass
