@@ -39,8 +39,10 @@ from nucfm.models.config import ConvNetConfig
 # Threads for the memory-bound element-wise steps (GELU, LayerNorm, residual adds) of CPU
 # inference. On a 2-core machine shared with other work, OpenMP's fork/join made each such op on
 # (8192, 512) floats cost 11-20 ms with 2 threads against 2.3-2.9 ms with 1 (measured); the
-# convolutions and matmuls keep every thread. None: leave torch's setting alone.
-ELEMENTWISE_THREADS: int | None = 1
+# convolutions and matmuls keep every thread. On a quiet machine 2 threads were faster (the
+# benchmark went 1.25x -> 1.31x with None), so the default leaves torch's setting alone; set 1
+# when the machine is shared.
+ELEMENTWISE_THREADS: int | None = None
 
 
 @contextmanager
