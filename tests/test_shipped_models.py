@@ -1,0 +1,52 @@
+"""The shipped default models: they load offline, keep their numbers, and every command runs
+with them when --model is not given."""
+
+import numpy as np
+import pytest
+import torch
+
+from nucfm import load_model
+from nucfm.alphabet import DNA
+from nucfm.checkpoint import registry
+from nucfm.cli import main
+
+
+def test_defaults_are_shipped_for_each_kind():
+    assert set(registry.DEFAULTS) >= {"rna", "dna", "ss"}
+    for name in registry.DEFAULTS.values():
+        assert registry.MODELS[name].shipped
+        assert (registry.SHIPPED_DIR / name / "MODEL_CARD.md").exists()
+        size = sum(f.stat().st_size for f in (registry.SHIPPED_DIR / name).iterdir())
+        assert size < 50 * 2**20
+
+
+def test_rna_default_golden_embedding():
+    m = load_model(registry.DEFAULTS["rna"])
+    e = m.embed(["GGGAAACUUCGGUUUCCC"], pool="mean")[0]
+    np.testing.assert_allclose(e[:4], [0.50484788, 0.56543690, 0.30712208, 0.19650699], atol=1e-4)
+    assert e.sum() == pytest.approx(-0.74959469, abs=1e-3)
+
+
+def test_dna_default_golden_logits():
+    m = load_model(registry.DEFAULTS["dna"])
+    ids = torch.tensor(DNA.encode("ACGTACGTTTGACAGTCAGTACGATCGACTAGCTAG"))[None]
+    ids[0, 10] = DNA.mask_id
+    with torch.no_grad():
+        got = m.token_logits(ids)[0, 10, 3:].numpy()  # a, c, g, t
+    np.testing.assert_allclose(got, [1.11888146, 1.72542775, 0.99435127, 1.28367102], atol=1e-4)
+
+
+def test_commands_run_on_defaults(tmp_path):
+    fa = tmp_path / "r.fa"
+    fa.write_text(">a\nGGGAAACUUCGGUUUCCC\n>b\nGCGGAUUUAGCUCAGUUGGGAGAGCGCCAGACUGAAGAUCUGGAG\n")
+    assert main(["embed", "-i", str(fa), "-o", str(tmp_path / "e.h5")]) == 0
+    assert main(["fold", "-i", str(fa), "-o", str(tmp_path / "f.dbn")]) == 0
+    assert (tmp_path / "f.dbn").read_text().count(">") == 2
+    rng = np.random.default_rng(0)
+    genome = "".join(rng.choice(list("ACGT"), 3000))
+    (tmp_path / "g.fa").write_text(">chr1\n" + genome + "\n")
+    (tmp_path / "v.tsv").write_text(f"chrom\tpos\tref\talt\nchr1\t1\t{genome[0]}\tA\nchr1\t1500\t{genome[1499]}\tC\n")
+    assert main(["vep", "--genome", str(tmp_path / "g.fa"), "--variants", str(tmp_path / "v.tsv"),
+                 "-o", str(tmp_path / "s.tsv"), "--no-progress"]) == 0
+    lines = (tmp_path / "s.tsv").read_text().splitlines()
+    assert len(lines) == 3 and "score" in lines[0]
