@@ -24,15 +24,12 @@ import torch
 DEFAULT_TS0 = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ss" / "bprna" / "TS0.dbn"
 
 
-def read_dbn_sequences(path: Path) -> list[str]:
-    lines = [x.strip() for x in path.read_text().splitlines() if x.strip()]
-    # upper case: the official alphabet maps lower-case letters to <unk>, nucfm folds case
-    return [lines[i + 1].upper() for i in range(0, len(lines), 3)]
-
-
 def workload(path: Path, limit: int | None) -> tuple[list[str], str]:
     if path.exists():
-        seqs, source = read_dbn_sequences(path), str(path)
+        from nucfm.io.structure import read_dbn
+
+        # upper case: the official alphabet maps lower-case letters to <unk>, nucfm folds case
+        seqs, source = [r.seq.upper() for r in read_dbn(path)], str(path)
     else:
         rng = np.random.default_rng(0)
         lengths = np.clip(rng.lognormal(4.7, 0.6, 1305).astype(int), 20, 500)
