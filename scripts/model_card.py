@@ -1,6 +1,6 @@
 """Write MODEL_CARD.md for a shipped model from its training run and measured evaluations.
 
-    python train/model_card.py --weights src/nucfm/weights/NAME --run runs/rna-rfam \
+    python scripts/model_card.py --weights src/nucfm/weights/NAME --run runs/rna-rfam \
         --eval eval.json --precision precision.json --config configs/rna-rfam.yaml \
         --eval-command "nucfm eval-mlm ..." --notes notes.md
 """
@@ -17,7 +17,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--weights", required=True)
 p.add_argument("--run", required=True)
 p.add_argument("--eval", required=True, help="JSON written by nucfm eval-mlm -o")
-p.add_argument("--precision", required=True, help="JSON printed by train/ship_model.py")
+p.add_argument("--precision", required=True, help="JSON printed by scripts/ship_model.py")
 p.add_argument("--config", required=True)
 p.add_argument("--eval-command", required=True)
 p.add_argument("--notes", help="markdown appended as a 'Training history' section")
@@ -86,7 +86,7 @@ lines += ["", "## Training", "",
           f"{platform.processor() or platform.machine()} CPU, {t['threads']} thread, the 2-core machine shared "
           "with other jobs; fp32",
           f"- reproduce: `nucfm pretrain --config {args.config}` (see the history below), then "
-          f"`python train/ship_model.py RUN/checkpoints/step_{ckpt_step:08d} src/nucfm/weights/{w.name} --run RUN "
+          f"`python scripts/ship_model.py RUN/checkpoints/step_{ckpt_step:08d} src/nucfm/weights/{w.name} --run RUN "
           f"--kind {meta['kind']} --description ...`"]
 if args.notes:
     lines += ["", "## Training history", "", Path(args.notes).read_text().strip()]

@@ -1,6 +1,6 @@
 """Export a pretraining checkpoint as a shipped nucfm model (fp16) and report fp32 vs fp16.
 
-    python train/ship_model.py runs/rna-rfam/final src/nucfm/weights/NAME --run runs/rna-rfam \
+    python scripts/ship_model.py runs/rna-rfam/final src/nucfm/weights/NAME --run runs/rna-rfam \
         --kind rna --description "..."
 """
 
