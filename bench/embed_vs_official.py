@@ -70,14 +70,6 @@ def official_model():
     return model, alphabet, args
 
 
-def write_pth(model, args, path):
-    state = {}
-    for k, v in model.state_dict().items():
-        prefix = "encoder." if k.startswith(("lm_head", "contact_head")) else "encoder.sentence_encoder."
-        state[prefix + k] = v
-    torch.save({"args": args, "model": state}, path)
-
-
 def time_official(model, alphabet, seqs, batch: int) -> float:
     conv = alphabet.get_batch_converter()
     t = time.perf_counter()
@@ -103,6 +95,7 @@ def main():
     torch.manual_seed(0)
 
     from nucfm import load_model
+    from nucfm.checkpoint.rnafm import write_rnafm_pth
 
     seqs, source = workload(args.ts0, args.limit)
     nt = sum(len(s) for s in seqs)
@@ -112,7 +105,7 @@ def main():
     ref, alphabet, ref_args = official_model()
     with tempfile.TemporaryDirectory() as tmp:
         pth = Path(tmp) / "RNA-FM_pretrained.pth"
-        write_pth(ref, ref_args, pth)
+        write_rnafm_pth(ref.state_dict(), ref_args, pth)
         ours = load_model(pth)
 
     # correctness on a few sequences before timing

@@ -10,6 +10,7 @@ fm = pytest.importorskip("fm")
 
 from nucfm import load_model  # noqa: E402
 from nucfm.alphabet import RNA  # noqa: E402
+from nucfm.checkpoint.rnafm import write_rnafm_pth  # noqa: E402
 from nucfm.data.collate import collate  # noqa: E402
 
 SEQS = ["GGGAAACUUCGGUUUCCC", "ACGU", "AUGGCUACGAUCGAUCGAUGCAUGCAUCGAUCAGCUAGCAUCGA", "NRYACGU-AC"]
@@ -31,11 +32,7 @@ def official_model(layers=2, dim=64, heads=4, ffn=128, max_positions=1024, ln_be
 
 
 def write_official_pth(model, args, path):
-    state = {}
-    for k, v in model.state_dict().items():
-        prefix = "encoder." if k.startswith(("lm_head", "contact_head")) else "encoder.sentence_encoder."
-        state[prefix + k] = v
-    torch.save({"args": args, "model": state}, path)
+    write_rnafm_pth(model.state_dict(), args, path)
 
 
 @pytest.fixture(scope="module")

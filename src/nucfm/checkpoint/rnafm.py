@@ -39,6 +39,17 @@ def read_rnafm_pth(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     return args, state
 
 
+def write_rnafm_pth(state: dict[str, torch.Tensor], args: argparse.Namespace, path: str | Path) -> None:
+    """Write an ESM-1b-style state dict (``fm.BioBertModel.state_dict()`` names) in the official
+    fairseq layout: ``{"args": Namespace, "model": {"encoder.sentence_encoder.<k>" or
+    "encoder.<head k>": tensor}}`` — what :func:`read_rnafm_pth` reads back."""
+    model = {}
+    for k, v in state.items():
+        prefix = "encoder." if k.startswith(("lm_head", "contact_head")) else "encoder.sentence_encoder."
+        model[prefix + k] = v
+    torch.save({"args": args, "model": model}, str(path))
+
+
 def config_from_rnafm(args: dict, state: dict[str, torch.Tensor]) -> TransformerConfig:
     if args.get("arch") != "roberta_large":
         raise InputError(f"unsupported RNA-FM architecture {args.get('arch')!r} (expected 'roberta_large')")

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nucfm.alphabet import Alphabet
+from nucfm.alphabet import Alphabet, get_alphabet
 
 
 class NucleotideLM(nn.Module):
@@ -18,6 +18,11 @@ class NucleotideLM(nn.Module):
     config_class: ClassVar[type]
     alphabet: Alphabet
 
+    def __init__(self, config):
+        super().__init__()
+        self.config = config  # frozen dataclass: architecture, sizes, alphabet name
+        self.alphabet = get_alphabet(config.alphabet)
+
     @property
     def max_len(self) -> int | None:
         """Most residues one forward pass takes (None: unbounded, e.g. a ConvNet)."""
@@ -25,11 +30,11 @@ class NucleotideLM(nn.Module):
 
     @property
     def num_layers(self) -> int:
-        raise NotImplementedError
+        return self.config.num_layers
 
     @property
     def hidden_size(self) -> int:
-        raise NotImplementedError
+        return self.config.hidden_size
 
     def hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int) -> torch.Tensor:
         """Hidden states of ``layer`` (negative counts from the end; -1 = final), (B, T, D)."""

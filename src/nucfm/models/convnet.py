@@ -31,7 +31,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nucfm.alphabet import get_alphabet
 from nucfm.models.base import NucleotideLM
 from nucfm.models.config import ConvNetConfig
 
@@ -142,23 +141,13 @@ class ConvNet(NucleotideLM):
     config_class = ConvNetConfig
 
     def __init__(self, config: ConvNetConfig):
-        super().__init__()
-        self.config = config
-        self.alphabet = get_alphabet(config.alphabet)
+        super().__init__(config)
         V, D = len(self.alphabet), config.hidden_size
         if V > D:
             raise ValueError(f"hidden_size {D} is smaller than the vocabulary ({V}): one-hot input impossible")
         eps = config.layer_norm_eps
         self.layers = nn.ModuleList(ConvBlock(D, config.kernel_size, d, eps) for d in config.dilations())
         self.lm_head = LMHead(D, V, eps)
-
-    @property
-    def num_layers(self) -> int:
-        return self.config.num_layers
-
-    @property
-    def hidden_size(self) -> int:
-        return self.config.hidden_size
 
     def receptive_radius(self) -> tuple[int, int]:
         """Bases to the (left, right) of a position that can change its logits."""

@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nucfm.alphabet import get_alphabet
 from nucfm.models.base import NucleotideLM
 from nucfm.models.config import TransformerConfig
 
@@ -142,9 +141,7 @@ class Transformer(NucleotideLM):
     config_class = TransformerConfig
 
     def __init__(self, config: TransformerConfig):
-        super().__init__()
-        self.config = config
-        self.alphabet = get_alphabet(config.alphabet)
+        super().__init__(config)
         V, D = len(self.alphabet), config.hidden_size
         self.pad_id = self.alphabet.pad_id
         self.embed_tokens = nn.Embedding(V, D, padding_idx=self.pad_id)
@@ -157,14 +154,6 @@ class Transformer(NucleotideLM):
         self.emb_layer_norm_after = nn.LayerNorm(D, eps=config.layer_norm_eps)
         self.lm_head = LMHead(config, V)
         self.contact_head = ContactHead(config.num_layers * config.num_heads) if config.contact_head else None
-
-    @property
-    def num_layers(self) -> int:
-        return self.config.num_layers
-
-    @property
-    def hidden_size(self) -> int:
-        return self.config.hidden_size
 
     @property
     def max_len(self) -> int | None:
