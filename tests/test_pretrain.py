@@ -122,3 +122,27 @@ def test_schedules():
     assert lr_factor(5, t) == 0.5 and lr_factor(10, t) == 1.0 and abs(lr_factor(40, t) - 0.5) < 1e-12
     t = TrainConfig(warmup=10, steps=110, schedule="cosine", min_lr_ratio=0.1)
     assert lr_factor(10, t) == 1.0 and abs(lr_factor(60, t) - 0.55) < 1e-12 and abs(lr_factor(110, t) - 0.1) < 1e-12
+
+
+def test_init_from_starts_at_the_given_weights(tmp_path):
+    """train.init_from copies a saved model's weights (fresh optimizer); a different architecture
+    is refused with the differing keys named."""
+    import torch
+    from safetensors.torch import load_file
+
+    from nucfm.checkpoint import load_model
+    from nucfm.errors import InputError
+
+    d = _rna_config(tmp_path, steps=4, ckpt_every=4, eval_every=4)
+    src = pretrain(from_dict(d)) / "final"
+    d2 = _rna_config(tmp_path, steps=1, lr=0.0, warmup=1, clip=0.0, ckpt_every=1, eval_every=1, init_from=str(src))
+    d2["output"] = str(tmp_path / "warm")
+    warm = pretrain(from_dict(d2))
+    got, want = load_file(str(warm / "final" / "model.safetensors")), load_model(src).state_dict()
+    assert set(got) == set(want)
+    assert all(torch.equal(got[k], want[k]) for k in want)  # lr 0: the weights are exactly the source's
+    d3 = _rna_config(tmp_path, init_from=str(src))
+    d3["model"]["hidden_size"] = 16
+    d3["output"] = str(tmp_path / "bad")
+    with pytest.raises(InputError, match="hidden_size"):
+        pretrain(from_dict(d3))

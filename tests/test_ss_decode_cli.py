@@ -117,3 +117,27 @@ def test_lm_head_and_long_sequences(tmp_path):
     emb = lm.embed([seq])[0]
     again = pred.predict_probs([seq], embeddings=[emb])[0]
     np.testing.assert_allclose(probs, again, atol=1e-6)
+
+
+def test_energy_parameter_sets_are_separate_features():
+    """bpp under Langdon 2018 differs from RNAfold's default, and switching sets leaves the default
+    fold unchanged (ViennaRNA's parameters are global state)."""
+    from nucfm.errors import InputError
+    from nucfm.tasks.structure import FEATURE_CHANNELS, StructureConfig, pair_features, vienna_bpp, vienna_mfe
+
+    seq = "GGGAAAUCCCGCGCAAGCGCUUAGCUAGCAUCGAUAAGGCUAGCU"
+    turner = vienna_bpp(seq)
+    langdon = vienna_bpp(seq, "Langdon2018")
+    assert np.abs(turner - langdon).max() > 0.01 and np.allclose(langdon, langdon.T)
+    assert np.array_equal(vienna_bpp(seq), turner)  # the default set is back
+    mfe = vienna_mfe(seq)
+    vienna_mfe(seq, "Andronescu2007")
+    assert vienna_mfe(seq) == mfe
+    f = pair_features(seq, ("bpp", "bpp-langdon2018"), {"bpp-langdon2018": langdon})
+    assert f.shape == (2, len(seq), len(seq)) and np.array_equal(f[0], turner) and np.array_equal(f[1], langdon)
+    assert FEATURE_CHANNELS["bpp-andronescu2007"] == 1
+    StructureConfig(head={}, features=("onehot", "bpp-langdon2018"))
+    with pytest.raises(InputError, match="unknown pair feature"):
+        StructureConfig(head={}, features=("bpp-turner1999",))
+    with pytest.raises(InputError, match="energy parameter set"):
+        vienna_bpp(seq, "Nope2020")

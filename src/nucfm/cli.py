@@ -333,7 +333,8 @@ def add_train_ss(sub):
     p.add_argument("--lm", default=None, help="language model (name or path) for embeddings; 'none' = features only")
     p.add_argument("--lm-layer", type=int, default=None, help="LM layer to read (default -1, the final output)")
     p.add_argument("--features", default=None,
-                   help="comma-separated extra pair channels from: onehot, bpp; 'none' for none "
+                   help="comma-separated extra pair channels from: onehot, bpp (ViennaRNA, Turner 2004), "
+                   "bpp-langdon2018, bpp-andronescu2007; 'none' for none "
                    f"(default {','.join(d.features)})")
     for name in ("blocks", "channels", "reduction", "crop", "batch-pairs", "max-steps", "eval-every", "threads",
                  "seed", "limit-train"):

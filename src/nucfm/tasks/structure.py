@@ -18,8 +18,12 @@ log = logging.getLogger("nucfm")
 
 NUCLEOTIDES = "ACGU"
 CANONICAL = frozenset({("A", "U"), ("U", "A"), ("G", "C"), ("C", "G"), ("G", "U"), ("U", "G")})
-FEATURES = ("onehot", "bpp")  # extra pair channels a structure model may use
-FEATURE_CHANNELS = {"onehot": 16, "bpp": 1}
+# ViennaRNA base-pair probabilities under each energy parameter set a model may read, by feature
+# name; "bpp" is RNAfold's default (Turner 2004). Langdon 2018 (parameters fitted for structure
+# prediction accuracy) folds bpRNA VL0 better than the default, and the head learns from both.
+BPP_PARAMS = {"bpp": "Turner2004", "bpp-langdon2018": "Langdon2018", "bpp-andronescu2007": "Andronescu2007"}
+FEATURES = ("onehot", *BPP_PARAMS)  # extra pair channels a structure model may use
+FEATURE_CHANNELS = {"onehot": 16, **{f: 1 for f in BPP_PARAMS}}
 
 
 def clean_rna(seq: str) -> str:
@@ -38,33 +42,48 @@ def _vienna():
     return RNA
 
 
-def vienna_bpp(seq: str) -> np.ndarray:
-    """ViennaRNA (RNAfold -p, default Turner 2004 parameters, 37 °C) base-pair probabilities:
-    (L, L) float32, symmetric, zero diagonal."""
-    RNA = _vienna()
+_LOADED_PARAMS = ["Turner2004"]  # the set now loaded in ViennaRNA's global state
 
+
+def energy_parameters(params: str = "Turner2004"):
+    """ViennaRNA with the energy parameter set ``params`` loaded. Its parameters are global, so
+    every nucfm fold names its set and this switches only when the set changes (a switch costs
+    ~20 ms; folding one long list under one set pays it once)."""
+    RNA = _vienna()
+    if _LOADED_PARAMS[0] != params:
+        loader = getattr(RNA, f"params_load_RNA_{params}", None)
+        if loader is None:
+            raise InputError(f"unknown ViennaRNA energy parameter set {params!r}")
+        loader()
+        _LOADED_PARAMS[0] = params
+    return RNA
+
+
+def vienna_bpp(seq: str, params: str = "Turner2004") -> np.ndarray:
+    """ViennaRNA (RNAfold -p, 37 °C) base-pair probabilities under the energy parameter set
+    ``params`` (``Turner2004`` = RNAfold's default, ``Langdon2018``, ``Andronescu2007``):
+    (L, L) float32, symmetric, zero diagonal."""
     s = clean_rna(seq)
     L = len(s)
     out = np.zeros((L, L), dtype=np.float32)
     if L < 2:
         return out
-    fc = RNA.fold_compound(s)
+    fc = energy_parameters(params).fold_compound(s)
     fc.pf()
     p = np.asarray(fc.bpp(), dtype=np.float32)[1:, 1:]  # (L, L) upper triangle, 1-based in Vienna
     out[:] = np.triu(p, 1)
     return out + out.T
 
 
-def vienna_mfe(seq: str) -> list[tuple[int, int]]:
-    """Pairs of the RNAfold minimum-free-energy structure (the thermodynamic baseline)."""
-    RNA = _vienna()
-
+def vienna_mfe(seq: str, params: str = "Turner2004") -> list[tuple[int, int]]:
+    """Pairs of the RNAfold minimum-free-energy structure (the thermodynamic baseline) under the
+    energy parameter set ``params`` (default: RNAfold's own, Turner 2004)."""
     from nucfm.io.structure import parse_dot_bracket
 
     s = clean_rna(seq)
     if len(s) < 2:
         return []
-    db, _ = RNA.fold(s)
+    db, _ = energy_parameters(params).fold(s)
     return parse_dot_bracket(db)
 
 
@@ -79,15 +98,16 @@ def onehot_outer(seq: str) -> np.ndarray:
     return (oh[:, None, :, None] * oh[None, :, None, :]).reshape(16, len(s), len(s))
 
 
-def pair_features(seq: str, features: tuple[str, ...], bpp: np.ndarray | None = None) -> np.ndarray:
-    """(C, L, L) float32 extra channels, in the order of ``features`` (``onehot`` = 16, ``bpp``
-    = 1). A precomputed ``bpp`` map (L, L) is used when given."""
+def pair_features(seq: str, features: tuple[str, ...], bpps: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """(C, L, L) float32 extra channels, in the order of ``features`` (``onehot`` = 16, each
+    ``bpp*`` = 1). Precomputed bpp maps (L, L) may be given by feature name in ``bpps``."""
     parts = []
     for f in features:
         if f == "onehot":
             parts.append(onehot_outer(seq))
-        elif f == "bpp":
-            parts.append((vienna_bpp(seq) if bpp is None else bpp)[None])
+        elif f in BPP_PARAMS:
+            given = (bpps or {}).get(f)
+            parts.append((vienna_bpp(seq, BPP_PARAMS[f]) if given is None else given)[None])
         else:
             raise InputError(f"unknown pair feature {f!r}; known: {', '.join(FEATURES)}")
     L = len(seq)
@@ -199,7 +219,7 @@ class StructureConfig:
     """Everything a structure checkpoint needs to rebuild and run itself.
 
     head: the :class:`~nucfm.models.heads.PairHeadConfig` as a dict.
-    features: extra pair channels, in order (``onehot``: 16, ``bpp``: 1).
+    features: extra pair channels, in order (``onehot``: 16, each of :data:`BPP_PARAMS`: 1).
     lm: the language model whose embeddings the head reads (a registered name or a path), or
         None for a head on pair features only; ``lm_hidden_size`` guards against a mismatch.
     lm_layer: which LM layer (RNA-FM numbering, -1 = final output).
@@ -257,29 +277,42 @@ class StructurePredictor:
         return DecodeOptions.from_dict(self.config.decode)
 
     def inputs(self, seqs: list[str], embeddings=None, bpps=None):
-        """Per-sequence head inputs: (embedding (L, D) or None, pair features (C, L, L) or None)."""
+        """Per-sequence head inputs: (embedding (L, D) or None, pair features (C, L, L) or None).
+        ``bpps``: optional precomputed maps, one ``{feature: (L, L)}`` dict per sequence. Maps of
+        one energy parameter set are computed together (ViennaRNA switches sets once per call)."""
         if self.lm is not None and embeddings is None:
             embeddings = residue_embeddings(self.lm, seqs, self.config.lm_layer)
+        bpps = [dict(b) for b in bpps] if bpps is not None else [{} for _ in seqs]
+        for f in self.config.features:
+            if f in BPP_PARAMS:
+                for s, b in zip(seqs, bpps):
+                    if b.get(f) is None:
+                        b[f] = vienna_bpp(s, BPP_PARAMS[f])
         out = []
         for k, s in enumerate(seqs):
             e = embeddings[k] if embeddings is not None else None
-            f = pair_features(s, self.config.features, None if bpps is None else bpps[k]) if self.config.features else None
+            f = pair_features(s, self.config.features, bpps[k]) if self.config.features else None
             out.append((e, f))
         return out
 
-    def predict_probs(self, seqs: list[str], embeddings=None, bpps=None) -> list[np.ndarray]:
-        """(L, L) float32 symmetric pair probabilities per sequence (sigmoid of the head's logits)."""
+    def predict_probs(self, seqs: list[str], embeddings=None, bpps=None, chunk: int = 16) -> list[np.ndarray]:
+        """(L, L) float32 symmetric pair probabilities per sequence (sigmoid of the head's logits).
+        Inputs are built ``chunk`` sequences at a time, so memory holds one chunk's pair features."""
         import torch
 
         probs = []
         with torch.inference_mode():
-            for s, (e, f) in zip(seqs, self.inputs(seqs, embeddings, bpps)):
-                if len(s) == 0:
-                    probs.append(np.zeros((0, 0), dtype=np.float32))
-                    continue
-                et = None if e is None else torch.as_tensor(np.asarray(e, dtype=np.float32))[None]
-                ft = None if f is None else torch.as_tensor(f)[None]
-                probs.append(torch.sigmoid(self.head(et, ft))[0].numpy())
+            for c in range(0, len(seqs), chunk):
+                part = seqs[c : c + chunk]
+                e_part = None if embeddings is None else embeddings[c : c + chunk]
+                b_part = None if bpps is None else bpps[c : c + chunk]
+                for s, (e, f) in zip(part, self.inputs(part, e_part, b_part)):
+                    if len(s) == 0:
+                        probs.append(np.zeros((0, 0), dtype=np.float32))
+                        continue
+                    et = None if e is None else torch.as_tensor(np.asarray(e, dtype=np.float32))[None]
+                    ft = None if f is None else torch.as_tensor(f)[None]
+                    probs.append(torch.sigmoid(self.head(et, ft))[0].numpy())
         return probs
 
     def fold(self, seqs: list[str], opts: DecodeOptions | None = None) -> list[tuple[list, np.ndarray]]:

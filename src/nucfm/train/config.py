@@ -56,6 +56,7 @@ class TrainConfig:
     ckpt_every: int = 200
     keep_ckpts: int = 2
     device: str = "auto"  # "cpu", "cuda" or "auto"
+    init_from: str | None = None  # start from these weights (a model dir or registered name), fresh optimizer
 
 
 @dataclass

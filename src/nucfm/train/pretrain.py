@@ -70,6 +70,20 @@ def init_weights(model: nn.Module, std: float = 0.02) -> None:
                     m.weight[m.padding_idx].zero_()
 
 
+def load_initial_weights(model: nn.Module, source: str) -> None:
+    """Copy the weights of ``source`` (anything :func:`nucfm.load_model` takes) into ``model``;
+    the architectures must match exactly (same config), or the run stops with the difference."""
+    from nucfm.checkpoint import load_model
+
+    src = load_model(source)
+    mine, theirs = model.config.to_dict(), src.config.to_dict()
+    diff = {k: (theirs.get(k), mine.get(k)) for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k)}
+    if diff:
+        raise InputError(f"train.init_from {source}: its config differs from the run's model config "
+                         f"(key: theirs, ours): {diff}")
+    model.load_state_dict(src.state_dict(), strict=True)
+
+
 def lr_factor(step: int, cfg) -> float:
     """Multiplier of the peak lr at optimizer step ``step`` (1-based)."""
     w = max(1, cfg.warmup)
@@ -214,6 +228,8 @@ def pretrain(cfg: RunConfig, resume: bool = False, interrupt_at: int | None = No
     torch.manual_seed(t.seed)  # identical initial weights on every rank
     model = build_model(cfg.model)
     init_weights(model)
+    if t.init_from and not resume:
+        load_initial_weights(model, t.init_from)
     if getattr(model.config, "alphabet", None) != {"rna": "rna-fm", "dna": "gpn"}[cfg.data.kind]:
         raise InputError(f"data.kind {cfg.data.kind} does not match the model alphabet {model.config.alphabet!r}")
     if rank == 0:

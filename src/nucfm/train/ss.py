@@ -31,6 +31,7 @@ from nucfm.io.structure import StructureRecord, read_structures
 from nucfm.metrics import macro_average, score_pairs
 from nucfm.models.heads import PairHead, PairHeadConfig
 from nucfm.tasks.structure import (
+    BPP_PARAMS,
     FEATURE_CHANNELS,
     DecodeOptions,
     StructureConfig,
@@ -82,7 +83,7 @@ class TrainSSConfig:
 class Example:
     seq: str
     pairs: list
-    bpp: tuple | None = None  # sparse (idx, val) ViennaRNA map
+    bpp: dict | None = None  # feature name -> sparse (idx, val) ViennaRNA map
     emb: np.ndarray | None = None  # (L, D) float16 frozen LM embeddings
     id: str = ""
 
@@ -95,7 +96,11 @@ def _load_split(path: str, cfg: TrainSSConfig, lm, limit: int = 0) -> list[Examp
     if limit:
         recs = recs[:limit]
     seqs = [r.seq for r in recs]
-    bpps = [bpp_to_sparse(b) for b in bpp_maps(seqs)] if "bpp" in cfg.features else [None] * len(recs)
+    bpps: list[dict] = [{} for _ in recs]
+    for f in cfg.features:
+        if f in BPP_PARAMS:
+            for d, b in zip(bpps, bpp_maps(seqs, params=BPP_PARAMS[f])):
+                d[f] = bpp_to_sparse(b)
     embs = lm_embeddings(lm, cfg.lm, seqs, cfg.lm_layer) if lm is not None else [None] * len(recs)
     return [Example(r.seq, r.pairs, b, e, r.id) for r, b, e in zip(recs, bpps, embs)]
 
@@ -132,8 +137,9 @@ def make_batch(examples: list[Example], features: tuple[str, ...], crop: int | N
         for f in features:
             if f == "onehot":
                 feats[b, c : c + 16, :L, :L] = torch.from_numpy(onehot_outer(ex.seq[s:e]))
-            elif f == "bpp":
-                full = sparse_to_bpp(ex.bpp[0].astype(np.int64), ex.bpp[1], len(ex.seq))
+            elif f in BPP_PARAMS:
+                idx, val = ex.bpp[f]
+                full = sparse_to_bpp(idx.astype(np.int64), val, len(ex.seq))
                 feats[b, c, :L, :L] = torch.from_numpy(full[s:e, s:e])
             c += FEATURE_CHANNELS[f]
         if embs is not None:

@@ -35,20 +35,26 @@ def _key(seqs: Sequence[str], tag: str) -> str:
     return h.hexdigest()[:16]
 
 
-def _sparse_bpp(seq: str):
-    return bpp_to_sparse(vienna_bpp(seq))
+def _sparse_bpp(job: tuple[str, str]):
+    seq, params = job
+    return bpp_to_sparse(vienna_bpp(seq, params))
 
 
-def bpp_maps(seqs: Sequence[str], workers: int = 1) -> list[np.ndarray]:
-    """(L, L) float32 ViennaRNA bpp maps of ``seqs``, computed once and cached."""
-    path = cache_dir() / f"bpp-{_key(seqs, 'bpp-v1')}.npz"
+def bpp_maps(seqs: Sequence[str], workers: int = 1, params: str = "Turner2004") -> list[np.ndarray]:
+    """(L, L) float32 ViennaRNA bpp maps of ``seqs`` under energy parameters ``params``,
+    computed once and cached."""
+    tag = "bpp-v1" if params == "Turner2004" else f"bpp-v1-{params}"
+    path = cache_dir() / f"bpp-{_key(seqs, tag)}.npz"
     if not path.exists():
-        log.info("computing ViennaRNA bpp for %d sequences (cache %s)", len(seqs), path)
+        log.info("computing ViennaRNA bpp (%s) for %d sequences (cache %s)", params, len(seqs), path)
+        jobs = [(s, params) for s in seqs]
         if workers > 1:
             with Pool(workers) as pool:
-                sparse = pool.map(_sparse_bpp, seqs, chunksize=16)
+                sparse = pool.map(_sparse_bpp, jobs, chunksize=16)
         else:
-            sparse = [_sparse_bpp(s) for s in seqs]
+            from tqdm.auto import tqdm
+
+            sparse = [_sparse_bpp(j) for j in tqdm(jobs, desc=f"bpp {params}", unit="seq", mininterval=5)]
         counts = np.array([len(v) for _, v in sparse], dtype=np.int64)
         idx = np.concatenate([i for i, _ in sparse]) if len(sparse) else np.zeros((0, 2), np.int16)
         val = np.concatenate([v for _, v in sparse]) if len(sparse) else np.zeros(0, np.float16)
