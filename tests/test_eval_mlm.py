@@ -1,4 +1,5 @@
 import json
+import math
 
 import numpy as np
 
@@ -62,6 +63,28 @@ def test_kmer_baseline_solves_a_periodic_sequence_and_model_rows():
     assert 0 <= r["model_acc"] <= 1 and r["model_ppl"] > 1
     # same seed -> same positions and numbers
     assert evaluate_mlm(model, fasta_pieces_from([seq] * 4, model, counts), counts, seed=1) == rows
+    # the paired differences agree with the rows; the interval holds the point estimate
+    d = r["vs"]["kmer"]
+    assert abs(d["acc_diff"] - (r["model_acc"] - 1.0)) < 1e-12
+    assert abs(d["nll_diff"] - (math.log(r["model_ppl"]) - math.log(r["kmer_ppl"]))) < 1e-9
+    assert d["acc_diff_ci95"][0] <= d["acc_diff"] <= d["acc_diff_ci95"][1]
+
+
+def test_paired_bootstrap_intervals():
+    """A model better by 0.1 accuracy on every piece gets an interval around +0.1; a model equal
+    to the baseline on average but noisy per piece gets an interval that contains 0."""
+    from nucfm.tasks.eval_mlm import paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    clear = [(100, [60, 50, 50, 50], [100.0, 110.0, 110.0, 110.0]) for _ in range(50)]
+    d = paired_bootstrap(clear)["unigram"]
+    assert abs(d["acc_diff"] - 0.1) < 1e-12 and d["acc_diff_ci95"][0] > 0.09 and d["nll_diff"] < 0
+    noisy = []
+    for delta in rng.integers(1, 11, size=100):  # +delta and -delta: no difference on average
+        for sign in (1, -1):
+            noisy.append((100, [50 + sign * int(delta), 50, 50, 50], [100.0, 100.0, 100.0, 100.0]))
+    d = paired_bootstrap(noisy)["kmer"]
+    assert d["acc_diff"] == 0.0 and d["acc_diff_ci95"][0] < -0.005 and d["acc_diff_ci95"][1] > 0.005
 
 
 def fasta_pieces_from(seqs, model, counts):

@@ -17,6 +17,10 @@ selected position whose true base is one of the four canonical nucleotides we sc
 
 Accuracy is argmax agreement; perplexity is ``exp`` of the mean negative log-likelihood (nats),
 4 = uniform guessing. For a genome region with a GFF, positions are also split by class.
+
+The ``all`` row also carries ``vs``: per baseline, the model's accuracy gain and NLL reduction
+with 95 % confidence intervals from a paired bootstrap over pieces (sequences, or genome windows):
+positions of one piece are resampled together, since they are not independent.
 """
 
 from __future__ import annotations
@@ -96,6 +100,7 @@ def evaluate_mlm(model, pieces: list[Piece], counts: ContextCounts, mask_prob: f
     residue_ids = alphabet.residue_ids()
     uni, _ = counts.log_probs(np.zeros(0, np.int64))
     tallies: dict[str, Tally] = defaultdict(Tally)
+    per_piece = []  # (n, correct per scorer, nll per scorer) of each piece, for the bootstrap
     order = np.argsort([len(p.ids) for p in pieces], kind="stable")
     from tqdm.auto import tqdm
 
@@ -123,6 +128,8 @@ def evaluate_mlm(model, pieces: list[Piece], counts: ContextCounts, mask_prob: f
                   "kmer_masked": counts.log_probs_masked(seen_codes)[sel]}
             label = codes[sel]
             tallies["all"].add(label, lp)
+            per_piece.append((len(label), [int((lp[k].argmax(-1) == label).sum()) for k in SCORERS],
+                              [-float(lp[k][np.arange(len(label)), label].sum()) for k in SCORERS]))
             if p.classes is not None:
                 cls = p.classes[sel]
                 for c in np.unique(cls):
@@ -133,7 +140,32 @@ def evaluate_mlm(model, pieces: list[Piece], counts: ContextCounts, mask_prob: f
                 if k.any():
                     tallies["repeat (lowercase)"].add(label[k], {s: v[k] for s, v in lp.items()})
     names = ["all"] + [c for c in (*CLASSES, "repeat (lowercase)") if c in tallies]
-    return {n: tallies[n].row() for n in names}
+    rows = {n: tallies[n].row() for n in names}
+    if per_piece:
+        rows["all"]["vs"] = paired_bootstrap(per_piece, seed=seed)
+    return rows
+
+
+def paired_bootstrap(per_piece: list, n_boot: int = 2000, seed: int = 0) -> dict[str, dict]:
+    """Model minus each baseline: accuracy difference and NLL difference (nats per position,
+    negative = model better), point estimates and 95 % percentile intervals, resampling pieces."""
+    n = np.array([p[0] for p in per_piece], dtype=np.float64)
+    correct = np.array([p[1] for p in per_piece], dtype=np.float64)  # (P, S)
+    nll = np.array([p[2] for p in per_piece], dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(n), size=(n_boot, len(n)))
+    w = np.stack([np.bincount(row, minlength=len(n)) for row in idx]).astype(np.float64)  # (B, P)
+    tot = w @ n
+    acc = (w @ correct) / tot[:, None]  # (B, S)
+    mnll = (w @ nll) / tot[:, None]
+    acc0, nll0 = correct.sum(0) / n.sum(), nll.sum(0) / n.sum()
+    out = {}
+    for k, s in enumerate(SCORERS[1:], start=1):
+        da, dn = acc[:, 0] - acc[:, k], mnll[:, 0] - mnll[:, k]
+        out[s] = {"acc_diff": float(acc0[0] - acc0[k]), "acc_diff_ci95": [float(x) for x in np.percentile(da, [2.5, 97.5])],
+                  "nll_diff": float(nll0[0] - nll0[k]), "nll_diff_ci95": [float(x) for x in np.percentile(dn, [2.5, 97.5])],
+                  "pieces": len(n)}
+    return out
 
 
 # ---- inputs -------------------------------------------------------------------------------------
@@ -227,6 +259,13 @@ def format_table(rows: dict[str, dict]) -> str:
     for name, r in rows.items():
         lines.append(f"{name:20s} {r['positions']:9d} " + " ".join(
             f"{r[s + '_acc']:16.4f} {r[s + '_ppl']:16.4f}" for s in SCORERS))
+    vs = rows.get("all", {}).get("vs")
+    if vs:
+        lines.append(f"model minus baseline on all positions (95 % CI, bootstrap over {next(iter(vs.values()))['pieces']} pieces):")
+        for s, d in vs.items():
+            lines.append(f"  vs {s:12s} accuracy {d['acc_diff']:+.4f} [{d['acc_diff_ci95'][0]:+.4f}, "
+                         f"{d['acc_diff_ci95'][1]:+.4f}]   NLL {d['nll_diff']:+.4f} nats "
+                         f"[{d['nll_diff_ci95'][0]:+.4f}, {d['nll_diff_ci95'][1]:+.4f}]")
     return "\n".join(lines)
 
 
