@@ -161,5 +161,9 @@ def test_cli_eval_mlm_genome_region_with_gff(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert {"all", "CDS", "5'UTR", "3'UTR", "intergenic", "repeat (lowercase)"} <= set(rows)
     assert rows["all"]["positions"] == sum(rows[c]["positions"] for c in CLASSES if c in rows)
+    rep, non = rows["repeat (lowercase)"], rows["non-repeat (uppercase)"]
+    assert rep["positions"] + non["positions"] == rows["all"]["positions"]
+    assert abs(rep["model_acc"] * rep["positions"] + non["model_acc"] * non["positions"]
+               - rows["all"]["model_acc"] * rows["all"]["positions"]) < 1e-6
     assert main(["eval-mlm", "--model", str(tmp_path / "m"), "--genome", str(tmp_path / "g.fa"), "--region",
                  "chr:51-500", "--counts", str(tmp_path / "counts.npz")]) == 2  # past the contig end

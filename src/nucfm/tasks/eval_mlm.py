@@ -92,7 +92,7 @@ def evaluate_mlm(model, pieces: list[Piece], counts: ContextCounts, mask_prob: f
     """Score masked positions of ``pieces`` with the model and both baselines.
 
     Returns {set name: row} with rows for ``all``, and when pieces carry classes / soft-masking,
-    one per class and ``repeat (lowercase)`` (overlapping the classes).
+    one per class and ``repeat (lowercase)`` / ``non-repeat (uppercase)`` (overlapping the classes).
     """
     alphabet = model.alphabet
     if counts.alphabet.name != alphabet.name:
@@ -137,9 +137,10 @@ def evaluate_mlm(model, pieces: list[Piece], counts: ContextCounts, mask_prob: f
                     tallies[CLASSES[c]].add(label[k], {s: v[k] for s, v in lp.items()})
             if p.soft is not None:
                 k = p.soft[sel]
-                if k.any():
-                    tallies["repeat (lowercase)"].add(label[k], {s: v[k] for s, v in lp.items()})
-    names = ["all"] + [c for c in (*CLASSES, "repeat (lowercase)") if c in tallies]
+                for name, part in (("repeat (lowercase)", k), ("non-repeat (uppercase)", ~k)):
+                    if part.any():
+                        tallies[name].add(label[part], {s: v[part] for s, v in lp.items()})
+    names = ["all"] + [c for c in (*CLASSES, "repeat (lowercase)", "non-repeat (uppercase)") if c in tallies]
     rows = {n: tallies[n].row() for n in names}
     if per_piece:
         rows["all"]["vs"] = paired_bootstrap(per_piece, seed=seed)
