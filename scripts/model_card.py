@@ -115,6 +115,15 @@ for name, r in ev.items():
     lines.append(f"| {name} | {r['positions']:,} | {r['model_acc']:.4f} | {r['model_ppl']:.4f} | "
                  f"{r['unigram_acc']:.4f} | {r['unigram_ppl']:.4f} | {r['kmer_acc']:.4f} | {r['kmer_ppl']:.4f} | "
                  f"{r['kmer_masked_acc']:.4f} | {r['kmer_masked_ppl']:.4f} |")
+vs = ev["all"].get("vs")
+if vs:
+    n_pieces = next(iter(vs.values()))["pieces"]
+    lines += ["", f"Model minus baseline on all positions, with 95 % intervals from a paired bootstrap over the "
+              f"{n_pieces:,} evaluated pieces (sequences or 512-bp windows; positions of one piece resampled together):",
+              "", "| baseline | accuracy gain | 95 % CI | NLL change (nats/position) | 95 % CI |", "|---|---:|---|---:|---|"]
+    lines += [f"| {b} | {d['acc_diff']:+.4f} | [{d['acc_diff_ci95'][0]:+.4f}, {d['acc_diff_ci95'][1]:+.4f}] | "
+              f"{d['nll_diff']:+.4f} | [{d['nll_diff_ci95'][0]:+.4f}, {d['nll_diff_ci95'][1]:+.4f}] |"
+              for b, d in vs.items()]
 lines += ["", "## float16 check", "",
           f"Validation loss on the run's fixed validation sample, same masks: fp32 checkpoint "
           f"{prec['fp32']['val_loss']:.6f} (acc {prec['fp32']['val_acc']:.4f}), float16 export reloaded "
