@@ -50,3 +50,15 @@ def test_commands_run_on_defaults(tmp_path):
                  "-o", str(tmp_path / "s.tsv"), "--no-progress"]) == 0
     lines = (tmp_path / "s.tsv").read_text().splitlines()
     assert len(lines) == 3 and "score" in lines[0]
+
+
+def test_ss_default_golden_probabilities():
+    from nucfm.checkpoint.ss_head import load_structure_model
+
+    p = load_structure_model(registry.DEFAULTS["ss"])
+    seq = "GGGGAAACUUCGGUUUCCCCAUGCAUGC"
+    probs = p.predict_probs([seq])[0]
+    np.testing.assert_allclose([probs[0, 19], probs[3, 16], probs[7, 12], probs[0, 27]],
+                               [5.4190391e-01, 8.3227867e-01, 6.2501007e-01, 1.5015779e-04], atol=1e-4)
+    np.testing.assert_allclose(probs, probs.T)
+    assert p.fold([seq])[0][0] == [(0, 19), (1, 18), (2, 17), (3, 16), (4, 15), (5, 14), (6, 13), (7, 12)]
