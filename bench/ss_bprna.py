@@ -81,15 +81,15 @@ def main(argv=None):
         seqs = [clean_rna(s) for _, s, _ in recs]
         # interleaved in chunks of 25 sequences, so every method sees the same machine load while
         # ViennaRNA's global energy parameters switch (~20 ms) once per chunk, not per sequence
-        methods = {"nucfm": lambda s: predictor.fold([s])[0][0],
-                   "rnafold": vienna_mfe,
-                   "rnafold-langdon": lambda s: vienna_mfe(s, "Langdon2018")}
+        methods = {"nucfm": lambda chunk: [pairs for pairs, _ in predictor.fold(chunk)],
+                   "rnafold": lambda chunk: [vienna_mfe(s) for s in chunk],
+                   "rnafold-langdon": lambda chunk: [vienna_mfe(s, "Langdon2018") for s in chunk]}
         preds = {m: [] for m in methods}
         secs = dict.fromkeys(methods, 0.0)
         for c in range(0, len(seqs), 25):
             for m, fold in methods.items():
                 t = time.perf_counter()
-                preds[m].extend(fold(s) for s in seqs[c : c + 25])
+                preds[m].extend(fold(seqs[c : c + 25]))
                 secs[m] += time.perf_counter() - t
         res = {"n": len(recs), "mean_length": float(np.mean([len(s) for s in seqs]))}
         for m in methods:

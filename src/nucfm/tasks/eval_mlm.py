@@ -51,12 +51,15 @@ class Tally:
     correct: dict = field(default_factory=lambda: dict.fromkeys(SCORERS, 0))
     nll: dict = field(default_factory=lambda: dict.fromkeys(SCORERS, 0.0))
 
-    def add(self, label: np.ndarray, logps: dict[str, np.ndarray]) -> None:
-        """label (N,) codes 0..3; logps[scorer] (N, 4)."""
+    def add(self, label: np.ndarray, logps: dict[str, np.ndarray]) -> tuple[int, dict, dict]:
+        """label (N,) codes 0..3; logps[scorer] (N, 4). Returns what was added: (N, correct, nll)."""
+        correct = {s: int((lp.argmax(-1) == label).sum()) for s, lp in logps.items()}
+        nll = {s: -float(lp[np.arange(len(label)), label].sum()) for s, lp in logps.items()}
         self.n += len(label)
-        for s, lp in logps.items():
-            self.correct[s] += int((lp.argmax(-1) == label).sum())
-            self.nll[s] -= float(lp[np.arange(len(label)), label].sum())
+        for s in logps:
+            self.correct[s] += correct[s]
+            self.nll[s] += nll[s]
+        return len(label), correct, nll
 
     def row(self) -> dict:
         out = {"positions": self.n}
@@ -127,9 +130,8 @@ def evaluate_mlm(model, pieces: list[Piece], counts: ContextCounts, mask_prob: f
                   "kmer": p.kmer_logp[sel],
                   "kmer_masked": counts.log_probs_masked(seen_codes)[sel]}
             label = codes[sel]
-            tallies["all"].add(label, lp)
-            per_piece.append((len(label), [int((lp[k].argmax(-1) == label).sum()) for k in SCORERS],
-                              [-float(lp[k][np.arange(len(label)), label].sum()) for k in SCORERS]))
+            n, correct, nll = tallies["all"].add(label, lp)
+            per_piece.append((n, [correct[k] for k in SCORERS], [nll[k] for k in SCORERS]))
             if p.classes is not None:
                 cls = p.classes[sel]
                 for c in np.unique(cls):
