@@ -80,7 +80,7 @@ def main(argv=None):
             recs = recs[: args.limit]
         seqs = [clean_rna(s) for _, s, _ in recs]
         # interleaved in chunks of 25 sequences, so every method sees the same machine load while
-        # ViennaRNA's global energy parameters switch (~20 ms) once per chunk, not per sequence
+        # ViennaRNA's global energy parameters switch (~8 ms) once per chunk, not per sequence
         methods = {"nucfm": lambda chunk: [pairs for pairs, _ in predictor.fold(chunk)],
                    "rnafold": lambda chunk: [vienna_mfe(s) for s in chunk],
                    "rnafold-langdon": lambda chunk: [vienna_mfe(s, "Langdon2018") for s in chunk]}

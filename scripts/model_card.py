@@ -21,8 +21,6 @@ p.add_argument("--precision", required=True, help="JSON printed by scripts/ship_
 p.add_argument("--config", required=True)
 p.add_argument("--eval-command", required=True)
 p.add_argument("--notes", help="markdown appended as a 'Training history' section")
-p.add_argument("--continuation", nargs="*", type=lambda kv: kv.split("=", 1),
-               help="KEY=VALUE overrides of the continuation run (when train.init_from was set)")
 args = p.parse_args()
 
 w, run = Path(args.weights), Path(args.run)
@@ -83,18 +81,16 @@ lines += ["", "## Training", "",
           f"- optimizer: AdamW (betas {t['betas']}, weight decay {t['weight_decay']}), peak lr {t['lr']}, "
           f"{t['schedule']} schedule, warm-up {t['warmup']} steps, gradient clipping {t['clip']}, "
           f"batch {t['batch_size']} sequences/windows, seed {t['seed']}",
-          *([f"- started from the weights of `{t['init_from']}` (`train.init_from`; fresh optimizer and schedule): "
-             "the steps, time and curve below are this continuation's, the earlier training is in the history"]
+          *(["- started from earlier weights through `train.init_from` (fresh optimizer and schedule): the steps, "
+             "time and curve below are this continuation's, the earlier training is in the history"]
             if t.get("init_from") else []),
           f"- shipped checkpoint: step {ckpt_step} ({ckpt_step * t['batch_size']:,} sequences/windows seen)",
           f"- wall time: {wall / 60:.1f} min of training (sum of logged intervals) on "
           f"{platform.processor() or platform.machine()} CPU, {t['threads']} thread, the 2-core machine shared "
           "with other jobs; fp32",
-          f"- reproduce: `nucfm pretrain --config {args.config}`"
-          + (f" then the continuation `nucfm pretrain --config {args.config} train.init_from=PHASE1 "
-             + " ".join(f"{k}={v}" for k, v in args.continuation or []) + "`" if t.get("init_from") else "")
-          + " (see the history below), then "
-          f"`python scripts/ship_model.py RUN/checkpoints/step_{ckpt_step:08d} src/nucfm/weights/{w.name} --run RUN "
+          ("- reproduce: the commands of the training history below, then " if t.get("init_from") else
+           f"- reproduce: `nucfm pretrain --config {args.config}` (see the history below), then ")
+          + f"`python scripts/ship_model.py RUN/checkpoints/step_{ckpt_step:08d} src/nucfm/weights/{w.name} --run RUN "
           f"--kind {meta['kind']} --description ...`"]
 if args.notes:
     lines += ["", "## Training history", "", Path(args.notes).read_text().strip()]

@@ -48,7 +48,7 @@ _LOADED_PARAMS = ["Turner2004"]  # the set now loaded in ViennaRNA's global stat
 def energy_parameters(params: str = "Turner2004"):
     """ViennaRNA with the energy parameter set ``params`` loaded. Its parameters are global, so
     every nucfm fold names its set and this switches only when the set changes (a switch costs
-    ~20 ms; folding one long list under one set pays it once)."""
+    ~8 ms here; folding one long list under one set pays it once)."""
     RNA = _vienna()
     if _LOADED_PARAMS[0] != params:
         loader = getattr(RNA, f"params_load_RNA_{params}", None)
