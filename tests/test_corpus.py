@@ -5,7 +5,7 @@ import pytest
 
 from nucfm.alphabet import DNA, RNA
 from nucfm.data.corpus import (SOFT_BIT, DnaBatches, RnaBatches, TokenStore, prepare_dna, prepare_rna,
-                               random_crop, reverse_complement_ids, split_rna_families, window_starts)
+                               random_crop, split_rna_families, window_starts)
 
 
 def _random_seq(rng, n, letters="ACGU"):
@@ -117,8 +117,8 @@ def test_reverse_complement_and_weights(tmp_path):
     by_seq = {DNA.decode(e.ids): e.weight.tolist() for e in ex}
     assert by_seq["aacc"] == [1, 1, 1, 1]
     assert np.allclose(by_seq["ggtt"], [0.1] * 4)
-    assert DNA.decode(reverse_complement_ids(DNA.encode("aacgN"))) == "[UNK]cgtt"
-    assert DNA.decode(reverse_complement_ids(DNA.encode("aacgt"))) == "acgtt"
+    assert DNA.decode(DNA.reverse_complement_ids(DNA.encode("aacgN"))) == "[UNK]cgtt"
+    assert DNA.decode(DNA.reverse_complement_ids(DNA.encode("aacgt"))) == "acgtt"
 
 
 def test_batches_are_a_function_of_step_and_disjoint_across_ranks(tmp_path):

@@ -8,7 +8,7 @@ from nucfm.alphabet import RNA
 from nucfm.data.collate import collate
 from nucfm.errors import InputError
 from nucfm.models import Transformer, TransformerConfig
-from nucfm.tasks.embed import _batches, plan_windows
+from nucfm.data.batching import length_batches, plan_windows
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_windows_cover_each_residue_once(length, max_len, data):
 
 def test_batches_respect_budget():
     lengths = [5, 100, 7, 50, 6, 99]
-    batches = _batches(lengths, budget=210, extra=2)
+    batches = length_batches(lengths, budget=210, cost=lambda n: n + 2)
     assert sorted(i for b in batches for i in b) == list(range(6))
     for b in batches:
         assert len(b) * (max(lengths[i] for i in b) + 2) <= 210 or len(b) == 1

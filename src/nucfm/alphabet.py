@@ -44,14 +44,6 @@ class EncodingReport:
     gaps_removed: int = 0
     unknown: Counter = field(default_factory=Counter)
 
-    def merge(self, other: "EncodingReport") -> None:
-        self.sequences += other.sequences
-        self.residues += other.residues
-        self.case_folded += other.case_folded
-        self.converted += other.converted
-        self.gaps_removed += other.gaps_removed
-        self.unknown.update(other.unknown)
-
     def messages(self, conversion: str = "T->U") -> list[str]:
         """Human-readable lines, one per kind of change; empty when nothing changed."""
         out = []
@@ -119,6 +111,21 @@ class Alphabet:
 
     def residue_ids(self) -> list[int]:
         return [self.index(c) for c in self.residues]
+
+    def complement_ids(self) -> np.ndarray:
+        """(V,) id permutation swapping A<->T/U and C<->G; every other id maps to itself."""
+        perm = np.arange(len(self.tokens))
+        a, c, g, t = self.residue_ids()
+        perm[[a, c, g, t]] = [t, g, c, a]
+        return perm
+
+    def reverse_complement_ids(self, ids: np.ndarray) -> np.ndarray:
+        """Reverse complement of residue ids along the last axis.
+
+        >>> DNA.decode(DNA.reverse_complement_ids(DNA.encode("aacg")))
+        'cgtt'
+        """
+        return self.complement_ids()[np.asarray(ids)[..., ::-1]]
 
     def special_ids(self) -> list[int]:
         return [i for i, t in enumerate(self.tokens) if len(t) != 1]
@@ -208,6 +215,34 @@ class Alphabet:
 
 
 _TABLES: dict[str, tuple[Alphabet, np.ndarray, np.ndarray]] = {}
+
+_COMPLEMENT = str.maketrans("ACGTURYKMSWBDHVNacgturykmswbdhvn", "TGCAAYRMKSWVHDBNtgcaayrmkswvhdbn")
+
+
+def reverse_complement(seq: str) -> str:
+    """Reverse complement of a DNA string keeping case; IUPAC letters complemented, anything
+    else kept.
+
+    >>> reverse_complement("ACgtN")
+    'NacGT'
+    """
+    return seq.translate(_COMPLEMENT)[::-1]
+
+STRUCTURE_LETTERS = "ACGU"
+_GAP_TABLE = str.maketrans("", "", GAP_LETTERS)
+
+
+def structure_letters(seq: str, drop_gaps: bool = False) -> str:
+    """The letter policy of structure prediction (folding, pair features, training, scoring):
+    upper case, ``T`` read as ``U``, every letter other than A, C, G, U read as ``N`` (unknown;
+    it may still pair unless decoding is canonical-only). Length is kept (gaps become ``N``)
+    unless ``drop_gaps``, which removes ``-`` and ``.`` first (FASTA input to ``fold``).
+
+    >>> structure_letters("acgT-xu."), structure_letters("acgT-xu.", drop_gaps=True)
+    ('ACGUNNUN', 'ACGUNU')
+    """
+    s = (seq.translate(_GAP_TABLE) if drop_gaps else seq).upper().replace("T", "U")
+    return "".join(c if c in STRUCTURE_LETTERS else "N" for c in s)
 
 RNA = Alphabet(
     name="rna-fm",

@@ -298,16 +298,6 @@ def prepare_dna(genome: str | Path, out_dir: str | Path, valid_region: str, wind
     return summary
 
 
-_COMPLEMENT = np.arange(256, dtype=np.int64)
-for _a, _b in (("a", "t"), ("c", "g"), ("t", "a"), ("g", "c")):
-    _COMPLEMENT[DNA.index(_a)] = DNA.index(_b)
-
-
-def reverse_complement_ids(ids: np.ndarray) -> np.ndarray:
-    """Reverse complement of DNA ids (N/unknown map to themselves)."""
-    return _COMPLEMENT[ids[::-1]]
-
-
 # ---- batch streams ------------------------------------------------------------------------------
 @dataclass
 class Example:
@@ -413,7 +403,7 @@ def dna_window(store: TokenStore, start: int, window: int, reverse: bool, soft_m
     ids = raw & ~SOFT_BIT
     weight = np.where(raw & SOFT_BIT, soft_mask_weight, 1.0).astype(np.float32)
     if reverse:
-        ids, weight = reverse_complement_ids(ids), weight[::-1].copy()
+        ids, weight = DNA.reverse_complement_ids(ids), weight[::-1].copy()
     return Example(ids, weight)
 
 

@@ -31,22 +31,11 @@ import logging
 import os
 from pathlib import Path
 
+from nucfm.alphabet import reverse_complement  # noqa: F401  (re-exported: genome strings)
 from nucfm.errors import InputError
 from nucfm.io.fasta import GZIP_MAGIC
 
 log = logging.getLogger("nucfm")
-
-_COMPLEMENT = str.maketrans("ACGTURYKMSWBDHVNacgturykmswbdhvn", "TGCAAYRMKSWVHDBNtgcaayrmkswvhdbn")
-
-
-def reverse_complement(seq: str) -> str:
-    """Reverse complement keeping case; IUPAC letters complemented, anything else kept.
-
-    >>> reverse_complement("ACgtN")
-    'NacGT'
-    """
-    return seq.translate(_COMPLEMENT)[::-1]
-
 
 def parse_region(region: str) -> tuple[str, int, int]:
     """``chrom:start-end`` (1-based, inclusive, as samtools; commas allowed) -> (chrom, start,
@@ -146,10 +135,9 @@ class Genome:
         fai = Path(str(self.path) + ".fai")
         indexname = None
         if not fai.exists() and not os.access(self.path.parent, os.W_OK):
-            from nucfm.checkpoint.registry import home
+            from nucfm.paths import cache_dir
 
-            cache = home() / "fai"
-            cache.mkdir(parents=True, exist_ok=True)
+            cache = cache_dir("fai")
             digest = hashlib.sha1(str(self.path.resolve()).encode()).hexdigest()[:12]
             indexname = str(cache / f"{digest}_{self.path.name}.fai")
         try:

@@ -7,7 +7,7 @@ A checkpoint rebuilds its model from this alone: architecture, sizes and alphabe
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from nucfm.errors import InputError
@@ -62,7 +62,7 @@ class TransformerConfig(ConfigMixin):
 
     def __post_init__(self):
         if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+            raise InputError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,120 @@ class ConvNetConfig(ConfigMixin):
 
     def __post_init__(self):
         if self.kernel_size < 1 or self.num_layers < 1:
-            raise ValueError("kernel_size and num_layers must be positive")
+            raise InputError("kernel_size and num_layers must be positive")
 
     def dilations(self) -> list[int]:
         return [min(self.dilation_max, self.dilation_base ** ((i % self.dilation_cycle) // self.dilation_double_every))
                 for i in range(self.num_layers)]
+
+
+# ---- structure models ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PairHeadConfig:
+    """RNA-FM's 2D ResNet pair head (:class:`nucfm.models.heads.PairHead`)."""
+
+    embed_dim: int = 640  # LM hidden size D; 0 = no LM embeddings (extra channels only)
+    reduction: int = 128  # Linear D -> reduction before the pairwise concatenation
+    channels: int = 64
+    blocks: int = 32
+    dilation_cycle: int = 3  # conv2 of block k is dilated 2 ** (k % dilation_cycle)
+    dropout: float = 0.3
+    extra_channels: int = 0  # pair features appended after the concatenation, (B, extra, L, L)
+
+    def __post_init__(self):
+        if self.embed_dim < 0 or self.reduction < 1 or self.channels < 1 or self.blocks < 0:
+            raise InputError(f"invalid PairHeadConfig {self}")
+        if self.embed_dim == 0 and self.extra_channels == 0:
+            raise InputError("PairHeadConfig needs embeddings (embed_dim > 0) or extra_channels > 0")
+
+    @property
+    def in_channels(self) -> int:
+        return (2 * self.reduction if self.embed_dim else 0) + self.extra_channels
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PairHeadConfig":
+        return from_dict_strict(cls, d, "PairHeadConfig")
+
+
+DECODE_METHODS = ("greedy", "matching")
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How a pair-probability map becomes a structure (:mod:`nucfm.tasks.structure`).
+
+    method: ``greedy`` (highest probability first, skipping conflicts: the official RNA-FM rule)
+        or ``matching`` (maximum-weight matching of the pairs above threshold, networkx).
+    threshold: pairs need probability > threshold, in [0, 1].
+    min_hairpin: j - i - 1 >= min_hairpin unpaired residues inside every pair.
+    canonical_only: keep only AU, GC, GU pairs.
+    pseudoknots: keep crossing pairs; False removes them (keeps the nested page 0).
+    """
+
+    method: str = "greedy"
+    threshold: float = 0.5
+    min_hairpin: int = 3
+    canonical_only: bool = False
+    pseudoknots: bool = True
+
+    def __post_init__(self):
+        if self.method not in DECODE_METHODS:
+            raise InputError(f"unknown decoding method {self.method!r}; known: {', '.join(DECODE_METHODS)}")
+        if not 0.0 <= float(self.threshold) <= 1.0:
+            raise InputError(f"the pair threshold must be in [0, 1], not {self.threshold}")
+        if int(self.min_hairpin) != self.min_hairpin or self.min_hairpin < 0:
+            raise InputError(f"min_hairpin must be an integer >= 0, not {self.min_hairpin}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DecodeOptions":
+        return from_dict_strict(cls, d, "decoding option")
+
+
+@dataclass(frozen=True)
+class StructureConfig:
+    """Everything a structure checkpoint needs to rebuild and run itself.
+
+    head: the :class:`PairHeadConfig` as a dict.
+    features: extra pair channels, in order (:mod:`nucfm.data.structure_features`).
+    lm: the language model whose embeddings the head reads (a registered name or a path), or
+        None for a head on pair features only; ``lm_hidden_size`` guards against a mismatch.
+    lm_layer: which LM layer (RNA-FM numbering, -1 = final output).
+    decode: :class:`DecodeOptions` as a dict (threshold chosen on validation data).
+    """
+
+    head: dict
+    features: tuple[str, ...] = ()
+    lm: str | None = None
+    lm_hidden_size: int = 0
+    lm_layer: int = -1
+    decode: dict = None  # type: ignore[assignment]
+
+    def __post_init__(self):
+        from nucfm.data.structure_features import check_features
+
+        object.__setattr__(self, "features", check_features(self.features))
+        if self.decode is None:
+            object.__setattr__(self, "decode", DecodeOptions().to_dict())
+
+    @property
+    def head_config(self) -> PairHeadConfig:
+        return PairHeadConfig.from_dict(self.head)
+
+    @property
+    def decode_options(self) -> DecodeOptions:
+        return DecodeOptions.from_dict(self.decode)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["features"] = list(self.features)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StructureConfig":
+        return from_dict_strict(cls, d, "structure-model config")

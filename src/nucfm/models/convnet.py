@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nucfm.models.base import NucleotideLM
+from nucfm.models.base import LMOutput, NucleotideLM
 from nucfm.models.config import ConvNetConfig
 
 
@@ -149,10 +149,6 @@ class ConvNet(NucleotideLM):
         self.layers = nn.ModuleList(ConvBlock(D, config.kernel_size, d, eps) for d in config.dilations())
         self.lm_head = LMHead(D, V, eps)
 
-    def receptive_radius(self) -> tuple[int, int]:
-        """Bases to the (left, right) of a position that can change its logits."""
-        return sum(b.pad_left for b in self.layers), sum(b.pad_right for b in self.layers)
-
     def cone(self, T: int, last: int, lo: int | None = None, hi: int | None = None) -> list[tuple[int, int]]:
         """``ranges[i]`` = the positions (start, end) needed after layer ``i`` (0 = the input) so
         that layer ``last`` is right on ``[lo, hi)`` (default: everything) of a length-``T`` input:
@@ -248,7 +244,7 @@ class ConvNet(NucleotideLM):
         return self.lm_head(self._encode(input_ids, attention_mask, self.num_layers)[0])
 
     def logits_at(self, input_ids: torch.Tensor, positions: torch.Tensor | list[int]) -> torch.Tensor:
-        """Logits (B, V) at one token position per row (``positions`` (B,)), equal to
+        """Logits (B, V) at one position per row (``positions`` (B,); no special tokens), equal to
         ``token_logits(input_ids)[arange(B), positions]`` but computing each layer only inside
         the receptive cone of the requested positions (no padding inside ``input_ids``)."""
         pos = torch.as_tensor(positions, dtype=torch.long)
@@ -257,5 +253,5 @@ class ConvNet(NucleotideLM):
         rows = x[torch.arange(x.shape[0]), pos - start]  # (B, D)
         return self.lm_head(rows)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.token_logits(input_ids, attention_mask)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> LMOutput:
+        return LMOutput(logits=self.token_logits(input_ids, attention_mask))

@@ -8,47 +8,17 @@ product), projected by a 1×1 conv to ``channels``, passed through ``blocks`` re
 ``x + conv2(relu(dropout(conv1(relu(bn(x))))))`` (conv2 dilated ``2 ** (k % dilation_cycle)``),
 and a final 3×3 conv to one logit per pair; the output is symmetrised from the upper triangle
 (``triu(o) + triu(o, 1).T``). With the defaults (D = 640, r = 128, 64 channels, 32 blocks) it
-holds exactly the parameters of the official head (converter: :mod:`nucfm.checkpoint.ss_head`).
+holds exactly the parameters of the official head (converter: :mod:`nucfm.checkpoint.structure`).
 
 The head is length-free (a 2D CNN): the only bound on L is memory, O(channels · L²).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
-from nucfm.models.config import from_dict_strict
-
-
-@dataclass(frozen=True)
-class PairHeadConfig:
-    embed_dim: int = 640  # LM hidden size D; 0 = no LM embeddings (extra channels only)
-    reduction: int = 128  # Linear D -> reduction before the pairwise concatenation
-    channels: int = 64
-    blocks: int = 32
-    dilation_cycle: int = 3  # conv2 of block k is dilated 2 ** (k % dilation_cycle)
-    dropout: float = 0.3
-    extra_channels: int = 0  # pair features appended after the concatenation, (B, extra, L, L)
-
-    def __post_init__(self):
-        if self.embed_dim < 0 or self.reduction < 1 or self.channels < 1 or self.blocks < 0:
-            raise ValueError(f"invalid PairHeadConfig {self}")
-        if self.embed_dim == 0 and self.extra_channels == 0:
-            raise ValueError("PairHeadConfig needs embeddings (embed_dim > 0) or extra_channels > 0")
-
-    @property
-    def in_channels(self) -> int:
-        return (2 * self.reduction if self.embed_dim else 0) + self.extra_channels
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "PairHeadConfig":
-        return from_dict_strict(cls, d, "PairHeadConfig")
+from nucfm.models.config import PairHeadConfig  # noqa: F401  (the head's config; imported from here too)
 
 
 class ResBlock2d(nn.Module):

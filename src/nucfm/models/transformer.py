@@ -9,26 +9,15 @@ layer the caller needs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nucfm.models.base import NucleotideLM
+from nucfm.models.base import LMOutput, NucleotideLM
 from nucfm.models.config import TransformerConfig
 
 
-@dataclass
-class TransformerOutput:
-    """``logits`` (B, T, V) or None; ``hidden_states[k]`` (B, T, D) for each requested layer k
-    (0 = embeddings, ``num_layers`` = after the final LayerNorm); ``attentions``
-    (B, layers, heads, T, T) when asked; ``contacts`` (B, T-2, T-2) over residues when asked."""
-
-    logits: torch.Tensor | None
-    hidden_states: dict[int, torch.Tensor] = field(default_factory=dict)
-    attentions: torch.Tensor | None = None
-    contacts: torch.Tensor | None = None
+TransformerOutput = LMOutput  # the typed output every architecture returns
 
 
 class SelfAttention(nn.Module):

@@ -1,168 +1,18 @@
-"""Per-residue and pooled embeddings from any nucfm language model.
+"""``nucfm embed``: embeddings of every record of a FASTA file, streamed into one output file.
 
-Long sequences (more residues than the model's ``max_len``, 1022 for RNA-FM, or
-``UNBOUNDED_WINDOW`` for models without a limit such as GPN's ConvNet) are cut into
-overlapping windows of ``max_len`` residues, ``overlap`` residues apart at each seam (default a
-quarter of the window). Every window is embedded on its own and each residue takes its vector from
-the window whose centre region owns it: the seam between two consecutive windows is the middle of
-their overlap, so a residue is never closer than ``overlap // 2`` to the edge of the window it is
-read from (except at the true ends of the sequence). Windows are full length: the last one is
-aligned to the sequence end.
-
-Work is grouped by length: pieces are sorted by length and packed into batches of at most
-``batch_tokens`` tokens (padding included), so little compute is spent on padding; results come
-back in input order.
+The model-level work (windows over long sequences, length-sorted batches) is
+:mod:`nucfm.models.embedding`; this module reads records, shards them over processes under
+``torchrun`` and writes them (:mod:`nucfm.io.embeddings`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Iterable, Sequence
 
-import numpy as np
-import torch
-
-from nucfm.alphabet import Alphabet, EncodingReport
-from nucfm.data.collate import collate, n_special
-from nucfm.errors import InputError
+from nucfm.alphabet import EncodingReport
+from nucfm.models.embedding import DEFAULT_BATCH_TOKENS, embed_ids, embed_sequences  # noqa: F401
 
 log = logging.getLogger("nucfm")
-
-# Tokens per batch: measured on 2 cores, 512-1024 was ~35 % faster than 4096 for RNA-FM size, as
-# the (tokens x 4*hidden) feed-forward activations then stay in cache.
-DEFAULT_BATCH_TOKENS = 1024
-# Window for models without a length limit (GPN's ConvNet): bounds memory on chromosome-sized
-# records; a quarter-window overlap leaves 512 bases of context beyond each seam, about the
-# receptive radius of GPN-brassicales.
-UNBOUNDED_WINDOW = 4096
-
-
-@dataclass(frozen=True)
-class Window:
-    """Residues ``[start, end)`` of a sequence embedded together; rows ``[own_start, own_end)`` of
-    the result are taken from this window."""
-
-    start: int
-    end: int
-    own_start: int
-    own_end: int
-
-
-def plan_windows(length: int, max_len: int, overlap: int | None = None) -> list[Window]:
-    """Windows covering ``length`` residues with at most ``max_len`` each (see module docstring).
-
-    >>> [(w.start, w.end, w.own_start, w.own_end) for w in plan_windows(10, 6, 2)]
-    [(0, 6, 0, 5), (4, 10, 5, 10)]
-    """
-    if length <= max_len:
-        return [Window(0, length, 0, length)]
-    if overlap is None:
-        overlap = max_len // 4
-    if not 0 <= overlap < max_len:
-        raise ValueError(f"overlap must be in [0, {max_len}), got {overlap}")
-    step = max_len - overlap
-    starts = list(range(0, length - max_len, step)) + [length - max_len]
-    windows = []
-    for k, s in enumerate(starts):
-        own_start = 0 if k == 0 else (s + starts[k - 1] + max_len) // 2
-        own_end = length if k == len(starts) - 1 else (starts[k + 1] + s + max_len) // 2
-        windows.append(Window(s, s + max_len, own_start, own_end))
-    return windows
-
-
-def _batches(lengths: Sequence[int], budget: int, extra: int) -> list[list[int]]:
-    """Indices grouped into length-sorted batches of at most ``budget`` padded tokens."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches, cur = [], []
-    for i in order:
-        width = lengths[i] + extra  # longest so far, since sorted
-        if cur and (len(cur) + 1) * width > budget:
-            batches.append(cur)
-            cur = []
-        cur.append(i)
-    if cur:
-        batches.append(cur)
-    return batches
-
-
-def encode_all(alphabet: Alphabet, seqs: Iterable[str], report: EncodingReport | None = None) -> list[np.ndarray]:
-    return [alphabet.encode(s, report) for s in seqs]
-
-
-@torch.inference_mode()
-def embed_ids(
-    model,
-    ids: Sequence[np.ndarray],
-    layer: int = -1,
-    pool: str | None = None,
-    batch_tokens: int = DEFAULT_BATCH_TOKENS,
-    overlap: int | None = None,
-    progress=None,
-) -> list[np.ndarray]:
-    """Embeddings of already-encoded sequences; see :func:`embed_sequences`."""
-    if pool not in (None, "none", "mean"):
-        raise ValueError(f"pool must be 'mean' or None, got {pool!r}")
-    if not -model.num_layers - 1 <= layer <= model.num_layers:
-        raise InputError(f"layer {layer} does not exist: the model has layers 0..{model.num_layers} "
-                         f"(or -1..-{model.num_layers + 1} from the end)")
-    alphabet = model.alphabet
-    max_len = model.max_len or UNBOUNDED_WINDOW
-    D = model.hidden_size
-    pieces: list[tuple[int, Window]] = []
-    for i, a in enumerate(ids):
-        for w in plan_windows(len(a), max_len, overlap):
-            pieces.append((i, w))
-    out = [np.empty((len(a), D), dtype=np.float32) for a in ids]
-    piece_lengths = [w.end - w.start for _, w in pieces]
-    for batch_idx in _batches(piece_lengths, batch_tokens, n_special(alphabet)):
-        chunk = [ids[pieces[j][0]][pieces[j][1].start : pieces[j][1].end] for j in batch_idx]
-        batch = collate(alphabet, chunk, max_len=model.max_len)
-        hidden = model.hidden(batch.input_ids, batch.attention_mask, layer)  # (B, T, D)
-        for row, j in enumerate(batch_idx):
-            i, w = pieces[j]
-            h = batch.residues(hidden, row)  # (L_w, D)
-            out[i][w.own_start : w.own_end] = h[w.own_start - w.start : w.own_end - w.start].float().numpy()
-        if progress is not None:  # residues finished, not tokens computed (windows overlap)
-            progress.update(sum(pieces[j][1].own_end - pieces[j][1].own_start for j in batch_idx))
-    if pool == "mean":
-        return [a.mean(0) if len(a) else np.full(D, np.nan, dtype=np.float32) for a in out]
-    return out
-
-
-def embed_sequences(
-    model,
-    seqs: Sequence[str],
-    layer: int = -1,
-    pool: str | None = None,
-    batch_tokens: int = DEFAULT_BATCH_TOKENS,
-    overlap: int | None = None,
-    alphabet: Alphabet | None = None,
-    report: EncodingReport | None = None,
-    progress=None,
-) -> list[np.ndarray]:
-    """Embed sequences with ``model``; one float32 array per input sequence, in input order.
-
-    Returns (L_i, D) arrays aligned with the residues of sequence i (BOS/EOS stripped, gaps
-    removed) or, with ``pool="mean"``, (D,) vectors (NaN for an empty sequence). ``layer`` follows
-    RNA-FM: 0 = token+position embeddings, k = after block k, -1 or ``num_layers`` = final output
-    after the last LayerNorm. ``alphabet`` overrides the model's letter policy (e.g. without T->U);
-    conversions are tallied in ``report``.
-
-    >>> model.embed(["GGGAAACUUCGGUUUCCC"])[0].shape  # doctest: +SKIP
-    (18, 640)
-    """
-    if isinstance(seqs, str):
-        raise TypeError("seqs must be a list of sequences, not a single string")
-    alphabet = alphabet or model.alphabet
-    ids = encode_all(alphabet, seqs, report)
-    was_training = model.training
-    model.eval()
-    try:
-        return embed_ids(model, ids, layer=layer, pool=pool, batch_tokens=batch_tokens, overlap=overlap,
-                         progress=progress)
-    finally:
-        model.train(was_training)
 
 
 def embed_fasta(

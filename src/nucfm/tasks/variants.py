@@ -69,14 +69,6 @@ def encode_windows(model, seqs: Sequence[str]) -> np.ndarray:
     return ids.reshape(len(seqs), W)
 
 
-def _complement_ids(alphabet) -> np.ndarray:
-    """Id permutation a<->t, c<->g (specials and unknown map to themselves)."""
-    perm = np.arange(len(alphabet))
-    a, c, g, t = alphabet.residue_ids()
-    perm[[a, c, g, t]] = [t, g, c, a]
-    return perm
-
-
 def _logits_at(model, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """(B, V) logits at one position per row: the receptive-cone path when the model has one."""
     if hasattr(model, "logits_at"):
@@ -107,7 +99,7 @@ def site_logits(model, genome: Genome, sites: Sequence[tuple[str, int]], window:
     device = _model_device(model)
     if batch_size is None:
         batch_size = 128 if device.type == "cuda" else 8
-    comp = _complement_ids(alphabet)
+    comp = alphabet.complement_ids()
     cols = np.asarray(alphabet.residue_ids())  # ids of a, c, g, t
     c = window // 2
     N = len(sites)

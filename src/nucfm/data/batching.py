@@ -1,0 +1,74 @@
+"""Grouping work by length: windows over long sequences and length-budget batches.
+
+One home for "sort by length, fill batches up to a budget" (embedding, structure training and
+inference) and for the windows that cover a sequence longer than a model takes.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+
+@dataclass(frozen=True)
+class Window:
+    """Residues ``[start, end)`` of a sequence processed together; rows ``[own_start, own_end)``
+    of the result are taken from this window."""
+
+    start: int
+    end: int
+    own_start: int
+    own_end: int
+
+
+def plan_windows(length: int, max_len: int, overlap: int | None = None) -> list[Window]:
+    """Windows of at most ``max_len`` residues covering ``length``, ``overlap`` apart at each
+    seam (default a quarter window); each residue is owned by the window whose centre region
+    holds it (seams in the middle of each overlap), the last window is aligned to the end.
+
+    >>> [(w.start, w.end, w.own_start, w.own_end) for w in plan_windows(10, 6, 2)]
+    [(0, 6, 0, 5), (4, 10, 5, 10)]
+    """
+    if length <= max_len:
+        return [Window(0, length, 0, length)]
+    if overlap is None:
+        overlap = max_len // 4
+    if not 0 <= overlap < max_len:
+        raise ValueError(f"overlap must be in [0, {max_len}), got {overlap}")
+    step = max_len - overlap
+    starts = list(range(0, length - max_len, step)) + [length - max_len]
+    windows = []
+    for k, s in enumerate(starts):
+        own_start = 0 if k == 0 else (s + starts[k - 1] + max_len) // 2
+        own_end = length if k == len(starts) - 1 else (starts[k + 1] + s + max_len) // 2
+        windows.append(Window(s, s + max_len, own_start, own_end))
+    return windows
+
+
+def length_batches(lengths: Sequence[int], budget: int, cost: Callable[[int], int] = lambda n: n,
+                   rng: random.Random | None = None) -> list[list[int]]:
+    """Indices grouped into batches of similar length whose padded cost, ``len(batch) *
+    cost(longest)``, stays within ``budget`` (a longer item gets a batch of its own).
+
+    ``cost`` is the per-item price of a padded length: tokens (``n + specials``) for a language
+    model, pairs (``n * n``) for a 2D head. Without ``rng`` the batches are in length order;
+    with it, equal lengths are shuffled and so is the batch order (training).
+
+    >>> length_batches([5, 1, 3, 2], budget=6)
+    [[1, 3], [2], [0]]
+    """
+    keys = [(n, rng.random() if rng is not None else 0.0) for n in lengths]
+    order = sorted(range(len(lengths)), key=lambda i: keys[i])
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:
+        if cur and (len(cur) + 1) * cost(lengths[i]) > budget:
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    if rng is not None:
+        rng.shuffle(batches)
+    return batches

@@ -1,0 +1,118 @@
+"""Where nucfm keeps files, and how it writes them.
+
+* :func:`home` — the cache root (``$NUCFM_HOME``, default ``~/.cache/nucfm``): downloaded
+  weights, feature caches, genome indexes of read-only directories.
+* :func:`atomic_path` / :func:`atomic_write_text` — THE way nucfm writes an output file or
+  directory: to a temporary name beside the target, renamed into place only when complete, so an
+  error or an interruption never leaves a truncated, empty or half-written file where a good one
+  was, and never leaves state that blocks a rerun.
+* :func:`safe_name` — one rule that turns a record id into a file name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+def home() -> Path:
+    """The nucfm cache directory: ``$NUCFM_HOME`` or ``~/.cache/nucfm``."""
+    return Path(os.environ.get("NUCFM_HOME", Path.home() / ".cache" / "nucfm")).expanduser()
+
+
+def cache_dir(name: str) -> Path:
+    """``home()/name``, created if needed."""
+    d = home() / name
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _temporary_sibling(path: Path) -> Path:
+    # Same directory (so the rename is atomic), hidden, unique per process, same suffixes (so
+    # writers that choose a format by extension, e.g. numpy's .npz, keep doing so).
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp{''.join(path.suffixes[-2:])}")
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on any error
+    (or Ctrl-C) it is deleted and ``path`` is untouched.
+
+    ``directory=True`` creates the temporary directory first; an existing ``path`` directory is
+    replaced as a whole (renamed away, then deleted) only after the new one is complete.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> with atomic_path(d / "x.txt") as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> (d / "x.txt").read_text(), sorted(p.name for p in d.iterdir())
+    ('done', ['x.txt'])
+    """
+    path = Path(path)
+    tmp = _temporary_sibling(path)
+    if directory:
+        tmp.mkdir(parents=False)
+    try:
+        yield tmp
+        if directory and path.is_dir():
+            old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _remove(old)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def safe_name(key: str, fallback: str = "record") -> str:
+    """A file name for a record key: letters, digits, ``-``, ``_``, ``.`` and ``#`` kept, every
+    other character (``/``, spaces, ``:``...) becomes ``_``; names that are empty or only dots
+    become ``fallback``. Distinct keys can collide after this (``a/1`` and ``a_1``): writers make
+    the names unique with :func:`unique_names`.
+
+    >>> safe_name("chr1:10-20/+"), safe_name(".."), safe_name("")
+    ('chr1_10-20__', 'record', 'record')
+    """
+    name = "".join(c if c.isalnum() or c in "-_.#" else "_" for c in key)
+    return fallback if not name.strip(".") else name
+
+
+def unique_names(keys, fallback: str = "record", reserved: tuple[str, ...] = ()) -> list[str]:
+    """File-safe, case-insensitively unique names for ``keys``, in order: the n-th repeat of a
+    name gets ``#n`` (``a``, ``a#2``...), as record ids do everywhere in nucfm. ``reserved``
+    names (compared case-insensitively) are never produced.
+
+    >>> unique_names(["a", "a", "a/1", "a_1", "A"])
+    ['a', 'a#2', 'a_1', 'a_1#2', 'A#3']
+    """
+    taken = {r.lower() for r in reserved}
+    out = []
+    for key in keys:
+        base = safe_name(key, fallback)
+        name, n = base, 1
+        while name.lower() in taken:
+            n += 1
+            name = f"{base}#{n}"
+        taken.add(name.lower())
+        out.append(name)
+    return out
