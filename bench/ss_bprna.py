@@ -45,11 +45,13 @@ def load_sets(data: Path, which: list[str]):
 
 
 def score(preds, recs):
-    from nucfm.metrics import macro_average, score_pairs
+    from nucfm.io.structure import StructureRecord
+    from nucfm.metrics import macro_average
+    from nucfm.tasks.structure import score_structures
 
-    exact = macro_average([score_pairs(p, ref, len(s)) for p, (_, s, ref) in zip(preds, recs)])
-    shift = macro_average([score_pairs(p, ref, len(s), shift=1) for p, (_, s, ref) in zip(preds, recs)])
-    return {"exact": exact, "shift1": shift}
+    refs = [StructureRecord(rid, s, ref) for rid, s, ref in recs]
+    return {"exact": macro_average(score_structures(preds, refs)),
+            "shift1": macro_average(score_structures(preds, refs, shift=1))}
 
 
 def main(argv=None):
@@ -65,8 +67,10 @@ def main(argv=None):
     import torch
 
     from nucfm.checkpoint import registry
-    from nucfm.checkpoint.ss_head import load_structure_model
-    from nucfm.tasks.structure import clean_rna, vienna_mfe
+    from nucfm.checkpoint.structure import load_structure_model
+    from nucfm.alphabet import structure_letters as clean_rna
+    from nucfm.data.structure_features import vienna_mfe
+    from nucfm.tasks.structure import fold_sequences
 
     torch.set_num_threads(args.threads)
     data = Path(args.data)
@@ -81,7 +85,7 @@ def main(argv=None):
         seqs = [clean_rna(s) for _, s, _ in recs]
         # interleaved in chunks of 25 sequences, so every method sees the same machine load while
         # ViennaRNA's global energy parameters switch (~8 ms) once per chunk, not per sequence
-        methods = {"nucfm": lambda chunk: [pairs for pairs, _ in predictor.fold(chunk)],
+        methods = {"nucfm": lambda chunk: [pairs for pairs, _ in fold_sequences(predictor, chunk)],
                    "rnafold": lambda chunk: [vienna_mfe(s) for s in chunk],
                    "rnafold-langdon": lambda chunk: [vienna_mfe(s, "Langdon2018") for s in chunk]}
         preds = {m: [] for m in methods}

@@ -19,8 +19,9 @@ import numpy as np
 
 def main(argv=None):
     from nucfm.io.structure import read_structures
-    from nucfm.metrics import macro_average, score_pairs
-    from nucfm.tasks.structure import DecodeOptions, decode_structure
+    from nucfm.metrics import macro_average
+    from nucfm.models.config import DecodeOptions
+    from nucfm.tasks.structure import decode_structure, score_structures
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--probs", default=None)
@@ -31,7 +32,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     recs = [r for r in read_structures(args.valid) if r.seq]
     if args.bpp:
-        from nucfm.train.ss_cache import bpp_maps
+        from nucfm.train.feature_cache import bpp_maps
 
         probs = bpp_maps([r.seq for r in recs])
     else:
@@ -44,7 +45,7 @@ def main(argv=None):
     for method, t, canonical, pk in grid:
         o = DecodeOptions(method=method, threshold=t, canonical_only=canonical, pseudoknots=pk)
         t0 = time.perf_counter()
-        s = macro_average([score_pairs(decode_structure(p, r.seq, o), r.pairs, len(r.seq)) for p, r in zip(probs, recs)])
+        s = macro_average(score_structures([decode_structure(p, r.seq, o) for p, r in zip(probs, recs)], recs))
         rows.append(o.to_dict() | {"f1": s["f1"], "precision": s["precision"], "recall": s["recall"],
                                    "ms_per_seq": 1000 * (time.perf_counter() - t0) / len(recs)})
         print(f"{method:8s} t={t:.2f} canonical={canonical!s:5s} pseudoknots={pk!s:5s} "

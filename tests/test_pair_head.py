@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from nucfm.models.heads import PairHead, PairHeadConfig
+from nucfm.models.config import PairHeadConfig
+from nucfm.models.heads import PairHead
 
 
 def _official_head(embed_dim):
@@ -28,7 +29,7 @@ def _official_head(embed_dim):
 
 
 def _parity_case():
-    from nucfm.checkpoint.ss_head import RNAFM_SS_PREFIX, convert_rnafm_ss_state
+    from nucfm.checkpoint.structure import RNAFM_SS_PREFIX, convert_rnafm_ss_state
 
     torch.manual_seed(1)
     official, fm = _official_head(embed_dim=40)
@@ -63,7 +64,7 @@ def test_parity_with_official_ss_head():
 
 def test_official_pth_file_loads_with_its_lm(tmp_path):
     """An official-layout .pth (plain state dict) loads as a predictor; probabilities match fm."""
-    from nucfm.checkpoint.ss_head import load_structure_model
+    from nucfm.checkpoint.structure import load_structure_model
     from nucfm.models.config import TransformerConfig
     from nucfm.models.transformer import Transformer
 
@@ -112,8 +113,8 @@ def test_features_only_head_and_config_strict():
 
 
 def test_structure_checkpoint_round_trip(tmp_path):
-    from nucfm.checkpoint.ss_head import load_structure_model, save_structure_model
-    from nucfm.tasks.structure import StructureConfig
+    from nucfm.checkpoint.structure import load_structure_model, save_structure_model
+    from nucfm.models.config import StructureConfig
 
     cfg = PairHeadConfig(embed_dim=0, extra_channels=16, channels=4, blocks=2)
     head = PairHead(cfg).eval()
@@ -124,7 +125,7 @@ def test_structure_checkpoint_round_trip(tmp_path):
     seq = "GGGAAACUUCGGUUUCCC"
     p = pred.predict_probs([seq])[0]
     with torch.no_grad():
-        from nucfm.tasks.structure import onehot_outer
+        from nucfm.data.structure_features import onehot_outer
 
         want = torch.sigmoid(head(None, torch.as_tensor(onehot_outer(seq))[None]))[0].numpy()
     np.testing.assert_allclose(p, want, atol=1e-6)

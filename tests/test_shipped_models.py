@@ -53,7 +53,7 @@ def test_commands_run_on_defaults(tmp_path):
 
 
 def test_ss_default_golden_probabilities():
-    from nucfm.checkpoint.ss_head import load_structure_model
+    from nucfm.checkpoint.structure import load_structure_model
 
     p = load_structure_model(registry.DEFAULTS["ss"])
     seq = "GGGGAAACUUCGGUUUCCCCAUGCAUGC"
@@ -61,4 +61,6 @@ def test_ss_default_golden_probabilities():
     np.testing.assert_allclose([probs[0, 19], probs[3, 16], probs[7, 12], probs[0, 27]],
                                [5.4190391e-01, 8.3227867e-01, 6.2501007e-01, 1.5015779e-04], atol=1e-4)
     np.testing.assert_allclose(probs, probs.T)
-    assert p.fold([seq])[0][0] == [(0, 19), (1, 18), (2, 17), (3, 16), (4, 15), (5, 14), (6, 13), (7, 12)]
+    from nucfm.tasks.structure import fold_sequences
+
+    assert fold_sequences(p, [seq])[0][0] == [(0, 19), (1, 18), (2, 17), (3, 16), (4, 15), (5, 14), (6, 13), (7, 12)]

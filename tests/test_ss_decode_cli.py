@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nucfm.io.structure import pseudoknot_pages, read_structures
-from nucfm.tasks.structure import DecodeOptions, decode_structure
+from nucfm.models.config import DecodeOptions
+from nucfm.tasks.structure import decode_structure
 
 
 @st.composite
@@ -80,7 +81,7 @@ def test_cli_train_fold_score_smoke(tmp_path):
     fasta = tmp_path / "in.fa"
     fasta.write_text(">a\nGGGGAAACCCCAUGCAUG\n>b\nACGTNNacgu\n>empty\n\n")
     for fmt in ("dbn", "ct", "bpseq"):
-        out = tmp_path / f"out.{fmt}"
+        out = tmp_path / (f"out.{fmt}" if fmt != "bpseq" else "out_bpseq")  # BPSEQ: a directory, one file per record
         extra = ["--probs", str(tmp_path / "p.npz"), "--plot", str(tmp_path / "png")] if fmt == "dbn" else []
         assert main(["fold", "-i", str(fasta), "-o", str(out), "--format", fmt, "--model", str(run / "best"),
                      "--threshold", "0.2"] + extra) == 0
@@ -96,7 +97,7 @@ def test_lm_head_and_long_sequences(tmp_path):
     """A head on a tiny random LM (max 20 residues): training reads cached embeddings, and fold
     handles a 50-nt sequence (windowed embeddings) with the same probabilities as embed()."""
     from nucfm.checkpoint import save_model
-    from nucfm.checkpoint.ss_head import load_structure_model
+    from nucfm.checkpoint.structure import load_structure_model
     from nucfm.cli import main
     from nucfm.models.config import TransformerConfig
     from nucfm.models.transformer import Transformer
@@ -123,7 +124,8 @@ def test_energy_parameter_sets_are_separate_features():
     """bpp under Langdon 2018 differs from RNAfold's default, and switching sets leaves the default
     fold unchanged (ViennaRNA's parameters are global state)."""
     from nucfm.errors import InputError
-    from nucfm.tasks.structure import FEATURE_CHANNELS, StructureConfig, pair_features, vienna_bpp, vienna_mfe
+    from nucfm.data.structure_features import FEATURE_CHANNELS, pair_features, vienna_bpp, vienna_mfe
+    from nucfm.models.config import StructureConfig
 
     seq = "GGGAAAUCCCGCGCAAGCGCUUAGCUAGCAUCGAUAAGGCUAGCU"
     turner = vienna_bpp(seq)

@@ -7,6 +7,7 @@ Each subcommand is a pair ``add_NAME(subparsers)`` / ``run_NAME(args)`` register
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
@@ -199,7 +200,10 @@ def add_pretrain(sub):
                        "Run under torchrun for several processes (DDP).")
     p.add_argument("--config", required=True, help="run config YAML (see configs/)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.lr=3e-4")
-    p.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="insist on continuing from the run's latest checkpoint (rerunning the same config resumes "
+                        "anyway)")
+    p.add_argument("--restart", action="store_true", help="discard an earlier run in the output and start over")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(run=run_pretrain)
 
@@ -214,7 +218,7 @@ def run_pretrain(args):
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
-    out = pretrain(cfg, resume=args.resume)
+    out = pretrain(cfg, resume=args.resume or None, restart=args.restart)
     log.info("run written to %s", out)
 
 
@@ -245,7 +249,7 @@ def run_eval_mlm(args):
     import json
     from pathlib import Path
 
-    from nucfm.checkpoint import load_model, registry
+    from nucfm.checkpoint import load_model, registry, resolve
     from nucfm.data.baselines import ContextCounts
     from nucfm.errors import InputError
     from nucfm.tasks.eval_mlm import evaluate_mlm, fasta_pieces, find_counts, format_table, genome_pieces
@@ -253,8 +257,8 @@ def run_eval_mlm(args):
     if args.genome and not args.region:
         raise InputError("--genome needs --region CHROM:START-END")
     name = args.model or registry.default_model("dna" if args.genome else "rna")
-    path = registry.resolve(name) if name in registry.MODELS and not Path(name).exists() else Path(name)
-    model = load_model(name)
+    path = resolve(name)
+    model = load_model(path)
     counts_path = Path(args.counts) if args.counts else find_counts(path)
     if counts_path is None:
         raise InputError(f"no baseline counts for {name}: pass --counts (a run's data/counts.npz)")
@@ -298,7 +302,7 @@ def run_fold(args):
     import torch
 
     from nucfm.checkpoint import registry
-    from nucfm.checkpoint.ss_head import load_structure_model
+    from nucfm.checkpoint.structure import load_structure_model
     from nucfm.tasks.structure import fold_fasta
 
     if args.threads:
@@ -318,50 +322,53 @@ def run_fold(args):
     log.info(f"folded {summary['records']} records ({summary['pairs']} pairs) with {name} -> {args.output}")
 
 
-def add_train_ss(sub):
-    from nucfm.train.ss import TrainSSConfig
+# Options of train-ss that are shortcuts for KEY=VALUE overrides of its config.
+TRAIN_SS_SHORTCUTS = {"train": str, "valid": str, "lm": str, "lm_layer": int, "features": str, "blocks": int,
+                      "channels": int, "reduction": int, "crop": int, "batch_pairs": int, "max_steps": int,
+                      "eval_every": int, "threads": int, "seed": int, "limit_train": int, "lr": float,
+                      "max_minutes": float, "dropout": float, "pos_weight": float, "description": str}
 
-    d = TrainSSConfig()
+
+def add_train_ss(sub):
     p = sub.add_parser("train-ss", help="train a secondary-structure pair head (bpRNA TR0 / VL0 by default)",
                        description="Train a pair head on frozen LM embeddings and/or pair features; the "
-                       "checkpoint and threshold are chosen on the validation file. Rerun the same command "
-                       "to resume. Options override --config (JSON, keys as in OUTPUT/train_config.json).")
-    p.add_argument("--config", default=None, help="JSON file of training options")
-    p.add_argument("--train", default=None, help=f"training structures (default {d.train})")
-    p.add_argument("--valid", default=None, help=f"validation structures (default {d.valid})")
-    p.add_argument("-o", "--output", default=None, help=f"run directory (default {d.output}); best model in OUTPUT/best")
-    p.add_argument("--lm", default=None, help="language model (name or path) for embeddings; 'none' = features only")
-    p.add_argument("--lm-layer", type=int, default=None, help="LM layer to read (default -1, the final output)")
-    p.add_argument("--features", default=None,
-                   help="comma-separated extra pair channels from: onehot, bpp (ViennaRNA, Turner 2004), "
-                   "bpp-langdon2018, bpp-andronescu2007; 'none' for none "
-                   f"(default {','.join(d.features)})")
-    for name in ("blocks", "channels", "reduction", "crop", "batch-pairs", "max-steps", "eval-every", "threads",
-                 "seed", "limit-train"):
-        p.add_argument(f"--{name}", type=int, default=None)
-    for name in ("lr", "max-minutes", "dropout", "pos-weight"):
-        p.add_argument(f"--{name}", type=float, default=None)
-    p.add_argument("--description", default=None, help="model description stored in the checkpoint")
+                       "checkpoint and threshold are chosen on the validation file. The config (YAML, keys as "
+                       "in OUTPUT/config.yaml) takes KEY=VALUE overrides, and the options below are shortcuts "
+                       "for the common ones. Rerun the same command to resume; --restart starts over.")
+    p.add_argument("--config", default=None, help="run config YAML (keys of TrainStructureConfig)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. lr=1e-3 crop=200")
+    p.add_argument("-o", "--output", default=None, help="run directory (default runs/ss); best model in OUTPUT/best")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--restart", action="store_true", help="discard an earlier run in OUTPUT and start over")
+    helps = {"train": "training structures (default ../shared/data/ss/bprna/TR0.dbn)",
+             "valid": "validation structures (default ../shared/data/ss/bprna/VL0.dbn)",
+             "lm": "language model (name or path) for embeddings; 'none' = pair features only",
+             "lm_layer": "LM layer to read (default -1, the final output)",
+             "features": "comma-separated extra pair channels from: onehot, bpp (ViennaRNA, Turner 2004), "
+                         "bpp-langdon2018, bpp-andronescu2007; 'none' for none (default onehot,bpp)"}
+    for key, kind in TRAIN_SS_SHORTCUTS.items():
+        p.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None, dest=key,
+                       help=helps.get(key, f"sets {key} (see --print-config)"))
     p.set_defaults(run=run_train_ss)
 
 
 def run_train_ss(args):
-    import json
+    import yaml
 
-    from nucfm.train.ss import TrainSSConfig, train_ss
+    from nucfm.train.config import load_dict
+    from nucfm.train.structure import TrainStructureConfig, train_structure
 
-    opts = json.loads(open(args.config).read()) if args.config else {}
-    for key in ("train", "valid", "output", "lm", "lm_layer", "blocks", "channels", "reduction", "crop",
-                "batch_pairs", "max_steps", "eval_every", "threads", "seed", "limit_train", "lr", "max_minutes",
-                "dropout", "pos_weight", "description"):
-        value = getattr(args, key)
-        if value is not None:
-            opts[key] = value
-    if opts.get("lm") in ("none", ""):
-        opts["lm"] = None
-    if args.features is not None:
-        opts["features"] = [] if args.features in ("none", "") else args.features.split(",")
-    summary = train_ss(TrainSSConfig.from_dict(opts))
+    d = load_dict(args.config, args.overrides)
+    for key in TRAIN_SS_SHORTCUTS:
+        if getattr(args, key) is not None:
+            d[key] = getattr(args, key)
+    if args.output is not None:
+        d["output"] = args.output
+    cfg = TrainStructureConfig.from_dict(d)
+    if args.print_config:
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    summary = train_structure(cfg, restart=args.restart)
     print(json.dumps({k: summary[k] for k in ("steps", "train_minutes", "threshold", "valid")}, indent=2))
 
 
@@ -385,10 +392,17 @@ def run_score_ss(args):
         print(f"{label}\t{a['precision']:.4f}\t{a['recall']:.4f}\t{a['f1']:.4f}\t{a['mcc']:.4f}\t{a['n']}")
     if exact["missing"]:
         log.warning(f"{exact['missing']} reference record(s) had no prediction and were scored as empty")
+    if exact["unmatched"]:
+        log.warning(f"{exact['unmatched']} prediction(s) matched no reference id and were not scored")
+    if exact["duplicate_ids"]:
+        log.warning(f"{exact['duplicate_ids']} reference id(s) occur more than once; each record was scored, "
+                    "matched to predictions of that id in order")
     if args.per_seq:
-        with open(args.per_seq, "w") as fh:
+        from nucfm.paths import atomic_path
+
+        with atomic_path(args.per_seq) as tmp, open(tmp, "w") as fh:
             fh.write("id\tprecision\trecall\tf1\tmcc\ttp\tfp\tfn\n")
-            for rid, s in per.items():
+            for rid, s in per:
                 fh.write(f"{rid}\t{s.precision:.4f}\t{s.recall:.4f}\t{s.f1:.4f}\t{s.mcc:.4f}\t{s.tp}\t{s.fp}\t{s.fn}\n")
 
 

@@ -79,10 +79,3 @@ def macro_average(scores: Sequence[PairScores]) -> dict[str, float]:
     if not scores:
         return {m: float("nan") for m in METRICS} | {"n": 0}
     return {m: float(np.mean([getattr(s, m) for s in scores])) for m in METRICS} | {"n": len(scores)}
-
-
-def score_structures(preds: dict[str, list], refs: dict[str, tuple[int, list]], shift: int = 0
-                     ) -> dict[str, PairScores]:
-    """Per-id scores: ``preds[id] = pairs``, ``refs[id] = (length, pairs)``; ids in ``refs``
-    without a prediction are scored as an empty prediction."""
-    return {rid: score_pairs(preds.get(rid, []), ref, length, shift=shift) for rid, (length, ref) in refs.items()}

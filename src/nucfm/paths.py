@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from nucfm.errors import InputError
+
 
 def home() -> Path:
     """The nucfm cache directory: ``$NUCFM_HOME`` or ``~/.cache/nucfm``."""
@@ -75,6 +77,23 @@ def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
     except BaseException:
         _remove(tmp)
         raise
+
+
+def check_output_dir(path: str | Path, suffixes: tuple[str, ...], what: str = "output") -> Path:
+    """Refuse an existing ``path`` that is a file, or a directory holding anything but files
+    ending in ``suffixes`` (a previous output of the same kind, which is replaced as a whole), so
+    a per-record output never mixes with, or deletes, unrelated files."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: the {what} is a directory of per-record files, but a file has this name")
+    if path.is_dir():
+        other = [p.name for p in path.iterdir() if not p.name.endswith(suffixes)]
+        if other:
+            raise InputError(f"{path}: the {what} directory holds other files ({', '.join(sorted(other)[:3])}"
+                             f"{' ...' if len(other) > 3 else ''}); choose a new or empty directory")
+    if not path.parent.is_dir():
+        raise InputError(f"{path}: the directory {path.parent} does not exist")
+    return path
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -1,15 +1,16 @@
-"""Checkpoints: the ONLY place that touches state dicts and foreign formats.
+"""Checkpoints: the ONLY place that reads or writes weights, state dicts and foreign formats.
 
 Our format is a directory with ``config.json`` (format version, architecture, model config,
 alphabet) and ``model.safetensors``. :func:`load_model` also takes the official formats, each
 through a named converter with a parity test: RNA-FM ``.pth`` files (:mod:`.rnafm`) and GPN
 Hugging Face directories (:mod:`.gpn`), and names from the registry (:mod:`.registry`).
+Structure models (pair heads) are :mod:`.structure`; resumable training state is
+:mod:`.training_state`. :func:`resolve` is the one place a ``--model`` string becomes a path.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -18,11 +19,14 @@ from safetensors.torch import load_file, save_file
 from nucfm.alphabet import get_alphabet
 from nucfm.errors import InputError, ModelNotFoundError
 from nucfm.models import ARCHITECTURES, NucleotideLM
+from nucfm.paths import atomic_path, atomic_write_text
 
 FORMAT = "nucfm"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+COUNTS_FILE = "mlm_counts.npz"  # training-data k-mer counts shipped beside a model (eval-mlm baselines)
+KNOWN_FORMATS = ("nucfm", "nucfm-ss")
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -40,6 +44,38 @@ def model_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
 
 
+def write_checkpoint_dir(path: str | Path, module: torch.nn.Module, config: dict,
+                         dtype: torch.dtype | None = None) -> Path:
+    """Write ``module``'s weights (``model.safetensors``) and ``config`` (``config.json``) into
+    the directory ``path``, each file atomically. A directory whose ``config.json`` is not a
+    nucfm checkpoint is refused, so an unrelated file is never overwritten."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path} exists and is not a directory")
+    if (path / CONFIG_FILE).exists():
+        try:
+            fmt = json.loads((path / CONFIG_FILE).read_text()).get("format")
+        except (OSError, ValueError, AttributeError):
+            fmt = None
+        if fmt not in KNOWN_FORMATS:
+            raise InputError(f"{path} holds a {CONFIG_FILE} that is not a nucfm checkpoint; choose another "
+                             "output directory")
+    path.mkdir(parents=True, exist_ok=True)
+    state = model_state_dict(module)
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    with atomic_path(path / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp))
+    atomic_write_text(path / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+    return path
+
+
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict of a checkpoint directory (floating tensors as float32)."""
+    state = load_file(str(Path(path) / WEIGHTS_FILE))
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
 def save_model(model: NucleotideLM, path: str | Path, dtype: torch.dtype | None = None,
                metadata: dict | None = None) -> Path:
     """Write ``model`` as a nucfm checkpoint directory (created if needed).
@@ -48,11 +84,6 @@ def save_model(model: NucleotideLM, path: str | Path, dtype: torch.dtype | None 
     returns float32. ``metadata`` (JSON-able) is kept in ``config.json`` under ``"metadata"``.
     """
     model = unwrap(model)
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    state = model_state_dict(model)
-    if dtype is not None:
-        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -61,11 +92,20 @@ def save_model(model: NucleotideLM, path: str | Path, dtype: torch.dtype | None 
     }
     if metadata:
         config["metadata"] = metadata
-    tmp = path / (WEIGHTS_FILE + ".tmp")
-    save_file(state, str(tmp))
-    os.replace(tmp, path / WEIGHTS_FILE)
-    (path / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-    return path
+    return write_checkpoint_dir(path, model, config, dtype=dtype)
+
+
+def fingerprint(model: torch.nn.Module) -> str:
+    """A cheap identity of a model's weights (config, names, shapes and a sample of values):
+    the key of caches and resumable runs that depend on the weights."""
+    import hashlib
+
+    h = hashlib.sha1(json.dumps(unwrap(model).config.to_dict(), sort_keys=True, default=str).encode())
+    for name, p in unwrap(model).state_dict().items():
+        h.update(name.encode())
+        h.update(str(tuple(p.shape)).encode())
+        h.update(p.detach().flatten()[:256].float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def read_config(path: str | Path) -> dict:
@@ -90,9 +130,22 @@ def _load_nucfm_dir(path: Path) -> NucleotideLM:
     saved = config.get("alphabet")
     if saved is not None and saved != get_alphabet(saved["name"]).to_dict():
         raise InputError(f"{path}: its alphabet differs from nucfm's {saved['name']!r} alphabet")
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path / WEIGHTS_FILE)).items()}
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(read_weights(path), strict=True)
     return model.eval()
+
+
+def resolve(name_or_path: str | Path, download: bool | None = None, what: str = "model") -> Path:
+    """The local path of a ``--model`` value: an existing file or directory as it is, else a
+    registered name (shipped, cached, or downloaded when allowed; see :mod:`.registry`)."""
+    from nucfm.checkpoint import registry
+
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return path
+    if str(name_or_path) in registry.MODELS:
+        return registry.resolve(str(name_or_path), download=download)
+    raise ModelNotFoundError(f"no {what} file, directory or registered name {str(name_or_path)!r}; "
+                             f"registered: {', '.join(registry.MODELS)} (see `nucfm models`)")
 
 
 def load_model(name_or_path: str | Path, download: bool | None = None) -> NucleotideLM:
@@ -109,17 +162,7 @@ def load_model(name_or_path: str | Path, download: bool | None = None) -> Nucleo
 
     >>> model = load_model("rna-fm")  # doctest: +SKIP
     """
-    from nucfm.checkpoint import registry
-
-    path = Path(name_or_path).expanduser()
-    if not path.exists():
-        if str(name_or_path) in registry.MODELS:
-            path = registry.resolve(str(name_or_path), download=download)
-        else:
-            raise ModelNotFoundError(
-                f"no model file, directory or registered name {str(name_or_path)!r}; "
-                f"registered: {', '.join(registry.MODELS)}"
-            )
+    path = resolve(name_or_path, download=download)
     if path.is_dir():
         if not (path / CONFIG_FILE).exists():
             raise InputError(f"{path}: a model directory needs a {CONFIG_FILE}")
@@ -128,7 +171,7 @@ def load_model(name_or_path: str | Path, download: bool | None = None) -> Nucleo
             return _load_nucfm_dir(path)
         if config.get("format") == "nucfm-ss":
             raise InputError(f"{path} is a secondary-structure model, not a language model: use `nucfm fold "
-                             "--model` or nucfm.checkpoint.ss_head.load_structure_model")
+                             "--model` or nucfm.checkpoint.structure.load_structure_model")
         if config.get("model_type") == "ConvNet":
             from nucfm.checkpoint.gpn import load_gpn_dir
 

@@ -317,22 +317,37 @@ def format_ct(rec: StructureRecord) -> str:
 FORMATTERS = {"dbn": format_dbn, "bpseq": format_bpseq, "ct": format_ct}
 
 
-def write_structures(records: Iterable[StructureRecord], path: str | Path, fmt: str = "dbn") -> None:
-    """Write records to ``path``. dbn and ct hold many records per file; BPSEQ holds one, so
-    for several records ``path`` is a directory that receives ``ID.bpseq`` files."""
+def write_structures(records: Iterable[StructureRecord], path: str | Path, fmt: str = "dbn") -> list[str]:
+    """Write records to ``path``; returns the names written (file names for a directory).
+
+    dbn and ct hold many records in one file. BPSEQ holds one record per file: a ``path``
+    ending in ``.bpseq`` is one file (exactly one record), any other ``path`` is a directory that
+    receives one ``NAME.bpseq`` per record, whatever the number of records, named by
+    :func:`nucfm.paths.unique_names` (repeated or colliding ids get ``#2``, ``#3``...). Files and
+    directories are written atomically (see :func:`nucfm.paths.atomic_path`).
+    """
+    from nucfm.paths import atomic_path, check_output_dir, unique_names
+
     if fmt not in FORMATTERS:
         raise InputError(f"unknown structure format {fmt!r}; known: {', '.join(FORMATS)}")
     path = Path(path)
     records = list(records)
-    if fmt == "bpseq" and len(records) > 1:
-        path.mkdir(parents=True, exist_ok=True)
-        for rec in records:
-            (path / f"{_safe_name(rec.id)}.bpseq").write_text(format_bpseq(rec))
-        return
-    with open(path, "w") as fh:
+    if fmt == "bpseq" and not bpseq_is_single_file(path):
+        check_output_dir(path, (".bpseq",))
+        names = [n + ".bpseq" for n in unique_names([r.id for r in records])]
+        with atomic_path(path, directory=True) as tmp:
+            for rec, name in zip(records, names):
+                (tmp / name).write_text(format_bpseq(rec))
+        return names
+    if fmt == "bpseq" and len(records) != 1:
+        raise InputError(f"{path}: a .bpseq file holds one structure, not {len(records)}; give a directory "
+                         "for one file per record")
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
         for rec in records:
             fh.write(FORMATTERS[fmt](rec))
+    return [r.id for r in records]
 
 
-def _safe_name(rid: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in rid) or "unnamed"
+def bpseq_is_single_file(path: str | Path) -> bool:
+    """Whether a BPSEQ output ``path`` is one file (it ends in ``.bpseq``) or a directory."""
+    return Path(path).suffix.lower() == ".bpseq"

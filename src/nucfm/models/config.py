@@ -7,20 +7,78 @@ A checkpoint rebuilds its model from this alone: architecture, sizes and alphabe
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from nucfm.errors import InputError
 
 
+def _coerce(value, hint, key: str, what: str):
+    """``value`` as the type ``hint`` of a config field, or an InputError naming the key.
+    YAML 1.1 reads ``1e-3`` as a string: numbers written so become numbers here."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key, what) if len(inner) == 1 else value
+    bad = InputError(f"{what} {key}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if hint is int:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            return int(value)
+        raise bad
+    if hint is float:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise bad from None
+    if hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise bad
+    if origin in (tuple, list) or hint in (tuple, list):
+        if isinstance(value, (list, tuple)):
+            return value
+        raise bad
+    if origin is dict or hint is dict:
+        if isinstance(value, dict):
+            return value
+        raise bad
+    return value
+
+
 def from_dict_strict(cls, d: dict[str, Any], what: str):
     """``cls(**d)`` for a dataclass ``cls``, refusing keys it does not have, so a typo in a
-    config file never silently becomes a default. The one strict-keys check of the package."""
+    config file never silently becomes a default, and values of the wrong type (``steps: abc``),
+    numbers written as text (``lr: 1e-3``) becoming numbers. The one strict check of the package.
+
+    >>> from_dict_strict(DecodeOptions, {"threshold": "3e-1"}, "decoding option").threshold
+    0.3
+    """
+    if not isinstance(d, dict):
+        raise InputError(f"{what}s must be a mapping of keys to values, not {type(d).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(d) - names
     if unknown:
         raise InputError(f"unknown {what} keys: {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
-    return cls(**d)
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: _coerce(v, hints[k], k, what) for k, v in d.items()})
 
 
 class ConfigMixin:

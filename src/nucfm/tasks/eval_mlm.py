@@ -274,7 +274,7 @@ def format_table(rows: dict[str, dict]) -> str:
 
 def find_counts(model_path: str | Path | None) -> Path | None:
     """The ``mlm_counts.npz`` saved beside a model directory, if any."""
-    from nucfm.train.pretrain import COUNTS_FILE
+    from nucfm.checkpoint import COUNTS_FILE
 
     if model_path is None:
         return None

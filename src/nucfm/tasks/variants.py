@@ -6,7 +6,7 @@ GPN's rule for an SNV at 0-based ``start`` with window ``W``: take the genome wi
 ``W//2``), and read ``logit[alt] - logit[ref]`` there; do the same on the reverse-complement
 window (variant at index ``W - 1 - W//2``, alleles complemented); the score is the mean of the two
 strands. Both strands of a batch go through the model together, and a ConvNet computes only the
-receptive cone of the masked base (:meth:`nucfm.models.convnet.ConvNet.logits_at`).
+receptive cone of the masked base (:meth:`nucfm.models.base.NucleotideLM.logits_at`).
 
 Data flow: ``Variant -> window ids (2 strands) -> masked -> logits at the variant -> strategy ->
 mean over strands``.
@@ -14,19 +14,18 @@ mean over strands``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import shutil
-from datetime import timedelta
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from nucfm.data.collate import collate
+from nucfm import distributed
+from nucfm.checkpoint import fingerprint
 from nucfm.errors import InputError
 from nucfm.io.genome import Genome
 from nucfm.io.variants import Variant, VariantTable, check_variants, read_variants, status_counts, write_scored
@@ -69,21 +68,6 @@ def encode_windows(model, seqs: Sequence[str]) -> np.ndarray:
     return ids.reshape(len(seqs), W)
 
 
-def _logits_at(model, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """(B, V) logits at one position per row: the receptive-cone path when the model has one."""
-    if hasattr(model, "logits_at"):
-        return model.logits_at(ids, positions)
-    batch = collate(model.alphabet, list(ids.cpu().numpy()), max_len=model.max_len)
-    dev = ids.device
-    logits = model.token_logits(batch.input_ids.to(dev), batch.attention_mask.to(dev))
-    return logits[torch.arange(len(positions), device=dev), positions + batch.offset]
-
-
-def _model_device(model) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 @torch.no_grad()
 def site_logits(model, genome: Genome, sites: Sequence[tuple[str, int]], window: int = 512,
                 batch_size: int | None = None, progress=None) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +80,7 @@ def site_logits(model, genome: Genome, sites: Sequence[tuple[str, int]], window:
     if window < 1 or (model.max_len is not None and window > model.max_len):
         raise InputError(f"window {window} must be in 1..{model.max_len or 'inf'}")
     alphabet = model.alphabet
-    device = _model_device(model)
+    device = model.device
     if batch_size is None:
         batch_size = 128 if device.type == "cuda" else 8
     comp = alphabet.complement_ids()
@@ -113,7 +97,7 @@ def site_logits(model, genome: Genome, sites: Sequence[tuple[str, int]], window:
         ids[np.arange(B), c] = alphabet.mask_id
         ids[np.arange(B, 2 * B), window - 1 - c] = alphabet.mask_id
         positions = torch.tensor([c] * B + [window - 1 - c] * B, device=device)
-        logits = _logits_at(model, torch.from_numpy(ids).to(device), positions).double().cpu().numpy()  # (2B, V)
+        logits = model.logits_at(torch.from_numpy(ids).to(device), positions).double().cpu().numpy()  # (2B, V)
         fwd_all[b0 : b0 + B] = logits[:B][:, cols]
         rev_all[b0 : b0 + B] = logits[B:][:, comp[cols]]  # column of A <- logit of t, etc.
         if progress is not None:
@@ -182,36 +166,6 @@ def position_probs(model, genome: Genome, chrom: str, start: int, end: int, wind
 
 
 # ---- file runner: chunks, resume, torchrun shards -----------------------------------------------
-def model_fingerprint(model) -> str:
-    """A cheap identity of a model's weights (shapes and a sample of values)."""
-    h = hashlib.sha1(json.dumps(model.config.to_dict(), sort_keys=True).encode())
-    for name, p in model.state_dict().items():
-        h.update(name.encode())
-        h.update(str(tuple(p.shape)).encode())
-        h.update(p.detach().flatten()[:256].float().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def _distributed() -> tuple[int, int]:
-    """(rank, world size) under torchrun, initialising a gloo/nccl group once; (0, 1) otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend, timeout=timedelta(days=7))  # shards may take very long
-    return dist.get_rank(), dist.get_world_size()
-
-
-def _barrier(world: int) -> None:
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
 def parts_dir(output: str | Path) -> Path:
     output = Path(output)
     return output.with_name(output.name + ".parts")
@@ -247,7 +201,8 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
     the N processes scores chunks ``i % N == rank``, and rank 0 merges. Returns the status
     counts (rank 0) or None (other ranks).
     """
-    rank, world = _distributed()
+    ctx = distributed.setup()
+    rank, world = ctx.rank, ctx.world
     vt = variants if isinstance(variants, VariantTable) else read_variants(variants)
     status = check_variants(vt, genome, strict_ref=strict_ref)
     ok = np.flatnonzero(status == "ok")
@@ -257,13 +212,13 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
     manifest = {
         "variants": str(src.resolve()), "variants_bytes": src.stat().st_size, "variants_mtime_ns": src.stat().st_mtime_ns,
         "genome": str(genome.path.resolve()), "aliases": genome.aliases,
-        "model_fingerprint": model_fingerprint(model), "window": window, "method": method, "columns": columns,
+        "model_fingerprint": fingerprint(model), "window": window, "method": method, "columns": columns,
         "chunk_size": chunk_size, "scorable": int(len(ok)), "chunks": n_chunks,
     }
     parts = parts_dir(output)
     if rank == 0:
         _prepare_parts(parts, manifest, restart)
-    _barrier(world)
+    distributed.barrier(ctx)
     mine = [i for i in range(n_chunks) if i % world == rank and not (parts / f"chunk_{i:06d}.npy").exists()]
     todo = sum(len({(vt.variants[j].chrom, vt.variants[j].start) for j in ok[i * chunk_size : (i + 1) * chunk_size]})
                for i in mine)  # the bar counts sites: alleles at one site share a forward pass
@@ -278,7 +233,7 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
             tmp = parts / f"tmp_chunk_{i:06d}.npy"
             np.save(tmp, np.stack([res[c] for c in columns], axis=1))  # (n, columns)
             os.replace(tmp, parts / f"chunk_{i:06d}.npy")
-    _barrier(world)
+    distributed.barrier(ctx)
     if rank != 0:
         return None
     values = np.full((len(vt), len(columns)), np.nan)

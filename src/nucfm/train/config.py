@@ -115,15 +115,30 @@ def from_dict(d: dict) -> RunConfig:
     return cfg
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
-    """Read a run YAML and apply overrides in order."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such config file")
-    d = yaml.safe_load(path.read_text()) or {}
+def load_dict(path: str | Path | None, overrides: list[str] = ()) -> dict:
+    """A config YAML (or an empty config when ``path`` is None) with ``KEY=VALUE`` overrides
+    applied in order: the one reader of every recipe's config."""
+    d: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path}: no such config file")
+        try:
+            d = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+        except yaml.YAMLError as e:
+            where = getattr(e, "problem_mark", None)
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+            raise InputError(f"{path}: not valid YAML{at} ({getattr(e, 'problem', None) or type(e).__name__})") from None
+        if not isinstance(d, dict):
+            raise InputError(f"{path}: a config must be a mapping of keys to values")
     for o in overrides:
         apply_override(d, o)
-    return from_dict(d)
+    return d
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+    """Read a pretraining run YAML and apply overrides in order."""
+    return from_dict(load_dict(path, overrides))
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:

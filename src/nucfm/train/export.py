@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from nucfm.checkpoint import load_model, save_model
+from nucfm.checkpoint import COUNTS_FILE, load_model, save_model
 from nucfm.data.corpus import validation_examples
-from nucfm.train.pretrain import COUNTS_FILE, MLMObjective, evaluate
+from nucfm.train.pretrain import MLMObjective, evaluate
 
 
 def export_model(checkpoint: str | Path, dest: str | Path, counts: str | Path, metadata: dict,

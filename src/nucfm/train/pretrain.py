@@ -1,11 +1,12 @@
 """Masked-LM pretraining loop for every nucfm architecture (RNA transformer, DNA ConvNet).
 
 One process, or several under ``torchrun`` (DDP; gloo on CPU, nccl on GPU). fp32 on CPU, bf16
-autocast on GPU. Every ``ckpt_every`` steps a checkpoint directory is written atomically
-(written as ``step_N.tmp`` then renamed; ``latest`` is replaced last) holding the model
-(``model.safetensors`` + ``config.json``) and ``trainer.pt`` (optimizer, scheduler, RNG states,
-step and data position). Batches and masks are pure functions of (seed, step), so ``resume``
-replays exactly the batches an uninterrupted run would have seen.
+autocast on GPU. A recipe (:class:`PretrainRecipe`, the steps of :mod:`nucfm.train.recipe`).
+Every ``ckpt_every`` steps a training checkpoint is written atomically
+(:mod:`nucfm.checkpoint.training_state`: the model, optimizer, scheduler, RNG states, step and
+data position). Batches and masks are pure functions of (seed, step), so a resumed run replays
+exactly the batches an uninterrupted run would have seen. Rerunning the same config into the
+same output resumes; a different config there is refused; ``--restart`` starts over.
 
 Run directory::
 
@@ -16,11 +17,11 @@ Run directory::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import os
-import random
 import shutil
 import time
 from contextlib import nullcontext
@@ -28,21 +29,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from nucfm import distributed
 from nucfm.alphabet import get_alphabet
-from nucfm.checkpoint import build_model, save_model, unwrap
+from nucfm.checkpoint import COUNTS_FILE, build_model, read_weights, save_model, training_state, unwrap
 from nucfm.data.collate import collate
 from nucfm.data.corpus import (PREP_FILE, DnaBatches, Example, RnaBatches, TokenStore, prepare_dna, prepare_rna,
                                validation_examples)
 from nucfm.data.masking import IGNORE, mask_tokens
 from nucfm.errors import InputError
 from nucfm.train.config import RunConfig, save_config
+from nucfm.train.recipe import Recipe
+from nucfm.train.schedule import lr_factor
 
 log = logging.getLogger("nucfm")
-COUNTS_FILE = "mlm_counts.npz"
 
 
 class MLMObjective(nn.Module):
@@ -84,15 +86,9 @@ def load_initial_weights(model: nn.Module, source: str) -> None:
     model.load_state_dict(src.state_dict(), strict=True)
 
 
-def lr_factor(step: int, cfg) -> float:
-    """Multiplier of the peak lr at optimizer step ``step`` (1-based)."""
-    w = max(1, cfg.warmup)
-    if step < w:
-        return step / w
-    if cfg.schedule == "inverse_sqrt":
-        return math.sqrt(w / step)
-    progress = min(1.0, (step - w) / max(1, cfg.steps - w))
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+def schedule_factor(step: int, t) -> float:
+    """The run's learning-rate multiplier after ``step`` optimizer steps."""
+    return lr_factor(step, t.warmup, t.schedule, total=t.steps, min_ratio=t.min_lr_ratio)
 
 
 def masked_loss(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None):
@@ -126,9 +122,13 @@ def make_batch(alphabet, examples: list[Example], step_seed: list[int], mask_pro
 
 def prepare_data(cfg: RunConfig, prep_dir: Path, model_max_len: int | None) -> dict:
     """Prepare the corpus once (rank 0); later runs and resumes reuse ``prep_dir``."""
-    if (prep_dir / PREP_FILE).exists():
-        return json.loads((prep_dir / PREP_FILE).read_text())
     d = cfg.data
+    source = json.loads(json.dumps(dataclasses.asdict(d) | {"seed": cfg.train.seed}))
+    if (prep_dir / PREP_FILE).exists():
+        done = json.loads((prep_dir / PREP_FILE).read_text())
+        if done.get("source", source) == source:
+            return done
+        log.info("the data settings changed since %s was prepared: preparing again", prep_dir)
     tmp = prep_dir.with_name(prep_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     if d.kind == "rna":
@@ -139,50 +139,12 @@ def prepare_data(cfg: RunConfig, prep_dir: Path, model_max_len: int | None) -> d
         if not d.genome or not d.valid_region:
             raise InputError("a DNA run needs data.genome and data.valid_region (CHROM:START-END)")
         summary = prepare_dna(d.genome, tmp, d.valid_region, d.window, d.stride, d.min_acgt)
+    summary["source"] = source
+    (tmp / PREP_FILE).write_text(json.dumps(summary, indent=1) + "\n")
     if prep_dir.exists():
         shutil.rmtree(prep_dir)
     os.replace(tmp, prep_dir)
     return summary
-
-
-def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-
-def _set_rng_state(s: dict) -> None:
-    torch.set_rng_state(s["torch"])
-    np.random.set_state(s["numpy"])
-    random.setstate(s["python"])
-    if s.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(s["cuda"])
-
-
-def save_checkpoint(ckpt_root: Path, step: int, model, opt, sched, position: dict, keep: int) -> Path:
-    """Atomically write ``ckpt_root/step_N`` and point ``ckpt_root/latest`` at it."""
-    name = f"step_{step:08d}"
-    tmp = ckpt_root / (name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_model(unwrap(model), tmp)
-    torch.save({"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "rng": _rng_state(), "data_position": position}, tmp / "trainer.pt")
-    final = ckpt_root / name
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    pointer = ckpt_root / "latest.tmp"
-    pointer.write_text(name + "\n")
-    os.replace(pointer, ckpt_root / "latest")
-    old = sorted(p for p in ckpt_root.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp"))
-    for p in old[:-keep] if keep > 0 else []:
-        shutil.rmtree(p, ignore_errors=True)
-    return final
-
-
-def latest_checkpoint(output: Path) -> Path | None:
-    pointer = output / "checkpoints" / "latest"
-    if not pointer.exists():
-        return None
-    return output / "checkpoints" / pointer.read_text().strip()
 
 
 @torch.no_grad()
@@ -204,155 +166,250 @@ def evaluate(model, alphabet, examples: list[Example], batch_size: int, mask_pro
     return {"val_loss": loss, "val_acc": correct / max(count, 1), "val_ppl": math.exp(loss), "val_tokens": count}
 
 
-def pretrain(cfg: RunConfig, resume: bool = False, interrupt_at: int | None = None) -> Path:
-    """Run (or resume) masked-LM pretraining; returns the run directory.
+# Keys a rerun may change and still resume: how long and how often, not what is learned.
+RESUMABLE_CHANGES = {"train.steps", "train.threads", "train.device", "train.log_every", "train.eval_every",
+                     "train.ckpt_every", "train.keep_ckpts"}
 
-    ``interrupt_at`` stops the process-level loop right after that step, as a crash would (used by
-    the resume test); nothing after the last checkpoint survives but what is on disk.
-    """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    t = cfg.train
-    if t.threads:
-        torch.set_num_threads(t.threads)
-    use_cuda = t.device == "cuda" or (t.device == "auto" and torch.cuda.is_available())
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if use_cuda else "cpu")
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    if t.batch_size % (world * t.accum):
-        raise InputError(f"train.batch_size {t.batch_size} is not divisible by processes x accum = {world * t.accum}")
 
-    output = Path(cfg.output)
-    output.mkdir(parents=True, exist_ok=True)
-    prep_dir = Path(cfg.data.prepared) if cfg.data.prepared else output / "data"
-    torch.manual_seed(t.seed)  # identical initial weights on every rank
-    model = build_model(cfg.model)
-    init_weights(model)
-    if t.init_from and not resume:
-        load_initial_weights(model, t.init_from)
-    if getattr(model.config, "alphabet", None) != {"rna": "rna-fm", "dna": "gpn"}[cfg.data.kind]:
-        raise InputError(f"data.kind {cfg.data.kind} does not match the model alphabet {model.config.alphabet!r}")
-    if rank == 0:
-        summary = prepare_data(cfg, prep_dir, model.max_len)
-        save_config(cfg, output / "config.yaml")
-    if world > 1:
-        dist.barrier()
-    summary = json.loads((prep_dir / PREP_FILE).read_text())
-    alphabet = get_alphabet(model.config.alphabet)
+def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}")
+    return out
 
-    if cfg.data.kind == "rna":
-        batches = RnaBatches(TokenStore(prep_dir / "train"), model.max_len, t.batch_size, t.seed)
-        valid = validation_examples(prep_dir, "rna", model.max_len, None, t.eval_size, t.seed)
-    else:
-        batches = DnaBatches(TokenStore(prep_dir / "genome"), np.load(prep_dir / "train.starts.npy"),
-                             summary["window"], t.batch_size, t.seed, cfg.data.rc_augment, cfg.data.soft_mask_weight)
-        valid = validation_examples(prep_dir, "dna", None, summary["window"], t.eval_size, t.seed)
 
-    model.to(device).train()
-    objective = MLMObjective(model)
-    if world > 1:
-        objective = nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if use_cuda else None)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=t.lr, betas=t.betas)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, t))
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_cuda else nullcontext
+class PretrainRecipe(Recipe):
+    """Masked-LM pretraining (see the module docstring); ``run()`` returns the run directory."""
 
-    start = 0
-    metrics_path = output / "metrics.jsonl"
-    if resume:
-        ckpt = latest_checkpoint(output)
-        if ckpt is None:
-            raise InputError(f"--resume: no checkpoint under {output / 'checkpoints'}")
-        from safetensors.torch import load_file
+    def __init__(self, cfg: RunConfig, resume: bool | None = None, restart: bool = False,
+                 interrupt_at: int | None = None):
+        self.cfg = cfg
+        self.t = cfg.train
+        self.resume = resume
+        self.restart = restart
+        self.interrupt_at = interrupt_at
+        self.output = Path(cfg.output)
 
-        model.load_state_dict(load_file(str(ckpt / "model.safetensors")), strict=True)
-        state = torch.load(ckpt / "trainer.pt", weights_only=False)
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
-        start = state["step"]
-        if rank == 0 and metrics_path.exists():  # forget what was logged after the checkpoint
-            kept = [l for l in metrics_path.read_text().splitlines() if json.loads(l)["step"] <= start]
-            metrics_path.write_text("".join(l + "\n" for l in kept))
-        log.info("resumed from %s (step %d, epoch %d)", ckpt, start, state["data_position"]["epoch"])
-    elif rank == 0 and metrics_path.exists():
-        metrics_path.unlink()
+    # ---- setup --------------------------------------------------------------------------------
+    def setup(self) -> None:
+        t = self.t
+        self.ctx = distributed.setup()
+        self.is_main = self.ctx.is_main
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.device = self.ctx.device(t.device)
+        self.use_cuda = self.device.type == "cuda"
+        world = self.ctx.world
+        if t.batch_size % (world * t.accum):
+            raise InputError(f"train.batch_size {t.batch_size} is not divisible by processes x accum = "
+                             f"{world * t.accum}")
+        self.resuming = self._decide_resume()
+        self.output.mkdir(parents=True, exist_ok=True)
+        self.prep_dir = Path(self.cfg.data.prepared) if self.cfg.data.prepared else self.output / "data"
 
-    n_params = sum(p.numel() for p in model.parameters())
-    if rank == 0:
-        log.info("%s: %.2fM parameters, %d training items, %d steps of %d on %s x%d", cfg.model["architecture"],
-                 n_params / 1e6, batches.n_items, t.steps, t.batch_size, device, world)
-    from tqdm.auto import tqdm
+    def _decide_resume(self) -> bool:
+        """The resume convention: the identical command resumes, a different one is refused
+        (naming what differs, except :data:`RESUMABLE_CHANGES`), ``restart`` starts over."""
+        ckpt_root = self.output / "checkpoints"
+        saved = self.output / "config.yaml"
+        has_run = training_state.latest(ckpt_root) is not None
+        if self.restart:
+            if self.is_main:
+                for name in ("checkpoints", "final", "metrics.jsonl", "loss.png", "config.yaml"):
+                    p = self.output / name
+                    shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+            distributed.barrier(self.ctx)
+            return False
+        if not has_run:
+            if self.resume:
+                raise InputError(f"--resume: no checkpoint under {ckpt_root}")
+            if (self.output / "final").exists():
+                raise InputError(f"{self.output} holds a finished run; pass --restart to replace it, or choose "
+                                 "another output")
+            return False
+        if saved.exists():
+            import yaml
 
-    bar = tqdm(total=t.steps, initial=start, disable=rank != 0, unit="step", dynamic_ncols=True)
-    t0, tokens_window = time.time(), 0
-    loss_window, n_window = 0.0, 0
-    for step in range(start, t.steps):
-        opt.zero_grad(set_to_none=True)
-        step_loss = 0.0
+            diff = [k for k in config_differences(yaml.safe_load(saved.read_text()) or {}, self.cfg.to_dict())
+                    if k not in RESUMABLE_CHANGES]
+            if diff:
+                raise InputError(f"{self.output} holds a run with a different config ({', '.join(diff)}); rerun "
+                                 "the same config to resume, or pass --restart to start over")
+        return True
+
+    # ---- build --------------------------------------------------------------------------------
+    def build(self) -> None:
+        cfg, t = self.cfg, self.t
+        torch.manual_seed(t.seed)  # identical initial weights on every rank
+        self.model = build_model(cfg.model)
+        init_weights(self.model)
+        if t.init_from and not self.resuming:
+            load_initial_weights(self.model, t.init_from)
+        if getattr(self.model.config, "alphabet", None) != {"rna": "rna-fm", "dna": "gpn"}[cfg.data.kind]:
+            raise InputError(f"data.kind {cfg.data.kind} does not match the model alphabet "
+                             f"{self.model.config.alphabet!r}")
+        if self.is_main:
+            prepare_data(cfg, self.prep_dir, self.model.max_len)
+            save_config(cfg, self.output / "config.yaml")
+        distributed.barrier(self.ctx)
+        self.data_summary = json.loads((self.prep_dir / PREP_FILE).read_text())
+        self.alphabet = get_alphabet(self.model.config.alphabet)
+        self.batches, self.valid = self._data()
+
+        self.model.to(self.device).train()
+        self.objective = MLMObjective(self.model)
+        if self.ctx.world > 1:
+            self.objective = nn.parallel.DistributedDataParallel(
+                self.objective, device_ids=[self.device.index] if self.use_cuda else None)
+        decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2]
+        no_decay = [p for n, p in self.model.named_parameters() if p.ndim < 2]
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
+                                      {"params": no_decay, "weight_decay": 0.0}], lr=t.lr, betas=t.betas)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: schedule_factor(s, t))
+        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if self.use_cuda else nullcontext
+
+    def _data(self):
+        t, prep = self.t, self.prep_dir
+        if self.cfg.data.kind == "rna":
+            batches = RnaBatches(TokenStore(prep / "train"), self.model.max_len, t.batch_size, t.seed)
+            valid = validation_examples(prep, "rna", self.model.max_len, None, t.eval_size, t.seed)
+        else:
+            window = self.data_summary["window"]
+            batches = DnaBatches(TokenStore(prep / "genome"), np.load(prep / "train.starts.npy"), window,
+                                 t.batch_size, t.seed, self.cfg.data.rc_augment, self.cfg.data.soft_mask_weight)
+            valid = validation_examples(prep, "dna", None, window, t.eval_size, t.seed)
+        return batches, valid
+
+    # ---- resume -------------------------------------------------------------------------------
+    def maybe_resume(self) -> None:
+        metrics_path = self.output / "metrics.jsonl"
+        if self.resuming:
+            ckpt = training_state.latest(self.output / "checkpoints")
+            self.model.load_state_dict(read_weights(ckpt), strict=True)
+            state = training_state.load_training_state(ckpt)
+            self.opt.load_state_dict(state["optimizer"])
+            self.sched.load_state_dict(state["scheduler"])
+            training_state.restore_rng(state["rng"])
+            self.step = state["step"]
+            if self.is_main and metrics_path.exists():  # forget what was logged after the checkpoint
+                kept = [ln for ln in metrics_path.read_text().splitlines() if json.loads(ln)["step"] <= self.step]
+                metrics_path.write_text("".join(ln + "\n" for ln in kept))
+            log.info("resumed from %s (step %d, epoch %d)", ckpt, self.step, state["data_position"]["epoch"])
+        elif self.is_main and metrics_path.exists():
+            metrics_path.unlink()
+        if self.is_main:
+            n_params = sum(p.numel() for p in self.model.parameters())
+            log.info("%s: %.2fM parameters, %d training items, %d steps of %d on %s x%d",
+                     self.cfg.model["architecture"], n_params / 1e6, self.batches.n_items, self.t.steps,
+                     self.t.batch_size, self.device, self.ctx.world)
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.t.steps, initial=self.step, disable=not self.is_main, unit="step",
+                        dynamic_ncols=True)
+        self.t0, self.tokens_window, self.loss_window, self.n_window = time.time(), 0, 0.0, 0
+
+    # ---- one step -----------------------------------------------------------------------------
+    def train_step(self, step: int) -> dict:
+        t, world = self.t, self.ctx.world
+        self.opt.zero_grad(set_to_none=True)
+        step_loss, ntok_total = 0.0, 0
         for micro in range(t.accum):
-            examples = batches.micro_batch(step, rank, world, micro, t.accum)
-            ids, am, labels, weight, ntok = make_batch(alphabet, examples, [t.seed, step, rank * t.accum + micro, 0],
-                                                       t.mask_prob, device)
+            examples = self.batches.micro_batch(step, self.ctx.rank, world, micro, t.accum)
+            ids, am, labels, weight, ntok = make_batch(self.alphabet, examples,
+                                                       [t.seed, step, self.ctx.rank * t.accum + micro, 0],
+                                                       t.mask_prob, self.device)
             sync = world > 1 and micro < t.accum - 1
-            with objective.no_sync() if sync else nullcontext():
-                with autocast():
-                    logits = objective(ids, am)
+            with self.objective.no_sync() if sync else nullcontext():
+                with self.autocast():
+                    logits = self.objective(ids, am)
                 loss, _, _, _ = masked_loss(logits, labels, weight)
                 (loss / t.accum).backward()
             step_loss += loss.item() / t.accum
-            tokens_window += ntok
-        if world > 1:  # log the global mean loss, not rank 0's share
-            lt = torch.tensor([step_loss], dtype=torch.float64)
-            dist.all_reduce(lt)
-            step_loss = float(lt) / world
+            ntok_total += ntok
+        step_loss = distributed.all_sum(step_loss, self.ctx) / world  # the global mean, not rank 0's share
         if t.clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip)
-        opt.step()
-        sched.step()
-        done = step + 1
-        loss_window += step_loss
-        n_window += 1
-        bar.update(1)
-        if rank == 0 and (done % t.log_every == 0 or done == t.steps):
-            dt = time.time() - t0
-            tps = tokens_window * world / max(dt, 1e-9)
-            rec = {"step": done, "loss": loss_window / n_window, "lr": sched.get_last_lr()[0],
-                   "tokens_per_s": tps, "epoch": batches.position(step)["epoch"], "time": time.time()}
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            bar.set_postfix(loss=f"{rec['loss']:.4f}", tok_s=f"{tps:,.0f}")
-            t0, tokens_window, loss_window, n_window = time.time(), 0, 0.0, 0
-        if done % t.eval_every == 0 or done == t.steps:
-            if rank == 0:
-                ev = evaluate(objective.module if world > 1 else objective, alphabet, valid,
-                              max(1, t.batch_size // world // t.accum), t.mask_prob, t.seed, device, autocast)
-                with open(metrics_path, "a") as f:
-                    f.write(json.dumps({"step": done, **ev}) + "\n")
-                bar.write(f"step {done}: val loss {ev['val_loss']:.4f} acc {ev['val_acc']:.4f} ppl {ev['val_ppl']:.3f}")
-                _plot(output)
-            if world > 1:
-                dist.barrier()
-        if done % t.ckpt_every == 0 or done == t.steps:
-            if rank == 0:
-                save_checkpoint(output / "checkpoints", done, model, opt, sched, batches.position(done),
-                                t.keep_ckpts)
-            if world > 1:
-                dist.barrier()
-        if interrupt_at is not None and done == interrupt_at:
-            bar.close()
-            return output
-    bar.close()
-    if rank == 0:
-        final = output / "final"
-        save_model(unwrap(model), final, metadata={"training_run": str(output), "steps": t.steps})
-        shutil.copy(prep_dir / "counts.npz", final / COUNTS_FILE)
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
-    return output
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip)
+        self.opt.step()
+        self.sched.step()
+        return {"loss": step_loss, "tokens": ntok_total}
+
+    def on_step_end(self, metrics: dict) -> None:
+        t = self.t
+        self.loss_window += metrics["loss"]
+        self.n_window += 1
+        self.tokens_window += metrics["tokens"]
+        self.bar.update(1)
+        if self.step % t.log_every == 0 or self.step == t.steps:
+            dt = time.time() - self.t0
+            tps = self.tokens_window * self.ctx.world / max(dt, 1e-9)
+            rec = {"step": self.step, "loss": self.loss_window / self.n_window, "lr": self.sched.get_last_lr()[0],
+                   "tokens_per_s": tps, "epoch": self.batches.position(self.step - 1)["epoch"], "time": time.time()}
+            self.log_metrics(rec)
+            self.bar.set_postfix(loss=f"{rec['loss']:.4f}", tok_s=f"{tps:,.0f}")
+            self.t0, self.tokens_window, self.loss_window, self.n_window = time.time(), 0, 0.0, 0
+
+    # ---- cadence ------------------------------------------------------------------------------
+    def done(self) -> bool:
+        return self.step >= self.t.steps
+
+    def eval_due(self) -> bool:
+        return self.step % self.t.eval_every == 0
+
+    def save_due(self) -> bool:
+        return self.step % self.t.ckpt_every == 0
+
+    def stop_early(self) -> bool:
+        if self.interrupt_at is not None and self.step == self.interrupt_at:
+            self.bar.close()
+            return True
+        return False
+
+    # ---- evaluate / save / finish ---------------------------------------------------------------
+    def evaluate(self) -> dict:
+        t, world = self.t, self.ctx.world
+        ev: dict = {}
+        if self.is_main:
+            ev = evaluate(self.objective.module if world > 1 else self.objective, self.alphabet, self.valid,
+                          max(1, t.batch_size // world // t.accum), t.mask_prob, t.seed, self.device, self.autocast)
+            self.log_metrics({"step": self.step, **ev})
+            self.bar.write(f"step {self.step}: val loss {ev['val_loss']:.4f} acc {ev['val_acc']:.4f} "
+                           f"ppl {ev['val_ppl']:.3f}")
+            _plot(self.output)
+        distributed.barrier(self.ctx)
+        return ev
+
+    def save(self) -> None:
+        if self.is_main:
+            trainer = {"step": self.step, "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                       "rng": training_state.capture_rng(), "data_position": self.batches.position(self.step)}
+            training_state.save_step(self.output / "checkpoints", self.step,
+                                     lambda d: save_model(unwrap(self.model), d), trainer, self.t.keep_ckpts)
+        distributed.barrier(self.ctx)
+
+    def finish(self) -> Path:
+        self.bar.close()
+        if self.is_main:
+            final = self.output / "final"
+            save_model(unwrap(self.model), final, metadata={"training_run": str(self.output), "steps": self.t.steps})
+            shutil.copy(self.prep_dir / "counts.npz", final / COUNTS_FILE)
+        distributed.teardown(self.ctx)
+        return self.output
+
+
+def pretrain(cfg: RunConfig, resume: bool | None = None, restart: bool = False,
+             interrupt_at: int | None = None) -> Path:
+    """Run (or resume) masked-LM pretraining; returns the run directory.
+
+    Rerunning the same config into the same output resumes from its latest checkpoint; a
+    different config there is refused (``restart=True`` starts over); ``resume=True`` insists on
+    resuming. ``interrupt_at`` stops right after that step, as a crash would (resume tests).
+    """
+    return PretrainRecipe(cfg, resume=resume, restart=restart, interrupt_at=interrupt_at).run() or Path(cfg.output)
 
 
 def _plot(output: Path) -> None:

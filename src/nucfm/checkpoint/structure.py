@@ -1,7 +1,7 @@
 """Structure-model checkpoints (pair head + which LM + decoding) and the official RNA-FM SS head.
 
 A structure checkpoint is a directory: ``config.json`` with ``format: "nucfm-ss"``, the
-:class:`~nucfm.tasks.structure.StructureConfig` under ``"structure"`` and free ``"metadata"``
+:class:`~nucfm.models.config.StructureConfig` under ``"structure"`` and free ``"metadata"``
 (``kind: "ss"``, description, default, training record), and ``model.safetensors`` with the head
 weights only; the language model is loaded by name (``load_model``) when the head needs one.
 
@@ -13,14 +13,14 @@ Official RNA-FM SS heads (``RNA-FM-ResNet_*.pth``: the whole fine-tuned model, L
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from nucfm.errors import InputError, ModelNotFoundError
-from nucfm.models.heads import PairHead, PairHeadConfig
+from nucfm.errors import InputError
+from nucfm.models.config import DecodeOptions, PairHeadConfig, StructureConfig
+from nucfm.models.heads import PairHead
+from nucfm.models.structure import StructureModel
 
 SS_FORMAT = "nucfm-ss"
 SS_FORMAT_VERSION = 1
@@ -29,22 +29,17 @@ RNAFM_SS_PREFIX = "downstream_modules.pc-resnet_1_sym_first:r-ss."
 RNAFM_SS_THRESHOLDS = {"bprna": 0.4773, "pdb": 0.3399}
 
 
-def save_structure_model(head: PairHead, config, path: str | Path, metadata: dict | None = None) -> Path:
-    """Write a structure checkpoint directory (head weights float32 + config)."""
-    from nucfm.checkpoint import model_state_dict
+def save_structure_model(head: PairHead, config: StructureConfig, path: str | Path,
+                         metadata: dict | None = None) -> Path:
+    """Write a structure checkpoint directory (head weights float32 + config), atomically."""
+    from nucfm.checkpoint import write_checkpoint_dir
 
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    if PairHeadConfig.from_dict(config.head) != head.config:
+    if config.head_config != head.config:
         raise ValueError("config.head does not describe this head")
-    tmp = path / "model.safetensors.tmp"
-    save_file(model_state_dict(head), str(tmp))
-    os.replace(tmp, path / "model.safetensors")
     doc = {"format": SS_FORMAT, "format_version": SS_FORMAT_VERSION, "structure": config.to_dict()}
     if metadata:
         doc["metadata"] = metadata
-    (path / "config.json").write_text(json.dumps(doc, indent=2) + "\n")
-    return path
+    return write_checkpoint_dir(path, head, doc)
 
 
 def is_structure_dir(path: Path) -> bool:
@@ -54,43 +49,29 @@ def is_structure_dir(path: Path) -> bool:
         return False
 
 
-def load_structure_model(name_or_path: str | Path, lm=None):
-    """A :class:`~nucfm.tasks.structure.StructurePredictor` from a checkpoint directory, a
-    registered name (``nucfm models`` lists kind ``ss``) or an official ``RNA-FM-ResNet_*.pth``. ``lm`` overrides the language model the
-    checkpoint names (it must have the same hidden size)."""
-    from nucfm.checkpoint import load_model, registry
-    from nucfm.tasks.structure import StructureConfig, StructurePredictor
+def load_structure_model(name_or_path: str | Path, lm=None) -> StructureModel:
+    """A :class:`~nucfm.models.structure.StructureModel` from a checkpoint directory, a
+    registered name (``nucfm models`` lists kind ``ss``) or an official ``RNA-FM-ResNet_*.pth``.
+    ``lm`` overrides the language model the checkpoint names (same hidden size)."""
+    from nucfm.checkpoint import load_model, read_weights, resolve
 
-    path = Path(name_or_path).expanduser()
-    if not path.exists():
-        if str(name_or_path) in registry.MODELS:
-            path = registry.resolve(str(name_or_path))
-        else:
-            raise ModelNotFoundError(f"no structure model directory or registered name {str(name_or_path)!r}")
+    path = resolve(name_or_path, what="structure model")
     if path.is_file() and path.suffix in (".pth", ".pt"):
         # an official RNA-FM-ResNet_*.pth: trained on the frozen pretrained RNA-FM, so the LM is "rna-fm"
         head, config = load_rnafm_ss_pth(path)
-        lm = lm if lm is not None else load_model(config.lm)
-        if lm.hidden_size != config.lm_hidden_size:
-            raise InputError(f"{path}: the head reads {config.lm_hidden_size}-dim embeddings but the language "
-                             f"model has {lm.hidden_size}")
-        return StructurePredictor(head, config, lm=lm, name=str(name_or_path))
+        return StructureModel(head, config, lm=lm if lm is not None else load_model(config.lm), name=str(name_or_path))
     if not is_structure_dir(path):
         raise InputError(f"{path}: not a nucfm structure model (config.json format {SS_FORMAT!r})")
     doc = json.loads((path / "config.json").read_text())
     if doc.get("format_version", 0) > SS_FORMAT_VERSION:
         raise InputError(f"{path}: structure format version {doc['format_version']} is newer than this nucfm")
     config = StructureConfig.from_dict(doc["structure"])
-    head = PairHead(PairHeadConfig.from_dict(config.head))
-    head.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
+    head = PairHead(config.head_config)
+    head.load_state_dict(read_weights(path), strict=True)
     if config.lm is not None and lm is None:
-        lm_ref = config.lm
-        local = path / lm_ref
-        lm = load_model(local if local.exists() else lm_ref)
-    if lm is not None and lm.hidden_size != config.lm_hidden_size:
-        raise InputError(f"{path}: the head reads {config.lm_hidden_size}-dim embeddings but the language model "
-                         f"has {lm.hidden_size}")
-    return StructurePredictor(head, config, lm=lm if config.lm is not None else None, name=str(name_or_path))
+        local = path / config.lm
+        lm = load_model(local if local.exists() else config.lm)
+    return StructureModel(head, config, lm=lm, name=str(name_or_path))
 
 
 def convert_rnafm_ss_state(state: dict[str, torch.Tensor], threshold: float = RNAFM_SS_THRESHOLDS["bprna"]):
@@ -99,8 +80,6 @@ def convert_rnafm_ss_state(state: dict[str, torch.Tensor], threshold: float = RN
     Sizes (embedding dim, reduction, channels, blocks) are read from the weights. Keys outside
     the head (the ``backbone.`` LM) are ignored here; the LM is the official ``rna-fm``.
     """
-    from nucfm.tasks.structure import DecodeOptions, StructureConfig
-
     sub = {k[len(RNAFM_SS_PREFIX):]: v for k, v in state.items() if k.startswith(RNAFM_SS_PREFIX)}
     if not sub:
         raise InputError(f"not an RNA-FM SS head: no keys under {RNAFM_SS_PREFIX!r}")

@@ -1,0 +1,416 @@
+"""``nucfm train-ss``: the structure-training recipe (a pair head for RNA secondary structure).
+
+Train on a structure file (bpRNA TR0 by default), pick the checkpoint and the decoding threshold
+on a validation file (VL0). The language model is frozen: its embeddings are computed once and
+cached (:mod:`nucfm.train.feature_cache`), as are the ViennaRNA bpp maps. Batches hold sequences
+of similar length (at most ``batch_pairs`` L² pairs each); sequences longer than ``crop`` are cut
+to a random ``crop``-residue window (the 2D head is translation-equivariant, so this only loses
+pairs spanning more than ``crop``). Loss: binary cross-entropy over the pairs ``i < j``.
+
+The run takes a YAML config (keys of :class:`TrainStructureConfig`) plus ``KEY=VALUE`` overrides,
+as ``pretrain`` does. Resumable: a training checkpoint (:mod:`nucfm.checkpoint.training_state`)
+every ``save_every`` steps; rerunning the same config continues from it, a different config into
+the same output is refused, ``restart`` starts over. The best checkpoint (macro F1 on a
+validation subset) is ``OUT/best/``, a self-describing structure model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nucfm.alphabet import structure_letters
+from nucfm.checkpoint import training_state
+from nucfm.checkpoint.structure import load_structure_model, save_structure_model
+from nucfm.data.batching import length_batches
+from nucfm.data.structure_features import BPP_PARAMS, FEATURE_CHANNELS, check_features, onehot_outer, sparse_to_bpp
+from nucfm.errors import InputError
+from nucfm.io.structure import StructureRecord, read_structures
+from nucfm.metrics import macro_average
+from nucfm.models.config import DecodeOptions, PairHeadConfig, StructureConfig, from_dict_strict
+from nucfm.models.heads import PairHead
+from nucfm.paths import atomic_write_text
+from nucfm.tasks.structure import decode_structure, score_structures
+from nucfm.train.recipe import Recipe
+from nucfm.train.schedule import lr_factor
+
+log = logging.getLogger("nucfm")
+
+DEFAULT_DATA = Path("../shared/data/ss/bprna")
+CONFIG_FILE = "config.yaml"
+
+
+@dataclass
+class TrainStructureConfig:
+    train: str = str(DEFAULT_DATA / "TR0.dbn")
+    valid: str = str(DEFAULT_DATA / "VL0.dbn")
+    output: str = "runs/ss"
+    lm: str | None = None  # registered name or path; None = pair features only
+    lm_layer: int = -1
+    features: tuple[str, ...] = ("onehot", "bpp")
+    blocks: int = 8
+    channels: int = 32
+    reduction: int = 32
+    dropout: float = 0.3
+    crop: int = 160
+    batch_pairs: int = 160 * 160 * 4
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup: int = 100
+    min_lr_ratio: float = 0.05  # cosine floor, as a fraction of lr
+    pos_weight: float = 1.0
+    max_steps: int = 100_000
+    max_minutes: float = 40.0  # 0 = no time limit; with one, the cosine runs over the time budget
+    eval_every: int = 300
+    eval_subset: int = 300  # validation sequences used for checkpoint choice during training
+    save_every: int = 100
+    log_every: int = 20
+    threads: int = 2
+    seed: int = 0
+    limit_train: int = 0  # use only the first N training records (0 = all; for smoke tests)
+    description: str = ""
+
+    def __post_init__(self):
+        self.features = check_features(self.features)
+        for key in ("crop", "batch_pairs", "max_steps", "eval_every", "save_every", "log_every", "threads",
+                    "blocks", "channels", "reduction"):
+            if getattr(self, key) < 1:
+                raise InputError(f"{key} must be >= 1, not {getattr(self, key)}")
+        if self.lr <= 0 or self.max_minutes < 0 or not 0 <= self.dropout < 1:
+            raise InputError("lr must be > 0, max_minutes >= 0 and dropout in [0, 1)")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["features"] = list(self.features)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainStructureConfig":
+        d = dict(d)
+        if d.get("lm") in ("none", ""):
+            d["lm"] = None
+        if isinstance(d.get("features"), str):
+            d["features"] = [] if d["features"] in ("none", "") else d["features"].split(",")
+        return from_dict_strict(cls, d, "train-ss option")
+
+
+# Settings a rerun may change and still resume (how long and how often, not what is learned).
+RESUMABLE_CHANGES = {"max_steps", "max_minutes", "eval_every", "save_every", "log_every", "threads", "description"}
+
+
+@dataclass
+class Example:
+    seq: str  # structure letters
+    pairs: list
+    bpp: dict | None = None  # feature name -> sparse (idx, val) ViennaRNA map
+    emb: np.ndarray | None = None  # (L, D) float16 frozen LM embeddings
+    id: str = ""
+
+
+def load_examples(path: str, cfg: TrainStructureConfig, lm, limit: int = 0) -> list[Example]:
+    """Records of a structure file with their cached features (sequences cleaned here, once)."""
+    from nucfm.data.structure_features import bpp_to_sparse
+    from nucfm.train.feature_cache import bpp_maps, lm_embeddings
+
+    recs: list[StructureRecord] = [r for r in read_structures(path) if len(r.seq) > 0]
+    if limit:
+        recs = recs[:limit]
+    if not recs:
+        raise InputError(f"{path}: no structures to train or validate on")
+    seqs = [structure_letters(r.seq) for r in recs]
+    bpps: list[dict] = [{} for _ in recs]
+    for f in cfg.features:
+        if f in BPP_PARAMS:
+            for d, b in zip(bpps, bpp_maps(seqs, params=BPP_PARAMS[f])):
+                d[f] = bpp_to_sparse(b)
+    embs = lm_embeddings(lm, seqs, cfg.lm_layer) if lm is not None else [None] * len(recs)
+    return [Example(s, r.pairs, b, e, r.id) for s, r, b, e in zip(seqs, recs, bpps, embs)]
+
+
+def crop_windows(examples: list[Example], crop: int | None, rng: random.Random | None) -> list[tuple[int, int]]:
+    """A random ``crop``-residue window per longer example (the whole sequence otherwise)."""
+    out = []
+    for ex in examples:
+        L = len(ex.seq)
+        if crop and L > crop and rng is not None:
+            s = rng.randrange(0, L - crop + 1)
+            out.append((s, s + crop))
+        else:
+            out.append((0, L))
+    return out
+
+
+def make_batch(examples: list[Example], features: tuple[str, ...], windows: list[tuple[int, int]]):
+    """Padded tensors for examples cut to ``windows``: embeddings (B, L, D) or None, pair
+    features (B, C, L, L) or None, labels (B, L, L), mask (B, L)."""
+    Lmax = max(e - s for s, e in windows)
+    B = len(examples)
+    C = sum(FEATURE_CHANNELS[f] for f in features)
+    feats = torch.zeros(B, C, Lmax, Lmax) if C else None
+    labels = torch.zeros(B, Lmax, Lmax)
+    mask = torch.zeros(B, Lmax, dtype=torch.bool)
+    embs = torch.zeros(B, Lmax, examples[0].emb.shape[1]) if examples[0].emb is not None else None
+    for b, (ex, (s, e)) in enumerate(zip(examples, windows)):
+        L = e - s
+        mask[b, :L] = True
+        for i, j in ex.pairs:
+            if s <= i < e and s <= j < e:
+                labels[b, i - s, j - s] = labels[b, j - s, i - s] = 1
+        c = 0
+        for f in features:
+            if f == "onehot":
+                feats[b, c : c + 16, :L, :L] = torch.from_numpy(onehot_outer(ex.seq[s:e]))
+            else:
+                idx, val = ex.bpp[f]
+                feats[b, c, :L, :L] = torch.from_numpy(sparse_to_bpp(idx, val, len(ex.seq))[s:e, s:e])
+            c += FEATURE_CHANNELS[f]
+        if embs is not None:
+            embs[b, :L] = torch.from_numpy(ex.emb[s:e].astype(np.float32))
+    return embs, feats, labels, mask
+
+
+def pair_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, pos_weight: float = 1.0) -> torch.Tensor:
+    """Mean BCE over real pairs i < j. logits, labels: (B, L, L); mask: (B, L)."""
+    L = logits.shape[1]
+    m = (mask[:, :, None] & mask[:, None, :]) & torch.ones(L, L, dtype=torch.bool).triu(1)
+    pw = torch.tensor(pos_weight) if pos_weight != 1.0 else None
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits[m], labels[m], pos_weight=pw)
+
+
+@torch.no_grad()
+def predict_examples(head: PairHead, examples: list[Example], features: tuple[str, ...],
+                     batch_pairs: int = 4 * 256 * 256) -> list[np.ndarray]:
+    """Full-length (L, L) probabilities for each example, batched by length."""
+    head.eval()
+    out: list[np.ndarray | None] = [None] * len(examples)
+    for idx in length_batches([len(e.seq) for e in examples], batch_pairs, cost=lambda n: n * n):
+        batch = [examples[i] for i in idx]
+        embs, feats, _, mask = make_batch(batch, features, crop_windows(batch, None, None))
+        probs = torch.sigmoid(head(embs, feats, mask))
+        for row, i in enumerate(idx):
+            L = len(examples[i].seq)
+            out[i] = probs[row, :L, :L].numpy()
+    return out  # type: ignore[return-value]
+
+
+def evaluate_thresholds(probs: list[np.ndarray], examples: list[Example], thresholds, opts: DecodeOptions
+                        ) -> dict[float, dict]:
+    """Macro P/R/F1/MCC on ``examples`` for each threshold."""
+    res = {}
+    for t in thresholds:
+        o = dataclasses.replace(opts, threshold=float(t))
+        preds = [decode_structure(p, e.seq, o) for p, e in zip(probs, examples)]
+        res[float(t)] = macro_average(score_structures(preds, examples))
+    return res
+
+
+class StructureRecipe(Recipe):
+    """Train a pair head; ``run()`` returns the summary written to ``OUT/summary.json``."""
+
+    def __init__(self, cfg: TrainStructureConfig, restart: bool = False, interrupt_at: int | None = None):
+        self.cfg = cfg
+        self.restart = restart
+        self.interrupt_at = interrupt_at
+        self.output = Path(cfg.output)
+
+    # ---- setup --------------------------------------------------------------------------------
+    def setup(self) -> None:
+        from nucfm.checkpoint import load_model
+
+        cfg = self.cfg
+        torch.set_num_threads(cfg.threads)
+        self.resuming = self._decide_resume()
+        self.output.mkdir(parents=True, exist_ok=True)
+        import yaml
+
+        atomic_write_text(self.output / CONFIG_FILE, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        self.lm = load_model(cfg.lm) if cfg.lm else None
+        t0 = time.time()
+        self.train_set = load_examples(cfg.train, cfg, self.lm, cfg.limit_train)
+        self.valid_set = load_examples(cfg.valid, cfg, self.lm)
+        log.info("data: %d train, %d valid sequences; features ready in %.0f s", len(self.train_set),
+                 len(self.valid_set), time.time() - t0)
+        pick = random.Random(1234)
+        self.valid_subset = (pick.sample(self.valid_set, min(cfg.eval_subset, len(self.valid_set)))
+                             if cfg.eval_subset else self.valid_set)
+
+    def _decide_resume(self) -> bool:
+        import shutil
+
+        import yaml
+
+        ckpts = self.output / "checkpoints"
+        if self.restart:
+            for name in ("checkpoints", "best", "metrics.jsonl", "summary.json", "valid_probs.npz", CONFIG_FILE):
+                p = self.output / name
+                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+            return False
+        saved = self.output / CONFIG_FILE
+        if training_state.latest(ckpts) is None:
+            if (self.output / "best").exists() or (self.output / "summary.json").exists():
+                raise InputError(f"{self.output} holds a finished or foreign run; pass --restart to replace it, or "
+                                 "choose another output")
+            return False
+        old = yaml.safe_load(saved.read_text()) if saved.exists() else {}
+        diff = [k for k in sorted(set(old) | set(self.cfg.to_dict()))
+                if old.get(k) != self.cfg.to_dict().get(k) and k not in RESUMABLE_CHANGES]
+        if diff:
+            raise InputError(f"{self.output} holds a run with different settings ({', '.join(diff)}); rerun the same "
+                             "command to resume, or pass --restart to start over")
+        return True
+
+    # ---- build --------------------------------------------------------------------------------
+    def build(self) -> None:
+        cfg = self.cfg
+        D = self.lm.hidden_size if self.lm is not None else 0
+        self.head_config = PairHeadConfig(embed_dim=D, reduction=cfg.reduction, channels=cfg.channels,
+                                          blocks=cfg.blocks, dropout=cfg.dropout,
+                                          extra_channels=sum(FEATURE_CHANNELS[f] for f in cfg.features))
+        torch.manual_seed(cfg.seed)
+        self.head = PairHead(self.head_config)
+        self.opt = torch.optim.AdamW(self.head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # The random streams exact resume depends on, by name (saved in every training checkpoint).
+        self.streams = {"shuffle": random.Random(f"{cfg.seed}:shuffle"), "crop": random.Random(f"{cfg.seed}:crop")}
+        self.epoch, self.best, self.elapsed, self.pending = 0, -1.0, 0.0, []
+        self.lengths = [min(len(e.seq), cfg.crop) for e in self.train_set]
+        self.n_params = sum(p.numel() for p in self.head.parameters())
+
+    def structure_config(self, threshold: float) -> StructureConfig:
+        cfg = self.cfg
+        return StructureConfig(head=self.head_config.to_dict(), features=cfg.features, lm=cfg.lm,
+                               lm_hidden_size=self.head_config.embed_dim, lm_layer=cfg.lm_layer,
+                               decode=DecodeOptions(threshold=threshold).to_dict())
+
+    # ---- resume -------------------------------------------------------------------------------
+    def maybe_resume(self) -> None:
+        from nucfm.checkpoint import read_weights
+
+        if self.resuming:
+            ckpt = training_state.latest(self.output / "checkpoints")
+            self.head.load_state_dict(read_weights(ckpt), strict=True)
+            st = training_state.load_training_state(ckpt)
+            self.opt.load_state_dict(st["optimizer"])
+            training_state.restore_rng(st["rng"], self.streams)
+            self.step, self.epoch, self.best = st["step"], st["epoch"], st["best"]
+            self.elapsed, self.pending = st["elapsed"], st["pending"]
+            log.info("resumed from step %d (best valid F1 %.4f)", self.step, self.best)
+        elif (self.output / "metrics.jsonl").exists():
+            (self.output / "metrics.jsonl").unlink()
+        log.info("head: %s, %d parameters", self.head_config, self.n_params)
+        self.start_wall = time.time() - self.elapsed
+        self.running: list[float] = []
+        self.head.train()
+
+    # ---- one step -----------------------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        cfg = self.cfg
+        progress = (time.time() - self.start_wall) / (cfg.max_minutes * 60) if cfg.max_minutes else None
+        return cfg.lr * lr_factor(step, cfg.warmup, "cosine", total=cfg.max_steps, min_ratio=cfg.min_lr_ratio,
+                                  progress=progress)
+
+    def train_step(self, step: int) -> dict:
+        cfg = self.cfg
+        if not self.pending:
+            self.pending = length_batches(self.lengths, cfg.batch_pairs, cost=lambda n: n * n,
+                                          rng=self.streams["shuffle"])
+            self.epoch += 1
+        idx = self.pending.pop()
+        for g in self.opt.param_groups:
+            g["lr"] = self.lr_at(step + 1)
+        batch = [self.train_set[i] for i in idx]
+        embs, feats, labels, mask = make_batch(batch, cfg.features, crop_windows(batch, cfg.crop, self.streams["crop"]))
+        loss = pair_loss(self.head(embs, feats, mask), labels, mask, cfg.pos_weight)
+        self.opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.head.parameters(), 1.0)
+        self.opt.step()
+        return {"loss": loss.item()}
+
+    def on_step_end(self, metrics: dict) -> None:
+        self.running.append(metrics["loss"])
+        if self.step % self.cfg.log_every == 0:
+            rec = {"step": self.step, "epoch": self.epoch, "loss": float(np.mean(self.running)),
+                   "lr": self.opt.param_groups[0]["lr"], "minutes": self.minutes()}
+            self.log_metrics(rec)
+            log.info("step %d epoch %d loss %.5f (%.1f min)", self.step, self.epoch, rec["loss"], rec["minutes"])
+            self.running = []
+
+    def minutes(self) -> float:
+        return (time.time() - self.start_wall) / 60
+
+    # ---- cadence ------------------------------------------------------------------------------
+    def done(self) -> bool:
+        cfg = self.cfg
+        return self.step >= cfg.max_steps or bool(cfg.max_minutes and self.minutes() > cfg.max_minutes)
+
+    def eval_due(self) -> bool:
+        return self.step % self.cfg.eval_every == 0
+
+    def save_due(self) -> bool:
+        return self.step % self.cfg.save_every == 0
+
+    def stop_early(self) -> bool:
+        return self.interrupt_at is not None and self.step == self.interrupt_at
+
+    # ---- evaluate / save / finish ---------------------------------------------------------------
+    def evaluate(self) -> dict:
+        probs = predict_examples(self.head, self.valid_subset, self.cfg.features)
+        res = evaluate_thresholds(probs, self.valid_subset, [0.3, 0.4, 0.5, 0.6], DecodeOptions())
+        t_best = max(res, key=lambda t: res[t]["f1"])
+        f1 = res[t_best]["f1"]
+        self.log_metrics({"step": self.step, "epoch": self.epoch, "valid_subset_f1": f1, "threshold": t_best,
+                          "minutes": self.minutes()})
+        log.info("eval step %d: valid-subset F1 %.4f at threshold %.2f", self.step, f1, t_best)
+        if f1 > self.best:
+            self.best = f1
+            save_structure_model(self.head, self.structure_config(t_best), self.output / "best",
+                                 metadata={"kind": "ss", "step": self.step, "valid_subset_f1": f1})
+        self.head.train()
+        return {"valid_subset_f1": f1, "threshold": t_best}
+
+    def save(self) -> None:
+        trainer = {"step": self.step, "epoch": self.epoch, "best": self.best, "elapsed": self.minutes() * 60,
+                   "pending": self.pending, "optimizer": self.opt.state_dict(),
+                   "rng": training_state.capture_rng(self.streams)}
+        config = self.structure_config(0.5)
+        training_state.save_step(self.output / "checkpoints", self.step,
+                                 lambda d: save_structure_model(self.head, config, d), trainer, keep=1)
+
+    def finish(self) -> dict:
+        """Choose the threshold on the full validation set with the best head; write the summary."""
+        cfg = self.cfg
+        train_minutes = self.minutes()
+        head = load_structure_model(self.output / "best").head
+        probs = predict_examples(head, self.valid_set, cfg.features)
+        grid = [round(t, 2) for t in np.arange(0.1, 0.91, 0.05)]
+        res = evaluate_thresholds(probs, self.valid_set, grid, DecodeOptions())
+        t_best = max(res, key=lambda t: res[t]["f1"])
+        meta = json.loads((self.output / "best" / "config.json").read_text()).get("metadata", {})
+        summary = {"train_records": len(self.train_set), "valid_records": len(self.valid_set), "steps": self.step,
+                   "epochs": self.epoch, "train_minutes": round(train_minutes, 1), "head_parameters": self.n_params,
+                   "best_step": meta.get("step"), "threshold": t_best, "valid": res[t_best],
+                   "valid_by_threshold": {str(k): v["f1"] for k, v in res.items()}, "config": cfg.to_dict()}
+        save_structure_model(head, self.structure_config(t_best), self.output / "best",
+                             metadata={"kind": "ss", "description": cfg.description or "nucfm pair head",
+                                       "default": False, "training": summary})
+        from nucfm.paths import atomic_path
+
+        with atomic_path(self.output / "valid_probs.npz") as tmp:
+            np.savez_compressed(tmp, *[p.astype(np.float16) for p in probs])
+        atomic_write_text(self.output / "summary.json", json.dumps(summary, indent=2) + "\n")
+        log.info("done: %d steps in %.1f min; validation macro F1 %.4f at threshold %.2f", self.step, train_minutes,
+                 res[t_best]["f1"], t_best)
+        return summary
+
+
+def train_structure(cfg: TrainStructureConfig, restart: bool = False, interrupt_at: int | None = None) -> dict | None:
+    """Run (or resume) structure training; returns the summary (None when interrupted)."""
+    return StructureRecipe(cfg, restart=restart, interrupt_at=interrupt_at).run()
