@@ -19,14 +19,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from nucfm.checkpoint.registry import RNAFM_SS_THRESHOLDS
 from nucfm.errors import InputError, ModelNotFoundError
 from nucfm.models.heads import PairHead, PairHeadConfig
 
 SS_FORMAT = "nucfm-ss"
 SS_FORMAT_VERSION = 1
 RNAFM_SS_PREFIX = "downstream_modules.pc-resnet_1_sym_first:r-ss."
-# Thresholds published with the official heads (RNA-FM repository, README / configs).
-RNAFM_SS_THRESHOLDS = {"bprna": 0.4773, "pdb": 0.3399}
+# RNAFM_SS_THRESHOLDS (bpRNA / PDB heads) lives in the registry, whose SS entries carry their own.
 
 
 def save_structure_model(head: PairHead, config, path: str | Path, metadata: dict | None = None) -> Path:
@@ -56,20 +56,25 @@ def is_structure_dir(path: Path) -> bool:
 
 def load_structure_model(name_or_path: str | Path, lm=None):
     """A :class:`~nucfm.tasks.structure.StructurePredictor` from a checkpoint directory, a
-    registered name (``nucfm models`` lists kind ``ss``) or an official ``RNA-FM-ResNet_*.pth``. ``lm`` overrides the language model the
-    checkpoint names (it must have the same hidden size)."""
+    registered name (``nucfm models`` lists kind ``ss``; the official heads ``rna-fm-ss-bprna`` and
+    ``rna-fm-ss-pdb`` decode with their own published thresholds) or an official ``RNA-FM-ResNet_*.pth``
+    (decoded with the bpRNA head's threshold). ``lm`` overrides the language model the checkpoint names
+    (it must have the same hidden size)."""
     from nucfm.checkpoint import load_model, registry
     from nucfm.tasks.structure import StructureConfig, StructurePredictor
 
     path = Path(name_or_path).expanduser()
+    threshold = RNAFM_SS_THRESHOLDS["bprna"]
     if not path.exists():
         if str(name_or_path) in registry.MODELS:
-            path = registry.resolve(str(name_or_path))
+            entry = registry.MODELS[str(name_or_path)]
+            threshold = entry.threshold if entry.threshold is not None else threshold
+            path = registry.resolve(entry.name)
         else:
             raise ModelNotFoundError(f"no structure model directory or registered name {str(name_or_path)!r}")
     if path.is_file() and path.suffix in (".pth", ".pt"):
         # an official RNA-FM-ResNet_*.pth: trained on the frozen pretrained RNA-FM, so the LM is "rna-fm"
-        head, config = load_rnafm_ss_pth(path)
+        head, config = load_rnafm_ss_pth(path, threshold)
         lm = lm if lm is not None else load_model(config.lm)
         if lm.hidden_size != config.lm_hidden_size:
             raise InputError(f"{path}: the head reads {config.lm_hidden_size}-dim embeddings but the language "
