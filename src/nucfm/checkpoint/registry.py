@@ -215,7 +215,12 @@ def resolve(name: str, download: bool | None = None) -> Path:
         if not download:
             why = "NUCFM_OFFLINE/HF_HUB_OFFLINE is set" if offline() else "downloading is off"
             raise ModelNotFoundError(_missing_message(entry, target, f"{why}, so nothing was downloaded"))
-        target.mkdir(parents=True, exist_ok=True)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            (target / ".lock").touch()
+        except OSError as e:
+            raise ModelNotFoundError(f"cannot write the model cache {target} ({_reason(e)}); set NUCFM_HOME "
+                                     "to a writable directory") from None
         with _lock(target / ".lock"):
             for f in entry.files:
                 dest = target / f.filename
