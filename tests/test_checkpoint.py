@@ -92,7 +92,13 @@ def test_registry_offline_and_cache(tmp_path, monkeypatch):
         registry.resolve("rna-fm", download=False)
     assert str(tmp_path / "rna-fm" / "RNA-FM_pretrained.pth") in str(e.value)
     assert "https://" in str(e.value)
-    # a file put where the message says is picked up
+    # a file put where the message says is picked up (checked against the registry's sha256)
+    import dataclasses
+    import hashlib
+
+    entry = registry.MODELS["rna-fm"]
+    fake = dataclasses.replace(entry.files[0], sha256=hashlib.sha256(b"x").hexdigest())
+    monkeypatch.setitem(registry.MODELS, "rna-fm", dataclasses.replace(entry, files=(fake,)))
     (tmp_path / "rna-fm").mkdir()
     (tmp_path / "rna-fm" / "RNA-FM_pretrained.pth").write_bytes(b"x")
     assert registry.resolve("rna-fm", download=False) == tmp_path / "rna-fm" / "RNA-FM_pretrained.pth"
@@ -118,7 +124,7 @@ def test_registry_download_checks_sha(tmp_path, monkeypatch):
         monkeypatch.setitem(registry.MODELS, name, entry)
         if ok:
             p = registry.resolve(name, download=True)
-            assert p.read_bytes() == b"weights" and (p.parent / "w.bin.sha256").read_text().strip() == good
+            assert p.read_bytes() == b"weights" and (p.parent / "w.bin.sha256").read_text().split()[0] == good
         else:
             with pytest.raises(ModelNotFoundError, match="does not match"):
                 registry.resolve(name, download=True)

@@ -29,7 +29,7 @@ def run_models(args):
         if e.shipped:
             where = "shipped"
         else:
-            where = "cached" if (registry.home() / e.name).exists() else "download on first use"
+            where = "cached" if registry.is_cached(e.name) else "download on first use"
         default = " (default)" if registry.DEFAULTS.get(e.kind) == e.name else ""
         print(f"{e.name:32s} {e.kind:4s} {where:22s} {e.description}{default}")
 

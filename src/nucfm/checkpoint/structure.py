@@ -22,11 +22,11 @@ from nucfm.models.config import DecodeOptions, PairHeadConfig, StructureConfig
 from nucfm.models.heads import PairHead
 from nucfm.models.structure import StructureModel
 
+from nucfm.checkpoint.registry import RNAFM_SS_THRESHOLDS  # the published thresholds of the official heads
+
 SS_FORMAT = "nucfm-ss"
 SS_FORMAT_VERSION = 1
 RNAFM_SS_PREFIX = "downstream_modules.pc-resnet_1_sym_first:r-ss."
-# Thresholds published with the official heads (RNA-FM repository, README / configs).
-RNAFM_SS_THRESHOLDS = {"bprna": 0.4773, "pdb": 0.3399}
 
 
 def save_structure_model(head: PairHead, config: StructureConfig, path: str | Path,
@@ -51,14 +51,18 @@ def is_structure_dir(path: Path) -> bool:
 
 def load_structure_model(name_or_path: str | Path, lm=None) -> StructureModel:
     """A :class:`~nucfm.models.structure.StructureModel` from a checkpoint directory, a
-    registered name (``nucfm models`` lists kind ``ss``) or an official ``RNA-FM-ResNet_*.pth``.
-    ``lm`` overrides the language model the checkpoint names (same hidden size)."""
-    from nucfm.checkpoint import load_model, read_weights, resolve
+    registered name (``nucfm models`` lists kind ``ss``; the official heads ``rna-fm-ss-bprna``
+    and ``rna-fm-ss-pdb`` decode with their own published thresholds) or an official
+    ``RNA-FM-ResNet_*.pth`` (decoded with the bpRNA head's threshold). ``lm`` overrides the
+    language model the checkpoint names (same hidden size)."""
+    from nucfm.checkpoint import load_model, read_weights, registry, resolve
 
     path = resolve(name_or_path, what="structure model")
+    entry = registry.MODELS.get(str(name_or_path)) if not Path(name_or_path).exists() else None
+    threshold = entry.threshold if entry is not None and entry.threshold is not None else RNAFM_SS_THRESHOLDS["bprna"]
     if path.is_file() and path.suffix in (".pth", ".pt"):
         # an official RNA-FM-ResNet_*.pth: trained on the frozen pretrained RNA-FM, so the LM is "rna-fm"
-        head, config = load_rnafm_ss_pth(path)
+        head, config = load_rnafm_ss_pth(path, threshold)
         return StructureModel(head, config, lm=lm if lm is not None else load_model(config.lm), name=str(name_or_path))
     if not is_structure_dir(path):
         raise InputError(f"{path}: not a nucfm structure model (config.json format {SS_FORMAT!r})")
