@@ -309,7 +309,7 @@ def _official_ss_pth() -> bytes:
     """An official-layout RNA-FM SS head (tiny, 16-dim embeddings) as ``torch.save`` bytes."""
     import torch
 
-    from nucfm.checkpoint.ss_head import RNAFM_SS_PREFIX
+    from nucfm.checkpoint.structure import RNAFM_SS_PREFIX
     from nucfm.models.heads import PairHead, PairHeadConfig
 
     torch.manual_seed(0)
@@ -327,7 +327,7 @@ def _official_ss_pth() -> bytes:
 
 @pytest.mark.parametrize("name,threshold", [("rna-fm-ss-pdb", 0.3399), ("rna-fm-ss-bprna", 0.4773)])
 def test_official_ss_heads_by_name_use_their_threshold(server, monkeypatch, name, threshold):
-    from nucfm.checkpoint.ss_head import load_structure_model
+    from nucfm.checkpoint.structure import load_structure_model
     from nucfm.models.config import TransformerConfig
     from nucfm.models.transformer import Transformer
 
