@@ -6,11 +6,11 @@ Storage, chosen by the file's content (not its name):
   ``$NUCFM_HOME/fai/`` when that directory is read-only) and read on demand: constant memory
   for any genome size, 6 µs per random 512-bp fetch (2,000 fetches on an uncompressed TAIR10
   chr1: 12 ms; a model forward pass per variant takes ~1 s on a CPU). pyfaidx is pure Python
-  and small; pysam would add a large compiled dependency for no gain here.
+  and small (pysam, a dependency for BGZF output, was not needed for speed here).
 * **gzip or bgzip** — gzip has no random access, so the file is decompressed once into memory
   (one ``str`` per contig): TAIR10 chr1 (30.4 Mb, 10 MB gz) loads in about 0.3 s and takes
   30 MB (``genome_load_s`` in ``bench/vep_vs_official.py``'s output). bgzip is read the same
-  way (it is valid multi-member gzip); indexed bgzip access would need Biopython or pysam.
+  way (it is valid multi-member gzip); indexed bgzip access (pysam.FastaFile) is not used yet.
   For genomes too large for memory, decompress once (``gunzip -k``) and pass the plain FASTA.
   Corrupt or truncated gzip data raises an InputError naming the compressed byte offset.
 * **plain FASTA starting with a UTF-8 byte-order mark** — pyfaidx cannot index it, so it is
