@@ -234,6 +234,8 @@ def add_eval_mlm(sub):
     src.add_argument("--genome", help="genome FASTA (with --region)")
     p.add_argument("--region", help="CHROM:START-END of --genome, 1-based inclusive (as samtools)")
     p.add_argument("--gff", help="GFF3 annotation: adds rows per class (CDS, UTRs, ncRNA, intron, intergenic)")
+    p.add_argument("--chrom-alias", action="append", metavar="NAME=CONTIG|FILE",
+                   help="contig name in --region / --gff -> contig in --genome (repeatable), or a two-column TSV")
     p.add_argument("--counts", help="baseline counts (.npz) from the training data; default: mlm_counts.npz "
                    "beside the model")
     p.add_argument("--window", type=int, default=512, help="genome window per forward pass (default 512)")
@@ -266,7 +268,10 @@ def run_eval_mlm(args):
     if args.fasta:
         pieces = fasta_pieces(args.fasta, model, counts)
     else:
-        pieces = genome_pieces(args.genome, args.region, model, counts, args.window, args.gff)
+        from nucfm.io.genome import parse_aliases
+
+        pieces = genome_pieces(args.genome, args.region, model, counts, args.window, args.gff,
+                               aliases=parse_aliases(args.chrom_alias))
     rows = evaluate_mlm(model, pieces, counts, seed=args.seed, batch_size=args.batch_size, progress=True,
                         mask_frac=1.0 if args.corruption == "mask" else 0.8)
     print(format_table(rows))

@@ -6,12 +6,17 @@ Storage, chosen by the file's content (not its name):
   ``$NUCFM_HOME/fai/`` when that directory is read-only) and read on demand: constant memory
   for any genome size, 6 µs per random 512-bp fetch (2,000 fetches on an uncompressed TAIR10
   chr1: 12 ms; a model forward pass per variant takes ~1 s on a CPU). pyfaidx is pure Python
-  and small; pysam would add a large compiled dependency for no gain here.
+  and small (pysam, a dependency for BGZF output, was not needed for speed here).
 * **gzip or bgzip** — gzip has no random access, so the file is decompressed once into memory
   (one ``str`` per contig): TAIR10 chr1 (30.4 Mb, 10 MB gz) loads in about 0.3 s and takes
   30 MB (``genome_load_s`` in ``bench/vep_vs_official.py``'s output). bgzip is read the same
-  way (it is valid multi-member gzip); indexed bgzip access would need Biopython or pysam.
+  way (it is valid multi-member gzip); indexed bgzip access (pysam.FastaFile) is not used yet.
   For genomes too large for memory, decompress once (``gunzip -k``) and pass the plain FASTA.
+  Corrupt or truncated gzip data raises an InputError naming the compressed byte offset.
+* **plain FASTA starting with a UTF-8 byte-order mark** — pyfaidx cannot index it, so it is
+  read into memory like a gzip file (strip the mark to get on-demand access).
+
+Contig names are decoded as UTF-8.
 
 Contig names are the first word of each header. Names in variant files that differ from the
 genome's (``chr1`` / ``1`` / ``NC_003070.9``) raise an :class:`InputError` that lists the
@@ -25,7 +30,6 @@ two-column TSV), never by guessing.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import logging
 import os
@@ -33,7 +37,7 @@ from pathlib import Path
 
 from nucfm.alphabet import reverse_complement  # noqa: F401  (re-exported: genome strings)
 from nucfm.errors import InputError
-from nucfm.io.fasta import GZIP_MAGIC
+from nucfm.io.fasta import GZIP_MAGIC, open_binary
 
 log = logging.getLogger("nucfm")
 
@@ -82,10 +86,13 @@ def parse_aliases(specs: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _read_gzip_fasta(path: Path) -> dict[str, str]:
-    """Whole gzip/bgzip FASTA into memory; one bytes pass (4x faster than line streaming)."""
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
+BOM = b"\xef\xbb\xbf"
+
+
+def _read_fasta_in_memory(path: Path) -> dict[str, str]:
+    """Whole (gzip/bgzip or plain) FASTA into memory; one bytes pass (4x faster than line streaming)."""
+    with open_binary(path) as f:
+        raw = f.read().removeprefix(BOM)
     contigs: dict[str, str] = {}
     if not raw.lstrip().startswith(b">"):
         raise InputError(f"{path}: not FASTA (the first line should start with '>')")
@@ -94,7 +101,7 @@ def _read_gzip_fasta(path: Path) -> dict[str, str]:
         name = header.lstrip(b">").split(None, 1)
         if not name:
             raise InputError(f"{path}: a FASTA header without a name")
-        key = name[0].decode("ascii", errors="replace")
+        key = name[0].decode("utf-8", errors="replace")
         if key in contigs:
             raise InputError(f"{path}: contig {key!r} appears twice")
         contigs[key] = body.translate(None, b"\r\n\t ").decode("ascii", errors="replace")
@@ -112,11 +119,11 @@ class Genome:
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such genome file")
         with open(self.path, "rb") as f:
-            magic = f.read(2)
+            magic = f.read(3)
         self._faidx = None
         self._mem: dict[str, str] | None = None
-        if magic == GZIP_MAGIC:
-            self._mem = _read_gzip_fasta(self.path)
+        if magic[:2] == GZIP_MAGIC or magic == BOM:
+            self._mem = _read_fasta_in_memory(self.path)
             self.lengths = {k: len(v) for k, v in self._mem.items()}
         else:
             self._faidx = self._open_faidx()

@@ -1,6 +1,6 @@
 """Variant files in and out: VCF / VCF.gz, TSV, CSV, Parquet. The ONLY 1-based code in nucfm.
 
-Inputs:
+Inputs (text decoded as UTF-8, a leading byte-order mark dropped; gzip/bgzip found by content):
 
 * **VCF** (plain or gzip/bgzip): ``##`` header lines and the ``#CHROM`` line are kept; each
   record becomes one row per ALT allele (multi-allelic records are split), keeping CHROM, POS,
@@ -9,19 +9,35 @@ Inputs:
   GPN); every other column is kept. An ``alt`` holding ``A,T`` is split like a VCF.
 
 Each row gets a normalised :class:`Variant` (0-based ``start``, upper-case alleles) and, after
-:func:`check_variants` against the genome, a ``status``: ``ok`` or the reason it is not scored
-(``unknown_contig``, ``pos_out_of_range``, ``ref_mismatch:genome=X``, ``unsupported_indel``,
-``unsupported_mnv``, ``invalid_allele``, ``ref_not_acgt``). No row is ever dropped.
+:func:`check_variants` against the genome, a ``status``: ``ok`` or the reason it is not scored.
+No row is ever dropped and one bad row never fails the file. Reasons, in the order checked:
 
-Outputs (:func:`write_scored`): the input rows and columns plus ``score`` (and ``score_fwd``,
-``score_rev`` on request) and ``status`` for tables; for VCF the input file with an INFO field
-(``Number=A``: one value per ALT allele, ``.`` where not scored) declared in the header.
+* ``invalid_pos``: POS is not a whole number >= 1 (``100.7``, ``abc``, ``-5``, ``0``, empty;
+  integral floats such as a Parquet ``100.0`` are accepted, text must be digits). Such rows
+  carry ``start == -1``.
+* ``missing_allele`` (``.`` or empty), ``symbolic_allele`` (``<DEL>``), ``spanning_deletion``
+  (``*``), ``breakend`` (``N[chr1:123[``, ``.A``), ``invalid_allele`` (any other letter than
+  A, C, G, T, N);
+* ``unknown_contig``, ``pos_out_of_range``, ``ref_mismatch:genome=X``;
+* ``unsupported_indel``, ``unsupported_mnv``; ``ref_not_acgt`` / ``alt_not_acgt`` (an ``N``).
+
+Outputs (:func:`write_scored`): tables keep the input rows and columns and add ``score`` (and
+``score_fwd``, ``score_rev`` on request) and ``status``. **User columns are never overwritten**:
+if any of those four names (any case) already is an input column, *all* of nucfm's columns get
+the prefix ``nucfm_`` (``nucfm_score``, ``nucfm_status``, ...; the prefix repeats in the unlikely
+case that still collides), and a warning says so. VCF output is the input file with INFO fields
+(``Number=A``: one value per ALT allele, ``.`` where not scored) declared in the header; its keys
+are namespaced already (``NUCFM_SCORE``, ``NUCFM_SCORE_STATUS``).
+
+Every ``.gz`` / ``.bgz`` output (VCF and tables) is BGZF, written by htslib through pysam: valid
+gzip for any reader, and a position-sorted VCF (nucfm keeps the input order) can be indexed by
+``tabix -p vcf`` / ``bcftools index`` directly.
 """
 
 from __future__ import annotations
 
-import gzip
 import io
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,16 +46,21 @@ import numpy as np
 import pandas as pd
 
 from nucfm.errors import InputError
-from nucfm.io.fasta import open_text
+from nucfm.io.fasta import is_binary_line, open_text
 
+log = logging.getLogger("nucfm")
 VCF_FIXED = ["CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]
 TABLE_FORMATS = ("tsv", "csv", "parquet")
 ACGT = set("ACGT")
+ACGTN = set("ACGTN")
+INVALID_POS = "invalid_pos"
+OUTPUT_NAMES = ("score", "score_fwd", "score_rev", "status")
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One allele: ``start`` is 0-based (``pos - 1``); ``ref``/``alt`` upper case."""
+    """One allele: ``start`` is 0-based (``pos - 1``; -1 when the input's POS is unusable,
+    see ``VariantTable.read_status``); ``ref``/``alt`` upper case."""
 
     chrom: str
     start: int
@@ -76,6 +97,7 @@ class VariantTable:
     record: np.ndarray | None = None  # (N,) record index of each row
     allele: np.ndarray | None = None  # (N,) 0-based ALT index within its record
     status: np.ndarray | None = None  # (N,) object: "ok" or a reason, set by check_variants
+    read_status: np.ndarray | None = None  # (N,) object: "" or a reason found on reading (invalid_pos)
 
     def __len__(self) -> int:
         return len(self.variants)
@@ -109,8 +131,19 @@ def read_variants(path: str | Path) -> VariantTable:
     return _read_table(path, fmt)
 
 
-def _allele_ok(a: str) -> bool:
-    return bool(a) and set(a) <= set("ACGTN")
+def _allele_status(a: str) -> str | None:
+    """Why allele ``a`` (upper case) cannot be scored, or None when it is A/C/G/T/N letters."""
+    if set(a) <= ACGTN and a:
+        return None
+    if a in ("", "."):
+        return "missing_allele"
+    if a.startswith("<") and a.endswith(">"):
+        return "symbolic_allele"
+    if a == "*":
+        return "spanning_deletion"
+    if "[" in a or "]" in a or a.startswith(".") or a.endswith("."):
+        return "breakend"
+    return "invalid_allele"
 
 
 def _read_vcf(path: Path) -> VariantTable:
@@ -119,6 +152,8 @@ def _read_vcf(path: Path) -> VariantTable:
     with open_text(path) as fh:
         for n, line in enumerate(fh, 1):
             line = line.rstrip("\n").rstrip("\r")
+            if n == 1 and is_binary_line(line):
+                raise InputError(f"{path}: binary content, not VCF (a compressed format other than gzip?)")
             if not line:
                 continue
             if line.startswith("#"):
@@ -141,9 +176,10 @@ def _read_vcf(path: Path) -> VariantTable:
     if not header:
         raise InputError(f"{path}: empty file or no VCF header")
     table = pd.DataFrame(rows, columns=VCF_FIXED, dtype=object)
-    variants = _normalise(path, table["CHROM"], table["POS"], table["REF"], table["ALT"])
+    variants, read_status = _normalise(path, table["CHROM"], table["POS"], table["REF"], table["ALT"])
     return VariantTable(path, "vcf", table, variants, header=header, records=records,
-                        record=np.asarray(rec_idx, dtype=np.int64), allele=np.asarray(alt_idx, dtype=np.int64))
+                        record=np.asarray(rec_idx, dtype=np.int64), allele=np.asarray(alt_idx, dtype=np.int64),
+                        read_status=read_status)
 
 
 def _read_table(path: Path, fmt: str) -> VariantTable:
@@ -151,11 +187,14 @@ def _read_table(path: Path, fmt: str) -> VariantTable:
         if fmt == "parquet":
             table = pd.read_parquet(path)
         else:
-            table = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False,
-                                comment=None)
+            with open_text(path) as fh:  # gzip by content, UTF-8 with BOM, gzip errors as InputError
+                table = pd.read_csv(fh, sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False,
+                                    comment=None)
+    except InputError:
+        raise
     except Exception as e:
         raise InputError(f"{path}: cannot read as {fmt.upper()} ({type(e).__name__}: {e})") from e
-    cols = {c.lower().lstrip("#"): c for c in table.columns}
+    cols = {str(c).lower().lstrip("#"): c for c in table.columns}
     missing = [c for c in ("chrom", "pos", "ref", "alt") if c not in cols]
     if missing:
         raise InputError(f"{path}: missing column(s) {missing}; need chrom, pos (1-based), ref, alt; "
@@ -164,29 +203,56 @@ def _read_table(path: Path, fmt: str) -> VariantTable:
     alts = table[alt_col].astype(str)
     if alts.str.contains(",").any():  # multi-allelic rows: one row per allele
         table = table.assign(**{alt_col: alts.str.split(",")}).explode(alt_col, ignore_index=True)
-    variants = _normalise(path, table[cols["chrom"]], table[cols["pos"]], table[cols["ref"]], table[alt_col])
-    return VariantTable(path, fmt, table.reset_index(drop=True), variants)
+    variants, read_status = _normalise(path, table[cols["chrom"]], table[cols["pos"]], table[cols["ref"]],
+                                       table[alt_col])
+    return VariantTable(path, fmt, table.reset_index(drop=True), variants, read_status=read_status)
 
 
-def _normalise(path, chrom, pos, ref, alt) -> list[Variant]:
-    try:
-        pos_i = pd.to_numeric(pd.Series(pos), errors="raise").astype(np.int64).to_numpy()
-    except (ValueError, TypeError) as e:
-        bad = [p for p in pos if not str(p).lstrip("-").isdigit()][:3]
-        raise InputError(f"{path}: positions must be integers (1-based); found {bad}") from e
-    return [Variant(str(c), int(p) - 1, str(r).upper(), str(a).upper())
-            for c, p, r, a in zip(chrom, pos_i, ref, alt)]
+def _parse_pos(p) -> int | None:
+    """A 1-based position >= 1 from a table cell, or None: text must be ASCII digits; numbers
+    (Parquet) must be integral (a float column of whole numbers is fine)."""
+    if isinstance(p, (bool, np.bool_)):
+        return None
+    if isinstance(p, (int, np.integer)):
+        v = int(p)
+    elif isinstance(p, (float, np.floating)):
+        v = int(p) if np.isfinite(p) and float(p).is_integer() else None
+    else:
+        t = str(p).strip()
+        v = int(t) if t.isascii() and t.isdigit() else None
+    return v if v is not None and v >= 1 else None
+
+
+def _normalise(path, chrom, pos, ref, alt) -> tuple[list[Variant], np.ndarray]:
+    """Variants (``start = -1`` where POS is unusable) and the per-row read status ("" or
+    ``invalid_pos``); bad positions are logged, never fatal."""
+    variants, read_status, bad = [], np.full(len(chrom), "", dtype=object), []
+    for i, (c, p, r, a) in enumerate(zip(chrom, pos, ref, alt)):
+        v = _parse_pos(p)
+        if v is None:
+            read_status[i] = INVALID_POS
+            bad.append(p)
+        variants.append(Variant(str(c), -1 if v is None else v - 1, str(r).upper(), str(a).upper()))
+    if bad:
+        log.warning("%s: %d row(s) with a position that is not a whole number >= 1 (e.g. %s) get status %s",
+                    path, len(bad), ", ".join(repr(b) for b in bad[:3]), INVALID_POS)
+    return variants, read_status
 
 
 def check_variants(vt: VariantTable, genome, strict_ref: bool = False) -> np.ndarray:
-    """Set and return ``vt.status`` (N,): ``ok`` for scorable SNVs, else the reason.
+    """Set and return ``vt.status`` (N,): ``ok`` for scorable SNVs, else the reason (see the
+    module docstring for the list). Every row gets a status; none is dropped.
 
     ``strict_ref`` raises InputError on the first REF mismatch instead of marking the row.
     """
     status = np.empty(len(vt), dtype=object)
+    read_status = vt.read_status if vt.read_status is not None else np.full(len(vt), "", dtype=object)
     for i, v in enumerate(vt.variants):
-        if not (_allele_ok(v.ref) and _allele_ok(v.alt)):
-            status[i] = "invalid_allele"  # symbolic (<DEL>), missing (.), spanning deletion (*)
+        allele = _allele_status(v.ref) or _allele_status(v.alt)
+        if read_status[i]:
+            status[i] = read_status[i]
+        elif allele:
+            status[i] = allele
         elif not genome.has(v.chrom):
             status[i] = "unknown_contig"
         elif v.start < 0 or v.start + len(v.ref) > genome.length(v.chrom):
@@ -202,8 +268,10 @@ def check_variants(vt: VariantTable, genome, strict_ref: bool = False) -> np.nda
                 status[i] = "unsupported_indel"
             elif v.kind == "mnv":
                 status[i] = "unsupported_mnv"
-            elif v.ref not in ACGT or v.alt not in ACGT:
-                status[i] = "ref_not_acgt" if v.ref not in ACGT else "invalid_allele"
+            elif v.ref not in ACGT:
+                status[i] = "ref_not_acgt"
+            elif v.alt not in ACGT:
+                status[i] = "alt_not_acgt"
             else:
                 status[i] = "ok"
     unknown = sorted({v.chrom for v, s in zip(vt.variants, status) if s == "unknown_contig"})
@@ -224,34 +292,62 @@ def output_format(path: str | Path) -> str:
 
 
 def _open_out(path: Path, gz: bool):
+    """A UTF-8 text writer; BGZF-compressed when ``gz`` (htslib's writer, via pysam, so tabix
+    and bcftools accept the file; BGZF is also plain multi-member gzip for every other reader)."""
     if gz:
-        return io.TextIOWrapper(gzip.open(path, "wb"), encoding="utf-8", newline="\n")
-    return open(path, "w", newline="\n")
+        import pysam
+
+        return io.TextIOWrapper(pysam.BGZFile(str(path), "wb"), encoding="utf-8", newline="\n")
+    return open(path, "w", encoding="utf-8", newline="\n")
+
+
+def output_names(table: pd.DataFrame, names) -> dict[str, str]:
+    """{nucfm column: name written}: ``names`` themselves, or all prefixed with ``nucfm_``
+    (repeatedly) when any of them equals an input column, ignoring case.
+
+    >>> output_names(pd.DataFrame(columns=["chrom", "Score"]), ["score", "status"])
+    {'score': 'nucfm_score', 'status': 'nucfm_status'}
+    """
+    taken = {str(c).lower() for c in table.columns}
+    prefix = ""
+    while any((prefix + n).lower() in taken for n in names):
+        prefix += "nucfm_"
+    return {n: prefix + n for n in names}
 
 
 def write_scored(vt: VariantTable, columns: dict[str, np.ndarray], path: str | Path,
                  info_key: str = "NUCFM_SCORE", description: str = "nucfm variant score") -> Path:
     """Write the input rows plus ``columns`` (each (N,) float, NaN = not scored) and ``status``.
 
-    Table outputs (``.tsv[.gz]``, ``.csv[.gz]``, ``.parquet``) keep every input column. A VCF
+    Table outputs (``.tsv[.gz]``, ``.csv[.gz]``, ``.parquet``) keep every input column; nucfm's
+    columns are renamed ``nucfm_*`` when their names are taken (:func:`output_names`). A VCF
     output needs a VCF input: each record gets ``{info_key}=v1,v2`` (one value per ALT,
     ``.`` for NaN; for every extra column ``{info_key}_{NAME}``) and ``{info_key}_STATUS``
-    (per ALT), both declared in the header. Written to a temporary file, then renamed.
+    (per ALT), both declared in the header. ``.gz`` / ``.bgz`` outputs are BGZF. Written to a
+    temporary file, then renamed.
+
+    >>> write_scored(vt, {"score": scores}, "scored.vcf.gz")  # doctest: +SKIP
     """
     path = Path(path)
     fmt = output_format(path)
     tmp = path.with_name(path.name + ".tmp")
-    gz = path.name.endswith((".gz", ".bgz"))
+    gz = path.name.lower().endswith((".gz", ".bgz"))
     status = vt.status if vt.status is not None else np.full(len(vt), "ok", dtype=object)
+    if fmt == "parquet" and gz:
+        raise InputError(f"{path}: Parquet is compressed inside the file; drop the .gz suffix")
     if fmt == "vcf":
         if vt.format != "vcf":
             raise InputError(f"{path}: VCF output needs a VCF input ({vt.path} is {vt.format.upper()})")
         _write_vcf(vt, columns, status, tmp, gz, info_key, description)
     else:
+        names = output_names(vt.table, [*columns, "status"])
+        if any(k != v for k, v in names.items()):
+            log.warning("%s already has a column named like nucfm's (%s, ignoring case); nucfm's columns are "
+                        "written as %s", vt.path, ", ".join(OUTPUT_NAMES), ", ".join(names.values()))
         out = vt.table.copy()
         for k, v in columns.items():
-            out[k] = np.asarray(v, dtype=np.float64)
-        out["status"] = status.astype(str)
+            out[names[k]] = np.asarray(v, dtype=np.float64)
+        out[names["status"]] = status.astype(str)
         if fmt == "parquet":
             out.to_parquet(tmp, index=False)
         else:
@@ -275,7 +371,7 @@ def _write_vcf(vt, columns, status, path, gz, info_key, description):
     decl = [f'##INFO=<ID={names[k]},Number=A,Type=Float,Description="{description}'
             f'{"" if k == "score" else " (" + k + ")"}; . = not scored, see {info_key}_STATUS">' for k in columns]
     decl.append(f'##INFO=<ID={info_key}_STATUS,Number=A,Type=String,Description="ok, or why the allele was not '
-                f'scored (unknown_contig, ref_mismatch, unsupported_indel, ...)">')
+                f'scored (invalid_pos, symbolic_allele, unknown_contig, ref_mismatch, unsupported_indel, ...)">')
     header = [h for h in header[:-1] if not any(h.startswith(f"##INFO=<ID={n},") for n in
                                                   [*names.values(), f"{info_key}_STATUS"])]
     header += decl + [vt.header[-1]]

@@ -25,6 +25,7 @@ positions of one piece are resampled together, since they are not independent.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -37,7 +38,9 @@ from nucfm.data.baselines import WILDCARD, ContextCounts
 from nucfm.data.collate import collate
 from nucfm.data.masking import mask_tokens
 from nucfm.errors import InputError
-from nucfm.io.fasta import open_text, read_fasta
+from nucfm.io.fasta import read_fasta
+
+log = logging.getLogger("nucfm")
 
 CLASSES = ("CDS", "5'UTR", "3'UTR", "ncRNA", "intron", "intergenic")
 SCORERS = ("model", "unigram", "kmer", "kmer_masked")
@@ -184,34 +187,38 @@ def fasta_pieces(path, model, counts: ContextCounts, chunk: int | None = None) -
     return out
 
 
-def region_classes(gff, chrom: str, start: int, end: int) -> np.ndarray:
-    """Class code (index into ``CLASSES``) of every base of ``[start, end)`` from a GFF3.
+def region_classes(gff, chrom: str, start: int, end: int, aliases: dict[str, str] | None = None) -> np.ndarray:
+    """Class code (index into ``CLASSES``) of every base of ``[start, end)`` (0-based half-open)
+    of the genome contig ``chrom``, from a GFF3 (:func:`nucfm.io.gff.read_gff`).
 
     Priority CDS > 5'UTR > 3'UTR > ncRNA exon > intron > intergenic. UTRs are exons of mRNAs
     outside the CDS (RefSeq GFFs have no UTR features); introns are mRNA/ncRNA spans outside
-    exons.
+    exons. ``aliases`` maps the GFF's contig names to the genome's (``{"1": "NC_003070.9"}``).
+    A warning is logged when no GFF contig matches ``chrom`` (every base would be intergenic) or
+    when the region holds no feature.
     """
+    from nucfm.io.gff import read_gff
+
     L = end - start
     transcripts: dict[str, tuple[str, int, int, str]] = {}  # id -> (type, start, end, strand)
     exons: dict[str, list[tuple[int, int]]] = defaultdict(list)
     cds: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    with open_text(gff) as fh:
-        for line in fh:
-            if line.startswith("#"):
-                continue
-            f = line.rstrip("\n").split("\t")
-            if len(f) < 9 or f[0] != chrom:
-                continue
-            s, e = int(f[3]) - 1, int(f[4])  # GFF is 1-based closed
-            if e <= start or s >= end:
-                continue
-            attrs = dict(kv.split("=", 1) for kv in f[8].split(";") if "=" in kv)
-            if f[2] == "mRNA" or f[2] in NONCODING_TRANSCRIPTS:
-                transcripts[attrs.get("ID", "")] = (f[2], s, e, f[6])
-            elif f[2] == "exon":
-                exons[attrs.get("Parent", "")].append((s, e))
-            elif f[2] == "CDS":
-                cds[attrs.get("Parent", "")].append((s, e))
+    seen: set[str] = set()
+    n_features = 0
+    for f in read_gff(gff, contig=chrom, start=start, end=end, aliases=aliases, seen=seen):
+        n_features += 1
+        if f.type == "mRNA" or f.type in NONCODING_TRANSCRIPTS:
+            transcripts[f.id] = (f.type, f.start, f.end, f.strand)
+        elif f.type in ("exon", "CDS"):
+            for parent in f.parents() or [""]:
+                (exons if f.type == "exon" else cds)[parent].append((f.start, f.end))
+    if chrom not in seen:
+        shown = ", ".join(sorted(seen)[:5]) + (f" and {len(seen) - 5} more" if len(seen) > 5 else "")
+        example = next(iter(sorted(seen)), "NAME")
+        log.warning("%s: none of its contigs (%s) is the genome's %s: every base is counted as intergenic; "
+                    "map names with --chrom-alias %s=%s", gff, shown or "none", chrom, example, chrom)
+    elif not n_features:
+        log.warning("%s: no features on %s:%d-%d: every base is counted as intergenic", gff, chrom, start + 1, end)
     rank = np.full(L, len(CLASSES) - 1, dtype=np.int64)  # intergenic
 
     def paint(s, e, c):
@@ -241,17 +248,22 @@ def region_classes(gff, chrom: str, start: int, end: int) -> np.ndarray:
     return rank
 
 
-def genome_pieces(genome, region: str, model, counts: ContextCounts, window: int, gff=None) -> list[Piece]:
+def genome_pieces(genome, region: str, model, counts: ContextCounts, window: int, gff=None,
+                  aliases: dict[str, str] | None = None) -> list[Piece]:
+    """Pieces of ``region`` (``CHROM:START-END``, 1-based inclusive) of a genome FASTA, with
+    per-base classes from ``gff`` when given. ``aliases`` (``{name_in_input: contig_in_genome}``)
+    applies to the region's contig and to the GFF's contig names alike."""
     from nucfm.io.genome import Genome, parse_region
 
     chrom, start, end = parse_region(region)
-    seq = Genome(genome).fetch(chrom, start, end, pad=None)
+    g = Genome(genome, aliases=aliases)
+    seq = g.fetch(chrom, start, end, pad=None)
     ids = model.alphabet.encode(seq)
     if len(ids) != len(seq):
         raise InputError(f"region {region} holds gap characters; cannot align annotation")
     raw = np.frombuffer(seq.encode("ascii", errors="replace"), dtype=np.uint8)
     soft = (raw >= ord("a")) & (raw <= ord("z"))
-    classes = region_classes(gff, chrom, start, end) if gff else None
+    classes = region_classes(gff, g.resolve(chrom), start, end, aliases=aliases) if gff else None
     chunk = min(window, model.max_len) if model.max_len else window
     return pieces_of(ids, counts, chunk, classes, soft)
 
