@@ -1,16 +1,17 @@
 """Parity with the official ``gpn`` ConvNetForMaskedLM: random weights, ``save_pretrained``."""
 
+import gpn.legacy as legacy  # the official package (test extra): imported, never skipped
 import numpy as np
 import pytest
 import torch
 
-legacy = pytest.importorskip("gpn.legacy")
+from nucfm import load_model, save_model
+from nucfm.alphabet import DNA
+from nucfm.checkpoint import build_model
+from nucfm.data.collate import collate
+from nucfm.models import ConvNet, ConvNetConfig
 
-from nucfm import load_model, save_model  # noqa: E402
-from nucfm.alphabet import DNA  # noqa: E402
-from nucfm.checkpoint import build_model  # noqa: E402
-from nucfm.data.collate import collate  # noqa: E402
-from nucfm.models import ConvNet, ConvNetConfig  # noqa: E402
+pytestmark = pytest.mark.parity
 
 
 def official_model(layers=4, dim=32, kernel=9, dilation_max=4, cycle=3):

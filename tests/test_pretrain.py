@@ -62,6 +62,7 @@ def test_resume_reproduces_the_uninterrupted_loss_curve(tmp_path):
     assert saved["train"]["steps"] == 12 and saved["model"]["hidden_size"] == 32
 
 
+@pytest.mark.distributed
 def test_two_process_torchrun_equals_gradient_accumulation(tmp_path):
     """2 gloo processes x 2 sequences == 1 process x 2 micro-batches of 2 (same global batch)."""
     d = _rna_config(tmp_path, steps=4, ckpt_every=4, eval_every=4)

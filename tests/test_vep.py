@@ -113,9 +113,11 @@ def official_scores(official, variants, window):
     return np.array(out)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("window", [64, 33])
 def test_scores_match_official_algorithm(files, tmp_path, window):
-    legacy = pytest.importorskip("gpn.legacy")
+    import gpn.legacy as legacy  # the official package (test extra): imported, never skipped
+
     d, _ = files
     torch.manual_seed(2)
     official = legacy.ConvNetForMaskedLM(legacy.ConvNetConfig(hidden_size=32, n_layers=4, kernel_size=9,
@@ -237,6 +239,7 @@ def test_cli_vep_smoke(files, tmp_path, capsys):
     assert rc == 2 and "differs from the genome" in capsys.readouterr().err
 
 
+@pytest.mark.distributed
 def test_torchrun_two_processes_equals_single(files, tmp_path):
     d, _ = files
     base = [sys.executable, "-m", "nucfm.cli", "vep", "--genome", str(d / "g.fa"), "--variants", str(d / "v.vcf"),

@@ -261,7 +261,7 @@ class StructurePredictor:
     """A pair head, its optional language model and decoding options, ready to fold.
 
     >>> predictor = load_structure_model("nucfm-ss-...")  # doctest: +SKIP
-    >>> probs = predictor.predict_probs(["GGGAAACUUCGGUUUCCC"])[0]  # (18, 18)
+    >>> probs = predictor.predict_probs(["GGGAAACUUCGGUUUCCC"])[0]  # (18, 18)  # doctest: +SKIP
     """
 
     def __init__(self, head, config: StructureConfig, lm=None, name: str | None = None):

@@ -13,7 +13,8 @@ from nucfm.models.heads import PairHead, PairHeadConfig
 
 def _official_head(embed_dim):
     """fm.downstream's PairwiseConcatWithResNet ("pc-resnet_1_sym_first") with random weights."""
-    fm = pytest.importorskip("fm")
+    import fm  # the official package (test extra): imported, never skipped
+
     # fm.downstream imports ptflops (FLOP counting, unused here); stub it when it is absent.
     if "ptflops" not in sys.modules:
         try:
@@ -57,10 +58,12 @@ def _parity_case():
     return official, state, emb, want
 
 
+@pytest.mark.parity
 def test_parity_with_official_ss_head():
     _parity_case()
 
 
+@pytest.mark.parity
 def test_official_pth_file_loads_with_its_lm(tmp_path):
     """An official-layout .pth (plain state dict) loads as a predictor; probabilities match fm."""
     from nucfm.checkpoint.ss_head import load_structure_model
