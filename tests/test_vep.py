@@ -68,7 +68,7 @@ def test_read_vcf_split_and_status(files):
     assert vt.variants[0] == Variant("chr1", 0, CHR1[0], alt_of(CHR1[0]))
     assert list(vt.table["ID"][2:5]) == ["soft"] * 3 and list(vt.table["ALT"][2:5]) == ["A", "C", "T"]
     status = check_variants(vt, Genome(d / "g.fa"))
-    expected = ["ok", "ok", "ok", "ok", "ok"]  # an ALT equal to REF is a valid SNV scoring exactly 0
+    expected = ["ok", "ok", "ok", "ok", "ok"]  # first, last, and the 3 ALTs of the soft-masked record
     expected += [f"ref_mismatch:genome={CHR1[9]}", "unsupported_indel", "unknown_contig", "ok", "ref_not_acgt", "ok"]
     assert list(status) == expected
     with pytest.raises(InputError, match="differs from the genome"):
@@ -302,19 +302,23 @@ def test_parse_region():
 def test_table_inputs_keep_columns_and_split_alleles(files, tmp_path):
     d, model = files
     g = Genome(d / "g.fa")
+    # the first record's ALT list holds its own REF: an ALT == REF row, scored (status ok) as exactly 0
+    same, other = CHR1[4], alt_of(CHR1[4])
     df = pd.DataFrame({"#CHROM": ["chr1", "chr2"], "pos": [5, 7], "ref": [CHR1[4], CHR2[6]],
-                       "alt": ["A,T", alt_of(CHR2[6])], "gene": ["g1", "g2"], "af": [0.1, 0.2]})
+                       "alt": [f"{same},{other}", alt_of(CHR2[6])], "gene": ["g1", "g2"], "af": [0.1, 0.2]})
     df.to_parquet(tmp_path / "v.parquet")
     df.to_csv(tmp_path / "v.csv", index=False)
     for name in ("v.parquet", "v.csv"):
         vt = read_variants(tmp_path / name)
-        assert len(vt) == 3 and list(vt.table["alt"]) == ["A", "T", alt_of(CHR2[6])]
+        assert len(vt) == 3 and list(vt.table["alt"]) == [same, other, alt_of(CHR2[6])]
         assert list(vt.table["gene"]) == ["g1", "g1", "g2"] and vt.variants[2] == Variant("chr2", 6, CHR2[6],
                                                                                        alt_of(CHR2[6]))
     score_variant_file(model, g, tmp_path / "v.parquet", tmp_path / "o.csv.gz", window=20, progress=False)
     out = pd.read_csv(tmp_path / "o.csv.gz")
     assert list(out.columns) == ["#CHROM", "pos", "ref", "alt", "gene", "af", "score", "status"]
-    assert out.loc[out.alt == CHR1[4], "score"].tolist() in ([], [0.0])  # ALT == REF scores 0
+    assert out["status"].tolist() == ["ok", "ok", "ok"]
+    assert out.loc[out.alt == out.ref, "score"].tolist() == [0.0]  # the ALT == REF row, exactly 0
+    assert (out.loc[out.alt != out.ref, "score"].abs() > 1e-3).all()  # the real SNVs are not
     with pytest.raises(InputError, match="VCF output needs a VCF input"):
         score_variant_file(model, g, tmp_path / "v.csv", tmp_path / "o.vcf", window=20, progress=False)
     (tmp_path / "bad.tsv").write_text("chrom\tposition\tref\talt\nchr1\t5\tA\tG\n")
