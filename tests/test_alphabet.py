@@ -58,3 +58,5 @@ def test_encode_total(seq):
     r = EncodingReport()
     ids = RNA.encode(seq, r)
     assert ids.dtype == np.int64 and (ids >= 0).all() and (ids < len(RNA)).all()
+    # every character but a gap becomes exactly one id, and the report counts them
+    assert len(ids) == r.residues == len(seq) - r.gaps_removed

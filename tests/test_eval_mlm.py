@@ -3,7 +3,6 @@ import math
 
 import numpy as np
 import pytest
-import tiny
 import torch
 
 from nucfm.alphabet import DNA, RNA
@@ -12,6 +11,8 @@ from nucfm.cli import main
 from nucfm.data.baselines import ContextCounts
 from nucfm.data.collate import collate
 from nucfm.tasks.eval_mlm import CLASSES, evaluate_mlm, region_classes
+
+from tiny import rna_model
 
 
 def test_context_counts_golden():
@@ -56,7 +57,7 @@ def test_kmer_baseline_solves_a_periodic_sequence_and_model_rows():
     seq = "ACGUUGCA" * 40
     counts = ContextCounts.empty(RNA)
     counts.add(RNA.encode(seq))
-    model = tiny.rna_model(num_layers=1, max_len=100)
+    model = rna_model(num_layers=1, max_len=100)
     rows = evaluate_mlm(model, fasta_pieces_from([seq] * 4, model, counts), counts, seed=1)
     r = rows["all"]
     assert r["positions"] > 100
@@ -158,7 +159,8 @@ def test_region_classes_golden(tmp_path):
         ("c", "lnc_RNA", 71, 80, "-", "ID=n1"),
         ("c", "exon", 71, 80, "-", "Parent=n1"),
     ]
-    gff.write_text("##gff-version 3\n" + "".join(f"{c}\tx\t{t}\t{s}\t{e}\t.\t{st}\t.\t{a}\n" for c, t, s, e, st, a in rows))
+    gff.write_text("##gff-version 3\n"
+                   + "".join(f"{c}\tx\t{t}\t{s}\t{e}\t.\t{st}\t.\t{a}\n" for c, t, s, e, st, a in rows))
     cls = [CLASSES[i] for i in region_classes(gff, "c", 0, 90)]
     assert cls[9] == "intergenic" and cls[10] == "5'UTR" and cls[14] == "5'UTR" and cls[15] == "CDS"
     assert cls[24] == "CDS" and cls[25] == "intron" and cls[39] == "intron" and cls[40] == "CDS"
@@ -171,7 +173,8 @@ def test_cli_pretrain_then_eval_mlm(tmp_path, capsys):
     fa = tmp_path / "r.fa"
     fa.write_text("".join(f">s{i} RF{i % 5 + 1:05d} f\n{''.join(rng.choice(list('ACGU'), 30))}\n" for i in range(40)))
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"""model: {{architecture: transformer, num_layers: 1, hidden_size: 16, num_heads: 2, ffn_size: 32, max_len: 40}}
+    cfg.write_text(f"""model: {{architecture: transformer, num_layers: 1, hidden_size: 16, num_heads: 2, ffn_size: 32,
+         max_len: 40}}
 data: {{kind: rna, fasta: [{fa}], valid_fraction: 0.4}}
 train: {{steps: 3, batch_size: 4, log_every: 1, eval_every: 3, eval_size: 4, ckpt_every: 3, threads: 1}}
 output: {tmp_path / 'run'}
@@ -185,14 +188,14 @@ output: {tmp_path / 'run'}
     assert rows["all"]["positions"] > 0 and set(rows["all"]) >= {"model_acc", "kmer_ppl", "unigram_acc"}
     # a model without saved counts needs --counts
     bare = tmp_path / "bare"
-    save_model(tiny.rna_model(seed=None, num_layers=1, max_len=40), bare)
+    save_model(rna_model(seed=None, num_layers=1, max_len=40), bare)
     assert main(["eval-mlm", "--model", str(bare), "--fasta", str(fa)]) == 2
     assert "--counts" in capsys.readouterr().err
     assert main(["eval-mlm", "--model", str(bare), "--fasta", str(fa), "--counts",
                  str(tmp_path / "run" / "data" / "counts.npz")]) == 0
 
 
-def test_cli_eval_mlm_genome_region_with_gff(tmp_path):
+def test_cli_eval_mlm_genome_region_with_gff(tmp_path, tiny_dna_model):
     rng = np.random.default_rng(1)
     seq = "".join(rng.choice(list("ACGTacgt"), 400))
     (tmp_path / "g.fa").write_text(">chr\n" + seq + "\n")
@@ -201,7 +204,7 @@ def test_cli_eval_mlm_genome_region_with_gff(tmp_path):
     counts = ContextCounts.empty(DNA)
     counts.add(DNA.encode(seq))
     counts.save(tmp_path / "counts.npz")
-    save_model(tiny.dna_model(), tmp_path / "m")
+    save_model(tiny_dna_model, tmp_path / "m")
     out = tmp_path / "t.json"
     assert main(["eval-mlm", "--model", str(tmp_path / "m"), "--genome", str(tmp_path / "g.fa"), "--region",
                  "chr:51-350", "--gff", str(tmp_path / "a.gff"), "--counts", str(tmp_path / "counts.npz"),

@@ -24,7 +24,8 @@ def _official_head(embed_dim):
     from fm.downstream.pairwise_predictor.pairwise_concat import PairwiseConcatWithResNet
 
     args = Namespace(embed_dim=embed_dim, attention_heads=4)
-    module = PairwiseConcatWithResNet.create_module_with_name("pc-resnet_1_sym_first", args, fm.Alphabet.from_architecture("roberta_large", "rna"))
+    alphabet = fm.Alphabet.from_architecture("roberta_large", "rna")
+    module = PairwiseConcatWithResNet.create_module_with_name("pc-resnet_1_sym_first", args, alphabet)
     return module, fm
 
 
@@ -67,12 +68,12 @@ def test_parity_with_official_ss_head():
 def test_official_pth_file_loads_with_its_lm(tmp_path):
     """An official-layout .pth (plain state dict) loads as a predictor; probabilities match fm."""
     from nucfm.checkpoint.ss_head import load_structure_model
-    from nucfm.models.config import TransformerConfig
-    from nucfm.models.transformer import Transformer
+
+    from tiny import rna_model
 
     official, state, _, _ = _parity_case()
     torch.save(state, tmp_path / "RNA-FM-ResNet_test.pth")
-    lm = Transformer(TransformerConfig(num_layers=1, hidden_size=40, num_heads=4, ffn_size=32, max_len=30)).eval()
+    lm = rna_model(seed=None, num_layers=1, hidden_size=40, num_heads=4, max_len=30)
     pred = load_structure_model(tmp_path / "RNA-FM-ResNet_test.pth", lm=lm)
     seq = "GGGAAACUUCGGUUUCCCAU"
     emb = lm.embed([seq])[0]

@@ -38,7 +38,7 @@ def _rna_config(tmp_path, **train):
 
 
 def _losses(run: Path) -> dict[int, float]:
-    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
 
@@ -99,7 +99,7 @@ def test_dna_convnet_run(tmp_path):
     run = pretrain(from_dict(d))
     prep = json.loads((run / "data" / "prep.json").read_text())
     assert prep["skipped_windows"] >= 1  # the all-N windows
-    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "val_loss" in r] == [3, 6]
 
 

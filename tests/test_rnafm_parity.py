@@ -89,7 +89,7 @@ def test_embed_api_matches_official(pair):
     ref_model, alphabet, ours = pair
     embs = ours.embed(SEQS, layer=-1)
     pooled = ours.embed(SEQS, layer=-1, pool="mean")
-    for s, e, p in zip(SEQS, embs, pooled):
+    for s, e, p in zip(SEQS, embs, pooled, strict=True):
         s = s.replace("-", "")
         _, ref = official_outputs(ref_model, alphabet, [s])
         r = ref["representations"][ref_model.num_layers][0, 1 : len(s) + 1].numpy()

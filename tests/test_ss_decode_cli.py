@@ -103,10 +103,10 @@ def test_lm_head_and_long_sequences(tmp_path):
     from nucfm.checkpoint import save_model
     from nucfm.checkpoint.ss_head import load_structure_model
     from nucfm.cli import main
-    from nucfm.models.config import TransformerConfig
-    from nucfm.models.transformer import Transformer
 
-    lm = Transformer(TransformerConfig(num_layers=1, hidden_size=16, num_heads=2, ffn_size=32, max_len=20)).eval()
+    from tiny import rna_model
+
+    lm = rna_model(num_layers=1, max_len=20)
     save_model(lm, tmp_path / "lm")
     data = tmp_path / "d.dbn"
     data.write_text(">x\nGGGGAAAACCCC\n((((....))))\n>y\nGCGCAAAAGCGCUU\n((((....))))..\n")

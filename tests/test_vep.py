@@ -17,9 +17,10 @@ from nucfm.cli import main
 from nucfm.errors import InputError
 from nucfm.io.genome import Genome
 from nucfm.io.variants import Variant, check_variants, read_variants
-from nucfm.models import ConvNet, ConvNetConfig
 from nucfm.tasks import variants as tv
 from nucfm.tasks.variants import score_variant_file, score_variants
+
+from tiny import dna_model
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 rng = np.random.default_rng(0)
@@ -37,8 +38,7 @@ def alt_of(b):
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("vep")
     (d / "g.fa").write_text(f">chr1 test\n{CHR1}\n>chr2\n{CHR2}\n")
-    torch.manual_seed(0)
-    model = ConvNet(ConvNetConfig(num_layers=3, hidden_size=16, kernel_size=5, dilation_max=4, dilation_cycle=3))
+    model = dna_model(seed=0, num_layers=3, dilation_max=4, dilation_cycle=3)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.1)
@@ -52,9 +52,9 @@ def files(tmp_path_factory):
         f"chr1\t50\tsoft\t{CHR1[49].upper()}\tA,C,T\t.\tPASS\tDP=1",  # lowercase genome, multi-allelic
         f"chr1\t10\tmismatch\t{alt_of(CHR1[9])}\t{CHR1[9]}\t.\tPASS\t.",  # REF mismatch
         f"chr1\t20\tindel\t{CHR1[19]}\t{CHR1[19]}AC\t.\tPASS\t.",  # insertion
-        f"chrUn\t5\tunknown\tA\tG\t.\tPASS\t.",  # unknown contig
+        "chrUn\t5\tunknown\tA\tG\t.\tPASS\t.",  # unknown contig
         f"chr2\t45\tmid\t{CHR2[44]}\t{alt_of(CHR2[44])}\t.\tPASS\t.",
-        f"chr1\t102\tinN\tN\tA\t.\tPASS\t.",  # N in the genome
+        "chr1\t102\tinN\tN\tA\t.\tPASS\t.",  # N in the genome
         f"chr2\t90\tend2\t{CHR2[89]}\t{alt_of(CHR2[89])}\t.\tPASS\t.",
     ]
     (d / "v.vcf").write_text("\n".join(vcf) + "\n")
@@ -129,7 +129,7 @@ def test_scores_match_official_algorithm(files, tmp_path, window):
     ours = load_model(tmp_path / "gpn")
     vt = read_variants(d / "v.vcf")
     status = check_variants(vt, Genome(d / "g.fa"))
-    vs = [v for v, s in zip(vt.variants, status) if s == "ok"]
+    vs = [v for v, s in zip(vt.variants, status, strict=True) if s == "ok"]
     assert {(v.chrom, v.start) for v in vs} >= {("chr1", 0), ("chr1", 299), ("chr2", 89)}  # contig edges
     got = score_variants(ours, Genome(d / "g.fa"), vs, window=window, batch_size=3, per_strand=True)
     ref = official_scores(official, vs, window)
