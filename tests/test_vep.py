@@ -246,7 +246,7 @@ def test_torchrun_two_processes_equals_single(files, tmp_path):
             "--model", str(d / "model"), "--window", "24", "--chunk-size", "2", "--no-progress", "--threads", "1"]
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
     subprocess.run(base + ["-o", str(tmp_path / "single.tsv")], check=True, env=env, capture_output=True)
-    tr = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", "-m"]
+    tr = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m"]  # free port
     r = subprocess.run(tr + base[2:] + ["-o", str(tmp_path / "multi.tsv")], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "multi.tsv").read_text() == (tmp_path / "single.tsv").read_text()
