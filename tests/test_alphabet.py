@@ -4,7 +4,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nucfm.alphabet import DNA, RNA, Alphabet, EncodingReport, get_alphabet
-from nucfm.data.collate import collate
 
 
 def test_rna_golden_ids():
@@ -38,21 +37,6 @@ def test_non_ascii_becomes_unknown():
     assert sum(r.unknown.values()) == 1
 
 
-def test_collate_golden_ids_and_offsets():
-    b = collate(RNA, [RNA.encode("ACG"), RNA.encode("U")])
-    assert b.input_ids.tolist() == [[0, 4, 5, 6, 2], [0, 7, 2, 1, 1]]
-    assert b.attention_mask.tolist() == [[True] * 5, [True, True, True, False, False]]
-    assert b.residue_mask().tolist() == [[False, True, True, True, False], [False, True, False, False, False]]
-    assert b.residues(b.input_ids, 1).tolist() == [7]
-    d = collate(DNA, [DNA.encode("ac"), DNA.encode("gtn")])
-    assert d.input_ids.tolist() == [[3, 4, 0], [5, 6, 2]] and d.offset == 0
-
-
-def test_collate_rejects_too_long():
-    with pytest.raises(ValueError, match="exceeds"):
-        collate(RNA, [RNA.encode("A" * 11)], max_len=10)
-
-
 def test_serialisation_roundtrip_and_strict():
     for a in (RNA, DNA):
         assert Alphabet.from_dict(a.to_dict()) == a
@@ -74,3 +58,5 @@ def test_encode_total(seq):
     r = EncodingReport()
     ids = RNA.encode(seq, r)
     assert ids.dtype == np.int64 and (ids >= 0).all() and (ids < len(RNA)).all()
+    # every character but a gap becomes exactly one id, and the report counts them
+    assert len(ids) == r.residues == len(seq) - r.gaps_removed

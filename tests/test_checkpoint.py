@@ -7,17 +7,13 @@ import torch
 from nucfm import load_model, save_model
 from nucfm.checkpoint import build_model, registry, unwrap
 from nucfm.errors import InputError, ModelNotFoundError
-from nucfm.models import Transformer, TransformerConfig
 from nucfm.models.config import TransformerConfig as TC
 
-
-def tiny(**kw):
-    torch.manual_seed(0)
-    return Transformer(TransformerConfig(num_layers=2, hidden_size=16, num_heads=2, ffn_size=32, max_len=50, **kw)).eval()
+from tiny import rna_model
 
 
 def test_roundtrip_equal_logits(tmp_path):
-    m = tiny(contact_head=True)
+    m = rna_model(contact_head=True)
     path = save_model(m, tmp_path / "ck", metadata={"note": "x"})
     cfg = json.loads((path / "config.json").read_text())
     assert cfg["format"] == "nucfm" and cfg["model"]["architecture"] == "transformer"
@@ -29,8 +25,8 @@ def test_roundtrip_equal_logits(tmp_path):
         assert torch.equal(m(ids, return_contacts=True).contacts, m2(ids, return_contacts=True).contacts)
 
 
-def test_fp16_storage_loads_as_fp32(tmp_path):
-    m = tiny()
+def test_fp16_storage_loads_as_fp32(tmp_path, tiny_rna_model):
+    m = tiny_rna_model
     m2 = load_model(save_model(m, tmp_path / "ck16", dtype=torch.float16))
     assert all(p.dtype == torch.float32 for p in m2.parameters())
     ids = torch.tensor([[0, 4, 5, 6, 7, 2]])
@@ -47,8 +43,8 @@ def test_config_strict():
         build_model({"architecture": "lstm"})
 
 
-def test_strict_keys_and_bad_paths(tmp_path):
-    path = save_model(tiny(), tmp_path / "ck")
+def test_strict_keys_and_bad_paths(tmp_path, tiny_rna_model):
+    path = save_model(tiny_rna_model, tmp_path / "ck")
     cfg = json.loads((path / "config.json").read_text())
     cfg["model"]["num_layers"] = 3
     (path / "config.json").write_text(json.dumps(cfg))
@@ -75,8 +71,8 @@ def test_official_pth_with_arbitrary_object_is_refused(tmp_path):
         load_model(path)
 
 
-def test_unwrap_ddp_like():
-    m = tiny()
+def test_unwrap_ddp_like(tiny_rna_model):
+    m = tiny_rna_model
 
     class Wrapper(torch.nn.Module):
         def __init__(self, module):
@@ -131,8 +127,8 @@ def test_registry_download_checks_sha(tmp_path, monkeypatch):
             assert not (tmp_path / "home" / name / "w.bin").exists()
 
 
-def test_attentions_shape_and_rows_sum_to_one():
-    m = tiny()
+def test_attentions_shape_and_rows_sum_to_one(tiny_rna_model):
+    m = tiny_rna_model
     ids = torch.tensor([[0, 4, 5, 6, 7, 2], [0, 4, 5, 2, 1, 1]])
     with torch.no_grad():
         out = m(ids, need_attentions=True)

@@ -7,18 +7,16 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from nucfm import load_model, save_model
 from nucfm.cli import main
-from nucfm.models import Transformer, TransformerConfig
+
+from tiny import rna_model
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    m = Transformer(TransformerConfig(num_layers=2, hidden_size=16, num_heads=2, ffn_size=32, max_len=100))
-    return str(save_model(m, tmp_path_factory.mktemp("m") / "tiny"))
+    return str(save_model(rna_model(max_len=100), tmp_path_factory.mktemp("m") / "tiny"))
 
 
 def run(args, capsys):
@@ -27,7 +25,8 @@ def run(args, capsys):
     return code, cap.out, cap.err
 
 
-MESSY = ">r1 lowercase and T\r\nacgtacgu\r\nACGU\r\n>r2 PDB letters\nGGPAUCCT\n>r1 duplicate id\nNRY-AC.GU\n>empty\n\n>long\n" + "ACGU" * 750 + "\n"
+MESSY = (">r1 lowercase and T\r\nacgtacgu\r\nACGU\r\n>r2 PDB letters\nGGPAUCCT\n>r1 duplicate id\nNRY-AC.GU\n"
+         ">empty\n\n>long\n" + "ACGU" * 750 + "\n")
 
 
 def test_embed_messy_fasta_h5(tmp_path, model_dir, capsys, caplog):

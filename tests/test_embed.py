@@ -7,14 +7,14 @@ from hypothesis import strategies as st
 from nucfm.alphabet import RNA
 from nucfm.data.collate import collate
 from nucfm.errors import InputError
-from nucfm.models import Transformer, TransformerConfig
 from nucfm.data.batching import length_batches, plan_windows
+
+from tiny import rna_model
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    torch.manual_seed(1)
-    return Transformer(TransformerConfig(num_layers=2, hidden_size=32, num_heads=4, ffn_size=64, max_len=40)).eval()
+    return rna_model(seed=1, hidden_size=32, num_heads=4, ffn_size=64, max_len=40)
 
 
 def rand_seq(rng, n):
@@ -51,7 +51,7 @@ def test_embed_matches_direct_forward_and_order(tiny):
     rng = np.random.default_rng(0)
     seqs = [rand_seq(rng, n) for n in (12, 3, 30, 1, 25)]
     embs = tiny.embed(seqs, batch_tokens=64)
-    for s, e in zip(seqs, embs):
+    for s, e in zip(seqs, embs, strict=True):
         b = collate(RNA, [RNA.encode(s)])
         with torch.no_grad():
             ref = b.residues(tiny.hidden(b.input_ids, b.attention_mask, -1), 0).numpy()
@@ -64,7 +64,7 @@ def test_batch_size_does_not_change_results(tiny):
     seqs = [rand_seq(rng, n) for n in rng.integers(1, 40, 17)]
     a = tiny.embed(seqs, batch_tokens=1)
     b = tiny.embed(seqs, batch_tokens=10_000)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         np.testing.assert_allclose(x, y, atol=1e-5)
 
 
@@ -84,9 +84,12 @@ def test_pool_and_layers(tiny):
     assert e[0].shape == (32,) and np.isnan(e[1]).all()
     full = tiny.embed(["ACGUAC"])[0]
     np.testing.assert_allclose(e[0], full.mean(0), atol=1e-6)
-    for layer in (0, 1, 2, -1, -3):
-        assert tiny.embed(["ACG"], layer=layer)[0].shape == (3, 32)
-    np.testing.assert_allclose(tiny.embed(["ACG"], layer=2)[0], tiny.embed(["ACG"], layer=-1)[0])
+    by_layer = {layer: tiny.embed(["ACG"], layer=layer)[0] for layer in (0, 1, 2, -1, -3)}
+    assert all(e.shape == (3, 32) for e in by_layer.values())
+    # negative layers count from the top (-1 = last = 2, -3 = embeddings = 0); layers differ
+    np.testing.assert_allclose(by_layer[2], by_layer[-1])
+    np.testing.assert_allclose(by_layer[0], by_layer[-3])
+    assert np.abs(by_layer[0] - by_layer[1]).max() > 1e-3 and np.abs(by_layer[1] - by_layer[2]).max() > 1e-3
     with pytest.raises(InputError, match="layer 3"):
         tiny.embed(["ACG"], layer=3)
     with pytest.raises(TypeError):

@@ -1,16 +1,19 @@
 """Parity with the official ``gpn`` ConvNetForMaskedLM: random weights, ``save_pretrained``."""
 
+import gpn.legacy as legacy  # the official package (test extra): imported, never skipped
 import numpy as np
 import pytest
 import torch
 
-legacy = pytest.importorskip("gpn.legacy")
+from nucfm import load_model, save_model
+from nucfm.alphabet import DNA
+from nucfm.checkpoint import build_model
+from nucfm.data.collate import collate
+from nucfm.models import ConvNet, ConvNetConfig
 
-from nucfm import load_model, save_model  # noqa: E402
-from nucfm.alphabet import DNA  # noqa: E402
-from nucfm.checkpoint import build_model  # noqa: E402
-from nucfm.data.collate import collate  # noqa: E402
-from nucfm.models import ConvNet, ConvNetConfig  # noqa: E402
+from tiny import dna_model
+
+pytestmark = pytest.mark.parity
 
 
 def official_model(layers=4, dim=32, kernel=9, dilation_max=4, cycle=3):
@@ -129,7 +132,7 @@ def test_rejects_foreign_keys(tmp_path):
 def test_even_kernel_same_padding():
     """Even kernels pad asymmetrically, as torch's padding='same'."""
     official = official_model(layers=3, dim=16, kernel=4, dilation_max=2, cycle=2)
-    ours = ConvNet(ConvNetConfig(num_layers=3, hidden_size=16, kernel_size=4, dilation_max=2, dilation_cycle=2))
+    ours = dna_model(seed=None, num_layers=3, kernel_size=4, dilation_max=2, dilation_cycle=2)
     from nucfm.checkpoint.gpn import rename_gpn_key
 
     ours.load_state_dict({rename_gpn_key(k): v for k, v in official.state_dict().items()})

@@ -38,7 +38,7 @@ def _rna_config(tmp_path, **train):
 
 
 def _losses(run: Path) -> dict[int, float]:
-    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
 
@@ -62,6 +62,7 @@ def test_resume_reproduces_the_uninterrupted_loss_curve(tmp_path):
     assert saved["train"]["steps"] == 12 and saved["model"]["hidden_size"] == 32
 
 
+@pytest.mark.distributed
 def test_two_process_torchrun_equals_gradient_accumulation(tmp_path):
     """2 gloo processes x 2 sequences == 1 process x 2 micro-batches of 2 (same global batch)."""
     d = _rna_config(tmp_path, steps=4, ckpt_every=4, eval_every=4)
@@ -98,7 +99,7 @@ def test_dna_convnet_run(tmp_path):
     run = pretrain(from_dict(d))
     prep = json.loads((run / "data" / "prep.json").read_text())
     assert prep["skipped_windows"] >= 1  # the all-N windows
-    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "val_loss" in r] == [3, 6]
 
 
@@ -146,3 +147,54 @@ def test_init_from_starts_at_the_given_weights(tmp_path):
     d3["output"] = str(tmp_path / "bad")
     with pytest.raises(InputError, match="hidden_size"):
         pretrain(from_dict(d3))
+
+
+# Golden first-step losses: the reference behaviour any refactor of the engine must keep (data
+# prep, batching order, masking RNG, init, optimizer, schedule). Recorded from nucfm 0.1.0 at
+# commit 2b3ba75 on CPU, threads=1 (identical with 2 threads and across reruns); to 1e-4.
+GOLDEN_RNA_LOSSES = [3.2289906, 3.2510293, 3.0551250, 2.9170969, 2.8488102]
+GOLDEN_RNA_VAL_LOSS = 2.7380404
+GOLDEN_DNA_LOSSES = [1.9697803, 1.9817560, 1.8672516, 1.7841927, 1.8055459]
+GOLDEN_DNA_VAL_LOSS = 1.7710544
+
+
+def _golden_train(**extra):
+    t = {"steps": 5, "batch_size": 4, "lr": 3e-3, "warmup": 2, "log_every": 1, "eval_every": 5, "ckpt_every": 5,
+         "threads": 1, "seed": 0}
+    return {**t, **extra}
+
+
+def _metrics(run: Path) -> tuple[list[float], float]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in sorted((r for r in rows if "loss" in r), key=lambda r: r["step"])]
+    (val,) = [r["val_loss"] for r in rows if "val_loss" in r]
+    return losses, val
+
+
+def test_golden_losses_tiny_rna_transformer(tmp_path):
+    rng = np.random.default_rng(0)
+    with open(tmp_path / "rna.fa", "w") as fh:
+        for i in range(24):
+            unit = "".join(rng.choice(list("ACGU"), 5))
+            fh.write(f">s{i} RF{i % 4 + 1:05d} fam\n{(unit * 10)[: 18 + i % 13]}\n")
+    d = {"model": {"architecture": "transformer", "num_layers": 2, "hidden_size": 32, "num_heads": 2,
+                   "ffn_size": 64, "max_len": 32},
+         "data": {"kind": "rna", "fasta": [str(tmp_path / "rna.fa")], "valid_fraction": 0.25, "min_len": 5},
+         "train": _golden_train(eval_size=4), "output": str(tmp_path / "run")}
+    losses, val = _metrics(pretrain(from_dict(d)))
+    np.testing.assert_allclose(losses, GOLDEN_RNA_LOSSES, atol=1e-4, rtol=0)
+    assert abs(val - GOLDEN_RNA_VAL_LOSS) < 1e-4
+
+
+def test_golden_losses_tiny_dna_convnet(tmp_path):
+    rng = np.random.default_rng(0)
+    seq = "".join(rng.choice(list("ACGT"), 600))
+    seq = seq[:200] + seq[200:260].lower() + seq[260:]  # a soft-masked stretch (loss weight 0.1)
+    (tmp_path / "g.fa").write_text(">chr1\n" + seq + "\n")
+    d = {"model": {"architecture": "convnet", "num_layers": 3, "hidden_size": 32, "kernel_size": 5},
+         "data": {"kind": "dna", "genome": str(tmp_path / "g.fa"), "valid_region": "chr1:501-600", "window": 40,
+                  "stride": 20},
+         "train": _golden_train(eval_size=2), "output": str(tmp_path / "run")}
+    losses, val = _metrics(pretrain(from_dict(d)))
+    np.testing.assert_allclose(losses, GOLDEN_DNA_LOSSES, atol=1e-4, rtol=0)
+    assert abs(val - GOLDEN_DNA_VAL_LOSS) < 1e-4

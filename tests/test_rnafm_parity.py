@@ -2,16 +2,17 @@
 
 import argparse
 
+import fm  # the official package (test extra): imported, never skipped
 import numpy as np
 import pytest
 import torch
 
-fm = pytest.importorskip("fm")
+from nucfm import load_model
+from nucfm.alphabet import RNA
+from nucfm.checkpoint.rnafm import write_rnafm_pth
+from nucfm.data.collate import collate
 
-from nucfm import load_model  # noqa: E402
-from nucfm.alphabet import RNA  # noqa: E402
-from nucfm.checkpoint.rnafm import write_rnafm_pth  # noqa: E402
-from nucfm.data.collate import collate  # noqa: E402
+pytestmark = pytest.mark.parity
 
 SEQS = ["GGGAAACUUCGGUUUCCC", "ACGU", "AUGGCUACGAUCGAUCGAUGCAUGCAUCGAUCAGCUAGCAUCGA", "NRYACGU-AC"]
 
@@ -88,7 +89,7 @@ def test_embed_api_matches_official(pair):
     ref_model, alphabet, ours = pair
     embs = ours.embed(SEQS, layer=-1)
     pooled = ours.embed(SEQS, layer=-1, pool="mean")
-    for s, e, p in zip(SEQS, embs, pooled):
+    for s, e, p in zip(SEQS, embs, pooled, strict=True):
         s = s.replace("-", "")
         _, ref = official_outputs(ref_model, alphabet, [s])
         r = ref["representations"][ref_model.num_layers][0, 1 : len(s) + 1].numpy()

@@ -1,6 +1,7 @@
 """Decoding validity properties, train-ss / fold / score-ss smoke tests on tiny inputs."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -52,7 +53,7 @@ def test_greedy_vs_matching_golden():
     assert decode_structure(p, seq, DecodeOptions(min_hairpin=9)) == []
 
 
-def test_cli_train_fold_score_smoke(tmp_path):
+def test_cli_train_fold_score_smoke(tmp_path, capsys):
     """train-ss on 12 tiny records (one-hot features only), then fold and score with the result."""
     from nucfm.cli import main
 
@@ -90,7 +91,11 @@ def test_cli_train_fold_score_smoke(tmp_path):
     z = np.load(tmp_path / "p.npz")
     assert z["a"].shape == (18, 18) and np.allclose(z["a"], z["a"].T)
     assert (tmp_path / "png" / "a.png").stat().st_size > 1000
+    capsys.readouterr()
     assert main(["score-ss", "--pred", str(tmp_path / "out.dbn"), "--ref", str(tmp_path / "out.ct")]) == 0
+    # the same predictions written as dot-bracket and as CT agree perfectly with each other
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:] == ["exact\t1.0000\t1.0000\t1.0000\t1.0000\t3", "shift1\t1.0000\t1.0000\t1.0000\t1.0000\t3"]
 
 
 def test_lm_head_and_long_sequences(tmp_path):
@@ -99,10 +104,10 @@ def test_lm_head_and_long_sequences(tmp_path):
     from nucfm.checkpoint import save_model
     from nucfm.checkpoint.structure import load_structure_model
     from nucfm.cli import main
-    from nucfm.models.config import TransformerConfig
-    from nucfm.models.transformer import Transformer
 
-    lm = Transformer(TransformerConfig(num_layers=1, hidden_size=16, num_heads=2, ffn_size=32, max_len=20)).eval()
+    from tiny import rna_model
+
+    lm = rna_model(num_layers=1, max_len=20)
     save_model(lm, tmp_path / "lm")
     data = tmp_path / "d.dbn"
     data.write_text(">x\nGGGGAAAACCCC\n((((....))))\n>y\nGCGCAAAAGCGCUU\n((((....))))..\n")
@@ -143,3 +148,35 @@ def test_energy_parameter_sets_are_separate_features():
         StructureConfig(head={}, features=("bpp-turner1999",))
     with pytest.raises(InputError, match="energy parameter set"):
         vienna_bpp(seq, "Nope2020")
+
+
+def test_cli_score_ss_numbers_by_hand(tmp_path, capsys):
+    """score-ss prints macro precision / recall / F1 / MCC, exact and +-1 shift, equal to values
+    worked out by hand on four records: partly right (with a one-off pair that only the shift
+    tolerance accepts), all right, an empty prediction, and a reference with no prediction."""
+    from nucfm.cli import main
+
+    (tmp_path / "ref.dbn").write_text(">r1\nGGGGAACCCC\n((((..))))\n>r2\nGGAAAACC\n((....))\n"
+                                      ">r3\nGAAAAC\n(....)\n>r4\nGAAAC\n(...)\n")
+    (tmp_path / "pred.dbn").write_text(">r3\nGAAAAC\n......\n>r2\nGGAAAACC\n((....))\n"
+                                       ">r1\nGGGGAACCCC\n((.(...)))\n")
+    per_seq = tmp_path / "per.tsv"
+    assert main(["score-ss", "--pred", str(tmp_path / "pred.dbn"), "--ref", str(tmp_path / "ref.dbn"),
+                 "--per-seq", str(per_seq)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split("\t") == ["metric", "precision", "recall", "f1", "mcc", "n"]
+    got = {row[0]: [float(x) for x in row[1:]] for row in (line.split("\t") for line in lines[1:])}
+    # r1: ref (0,9) (1,8) (2,7) (3,6); pred (0,9) (1,8) (3,7). Exact: TP 2, FP 1, FN 2 of 45 candidates.
+    # With shift 1, (3,7) is one off (2,7): TP 3, FP 0, FN 1.
+    mcc1 = (2 * 40 - 1 * 2) / math.sqrt(3 * 4 * 41 * 42)
+    mcc1_shift = (3 * 41 - 0 * 1) / math.sqrt(3 * 4 * 41 * 42)
+    # r2 exact (all 1), r3 empty prediction and r4 missing (all 0)
+    want = {"exact": [(2 / 3 + 1) / 4, (1 / 2 + 1) / 4, (4 / 7 + 1) / 4, (mcc1 + 1) / 4, 4],
+            "shift1": [(1 + 1) / 4, (3 / 4 + 1) / 4, (6 / 7 + 1) / 4, (mcc1_shift + 1) / 4, 4]}
+    assert set(got) == set(want)
+    for label in want:
+        np.testing.assert_allclose(got[label], want[label], atol=5e-5, rtol=0, err_msg=label)
+    rows = [line.split("\t") for line in per_seq.read_text().splitlines()]
+    assert rows[0] == ["id", "precision", "recall", "f1", "mcc", "tp", "fp", "fn"]
+    assert {r[0]: r[5:] for r in rows[1:]} == {"r1": ["2", "1", "2"], "r2": ["2", "0", "0"], "r3": ["0", "0", "1"],
+                                               "r4": ["0", "0", "1"]}

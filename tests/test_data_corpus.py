@@ -4,8 +4,17 @@ import numpy as np
 import pytest
 
 from nucfm.alphabet import DNA, RNA
-from nucfm.data.corpus import (SOFT_BIT, DnaBatches, RnaBatches, TokenStore, prepare_dna, prepare_rna,
-                               random_crop, split_rna_families, window_starts)
+from nucfm.data.corpus import (
+    SOFT_BIT,
+    DnaBatches,
+    RnaBatches,
+    TokenStore,
+    prepare_dna,
+    prepare_rna,
+    random_crop,
+    split_rna_families,
+    window_starts,
+)
 
 
 def _random_seq(rng, n, letters="ACGU"):
@@ -134,6 +143,13 @@ def test_batches_are_a_function_of_step_and_disjoint_across_ranks(tmp_path):
     assert [e.ids.tolist() for e in a0] == [e.ids.tolist() for e in again]
     assert all(len(e.ids) <= 25 for e in a0 + a1)
     assert len(a0) == len(a1) == 2
+    # disjoint: the two ranks read different sequences of the same global batch
+    assert not {tuple(e.ids) for e in a0} & {tuple(e.ids) for e in a1}
+    # and, crops included, exactly what one process reads in 2 accumulation micro-batches
+    acc = b.micro_batch(3, 0, 1, 0, 2) + b.micro_batch(3, 0, 1, 1, 2)
+    assert [e.ids.tolist() for e in a0 + a1] == [e.ids.tolist() for e in acc]
+    # another step reads another batch
+    assert [e.ids.tolist() for e in b.micro_batch(4, 0, 2, 0, 1)] != [e.ids.tolist() for e in a0]
 
 
 def test_random_crop():

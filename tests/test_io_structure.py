@@ -1,6 +1,5 @@
-"""Structure formats (dot-bracket, BPSEQ, CT) and base-pair metrics."""
+"""Structure formats (dot-bracket, BPSEQ, CT, pair lists) and pair <-> matrix conversion."""
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,7 +19,6 @@ from nucfm.io.structure import (
     to_dot_bracket,
     write_structures,
 )
-from nucfm.metrics import macro_average, score_pairs
 
 
 @st.composite
@@ -102,22 +100,3 @@ def test_pdb_pair_list(tmp_path):
     f = tmp_path / "x"
     f.write_text("# x\t L = 8\ni\tj\t\n1\t8\n2\t7\n")
     assert read_pair_list(f, seq="GGAAAACC").pairs == [(0, 7), (1, 6)]
-
-
-def test_metrics_golden():
-    ref = [(0, 9), (1, 8), (2, 7)]
-    s = score_pairs([(0, 9), (1, 8), (3, 6)], ref, length=10)
-    assert (s.tp, s.fp, s.fn) == (2, 1, 1)
-    assert s.precision == pytest.approx(2 / 3) and s.recall == pytest.approx(2 / 3) and s.f1 == pytest.approx(2 / 3)
-    tn = 45 - 4
-    assert s.mcc == pytest.approx((2 * tn - 1) / np.sqrt(3 * 3 * (tn + 1) * (tn + 1)))
-    # shifted: (3, 6) is two away from (2, 7) in both ends -> still wrong; (2, 8) is one away -> right
-    assert score_pairs([(3, 6)], ref, 10, shift=1).tp == 0
-    sh = score_pairs([(0, 9), (1, 8), (2, 8)], ref, 10, shift=1)
-    assert (sh.tp, sh.fp, sh.fn) == (3, 0, 0)
-    assert score_pairs([(0, 9), (1, 8), (2, 8)], ref, 10).tp == 2
-    # empty cases
-    assert score_pairs([], [], 5).f1 == 1.0
-    assert score_pairs([], ref, 10).f1 == 0.0 and score_pairs(ref, [], 10).precision == 0.0
-    avg = macro_average([score_pairs(ref, ref, 10), score_pairs([], ref, 10)])
-    assert avg["f1"] == 0.5 and avg["n"] == 2

@@ -65,7 +65,8 @@ def test_fetch_pads_past_ends(genome):
 
 
 def test_unknown_contig_lists_contigs(genome):
-    with pytest.raises(InputError, match=r"'A' is not in .*did you mean 'chrA'.*chrA \(19 bp\), chrB \(30 bp\).*--chrom-alias"):
+    msg = r"'A' is not in .*did you mean 'chrA'.*chrA \(19 bp\), chrB \(30 bp\).*--chrom-alias"
+    with pytest.raises(InputError, match=msg):
         genome.fetch("A", 0, 1)
 
 

@@ -1,0 +1,42 @@
+"""Tiny models for the suite, built in one place (STYLE.md: hidden 16-64, 1-3 layers, L <= 100).
+
+Every test that needs a model asks for one here, with overrides where its numbers depend on a
+particular shape. Models are seeded (``seed=None`` keeps the caller's RNG state) and in eval mode
+unless ``train=True``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nucfm.models import ConvNet, ConvNetConfig, Transformer, TransformerConfig
+
+RNA_DEFAULTS = {"num_layers": 2, "hidden_size": 16, "num_heads": 2, "ffn_size": 32, "max_len": 50}
+DNA_DEFAULTS = {"num_layers": 2, "hidden_size": 16, "kernel_size": 5}
+
+
+def rna_config(**overrides) -> TransformerConfig:
+    """A tiny RNA-FM-style transformer config: 2 layers, hidden 16, 2 heads, max_len 50."""
+    return TransformerConfig(**{**RNA_DEFAULTS, **overrides})
+
+
+def dna_config(**overrides) -> ConvNetConfig:
+    """A tiny GPN-style ConvNet config: 2 layers, hidden 16, kernel 5."""
+    return ConvNetConfig(**{**DNA_DEFAULTS, **overrides})
+
+
+def _build(cls, config, seed: int | None, train: bool):
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = cls(config)
+    return model.train() if train else model.eval()
+
+
+def rna_model(seed: int | None = 0, train: bool = False, **overrides) -> Transformer:
+    """``Transformer(rna_config(**overrides))`` initialised after ``torch.manual_seed(seed)``."""
+    return _build(Transformer, rna_config(**overrides), seed, train)
+
+
+def dna_model(seed: int | None = 0, train: bool = False, **overrides) -> ConvNet:
+    """``ConvNet(dna_config(**overrides))`` initialised after ``torch.manual_seed(seed)``."""
+    return _build(ConvNet, dna_config(**overrides), seed, train)
