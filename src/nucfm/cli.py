@@ -84,7 +84,10 @@ def run_embed(args):
     summary = embed_fasta(model, args.input, args.output, layer=args.layer,
                           pool=None if args.pool == "none" else args.pool, batch_tokens=args.batch_tokens,
                           overlap=args.overlap, convert=not args.no_convert, model_name=str(name))
-    log.info(f"embedded {summary['records']} records ({summary['residues']} nt) with {name} -> {args.output}")
+    from nucfm import distributed
+
+    if distributed.setup().is_main:
+        log.info(f"embedded {summary['records']} records ({summary['residues']} nt) with {name} -> {args.output}")
 
 
 # ---- convert ------------------------------------------------------------------------------------
@@ -188,8 +191,9 @@ def run_probs(args):
     with tqdm(total=end - start, unit="position", disable=args.no_progress, desc="probs") as bar:
         result = position_probs(model, genome, chrom, start, end, window=args.window, strands=args.strands,
                                 batch_size=args.batch_size, progress=bar)
-    write_position_probs(result, chrom, args.output)
-    log.info("wrote %s: %d positions", args.output, end - start)
+    if result is not None:  # rank 0 (or the only process) writes
+        write_position_probs(result, chrom, args.output)
+        log.info("wrote %s: %d positions", args.output, end - start)
 
 
 # ---- pretrain -----------------------------------------------------------------------------------
@@ -324,7 +328,8 @@ def run_fold(args):
     fmt = args.format or {".ct": "ct", ".bpseq": "bpseq"}.get(Path(args.output).suffix.lower(), "dbn")
     summary = fold_fasta(predictor, args.input, args.output, fmt=fmt, probs_path=args.probs,
                          plot_dir=args.plot, opts=opts)
-    log.info(f"folded {summary['records']} records ({summary['pairs']} pairs) with {name} -> {args.output}")
+    if "pairs" in summary:  # rank 0 (or the only process) wrote the outputs
+        log.info(f"folded {summary['records']} records ({summary['pairs']} pairs) with {name} -> {args.output}")
 
 
 # Options of train-ss that are shortcuts for KEY=VALUE overrides of its config.

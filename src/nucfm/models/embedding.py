@@ -66,11 +66,12 @@ def embed_ids(
     for batch_idx in length_batches(piece_lengths, batch_tokens, cost=lambda n: n + extra):
         chunk = [ids[pieces[j][0]][pieces[j][1].start : pieces[j][1].end] for j in batch_idx]
         batch = collate(alphabet, chunk, max_len=model.max_len)
-        hidden = model.hidden(batch.input_ids, batch.attention_mask, layer)  # (B, T, D)
+        dev = model.device
+        hidden = model.hidden(batch.input_ids.to(dev), batch.attention_mask.to(dev), layer)  # (B, T, D)
         for row, j in enumerate(batch_idx):
             i, w = pieces[j]
             h = batch.residues(hidden, row)  # (L_w, D)
-            out[i][w.own_start : w.own_end] = h[w.own_start - w.start : w.own_end - w.start].float().numpy()
+            out[i][w.own_start : w.own_end] = h[w.own_start - w.start : w.own_end - w.start].float().cpu().numpy()
         if progress is not None:  # residues finished, not tokens computed (windows overlap)
             progress.update(sum(pieces[j][1].own_end - pieces[j][1].own_start for j in batch_idx))
     if pool == "mean":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from nucfm import distributed
 from nucfm.alphabet import EncodingReport
 from nucfm.models.embedding import DEFAULT_BATCH_TOKENS, embed_ids, embed_sequences  # noqa: F401
 
@@ -31,6 +32,9 @@ def embed_fasta(
     """Embed every record of ``fasta`` into ``output`` (format by extension, see
     :mod:`nucfm.io.embeddings`), streaming chunks of about ``chunk_residues`` residues.
 
+    Under ``torchrun`` each process embeds its share of every chunk (:func:`nucfm.distributed.shard`)
+    and rank 0 gathers and writes them in input order: the same file as one process writes.
+
     Letter conversions, unknown letters and empty records are counted and logged as warnings;
     nothing is dropped. Returns a summary dict (records, residues, report counts).
     """
@@ -50,13 +54,18 @@ def embed_fasta(
     records = read_fasta(fasta)
     first = next(records)  # bad input fails here, before any output file or progress bar exists
     attrs = {"model": model_name, "layer": layer, "pool": pool or "none", "nucfm_version": __version__}
-    writer = EmbeddingWriter(output, pooled=pooled, dim=model.hidden_size, attrs=attrs)
-    bar = tqdm(total=None, unit="nt", unit_scale=True, desc="embed", disable=not show_progress, smoothing=0.1)
+    ctx = distributed.setup()
+    writer = EmbeddingWriter(output, pooled=pooled, dim=model.hidden_size, attrs=attrs) if ctx.is_main else None
+    bar = tqdm(total=None, unit="nt", unit_scale=True, desc="embed", disable=not show_progress or not ctx.is_main,
+               smoothing=0.1)
 
     def flush(ids_chunk, enc_chunk):
-        arrays = embed_ids(model, enc_chunk, layer=layer, pool=pool, batch_tokens=batch_tokens,
-                           overlap=overlap, progress=bar)
-        writer.add(ids_chunk, arrays)
+        mine = distributed.shard(enc_chunk, ctx)
+        local = embed_ids(model, [enc_chunk[i] for i in mine], layer=layer, pool=pool, batch_tokens=batch_tokens,
+                          overlap=overlap, progress=bar)
+        arrays = distributed.gather(local, ctx, len(enc_chunk))
+        if writer is not None:
+            writer.add(ids_chunk, arrays)
 
     was_training = model.training
     model.eval()
@@ -78,7 +87,8 @@ def embed_fasta(
         if ids_chunk:
             flush(ids_chunk, enc_chunk)
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
         bar.close()
         model.train(was_training)
     conversion = "->".join(alphabet.convert[0]) if alphabet.convert else ""

@@ -13,6 +13,7 @@ import logging
 
 import numpy as np
 
+from nucfm import distributed
 from nucfm.alphabet import structure_letters
 from nucfm.errors import InputError
 from nucfm.models.config import DecodeOptions
@@ -137,7 +138,8 @@ def fold_fasta(model: StructureModel, fasta: str, output: str, fmt: str = "dbn",
     :func:`nucfm.io.structure.write_structures` for the layout). ``probs_path`` (.npz or .h5)
     receives each record's (L, L) float16 pair probabilities; ``plot_dir`` a PNG per record
     (probability map + 2D diagram). Records are keyed by :func:`nucfm.paths.unique_names` of
-    their ids in every output. Returns a summary dict."""
+    their ids in every output. Under ``torchrun`` each process folds its share and rank 0 writes
+    all outputs (the same files as one process). Returns a summary dict."""
     from pathlib import Path
 
     from nucfm.io.fasta import read_fasta
@@ -158,7 +160,11 @@ def fold_fasta(model: StructureModel, fasta: str, output: str, fmt: str = "dbn",
     if long:
         log.info("%d sequence(s) longer than the language model maximum (%d): embedded in overlapping windows",
                  len(long), model.lm.max_len)
-    results = fold_sequences(model, seqs, opts)
+    ctx = distributed.setup()  # under torchrun: each process folds its share, rank 0 writes everything
+    mine = distributed.shard(seqs, ctx)
+    results = distributed.gather(fold_sequences(model, [seqs[i] for i in mine], opts), ctx, len(seqs))
+    if results is None:
+        return {"records": len(mine), "rank": ctx.rank}
     out_recs = [StructureRecord(r.id, s, pairs) for r, s, (pairs, _) in zip(recs, seqs, results)]
     write_structures(out_recs, output, fmt)
     keys = unique_names([r.id for r in recs])

@@ -147,15 +147,24 @@ def position_probs(model, genome: Genome, chrom: str, start: int, end: int, wind
 
     Returns ``{"pos": (N,) 1-based, "ref": (N,) genome letters (case kept), "probs": (N, 4)}``;
     ``strands="both"`` averages the forward and reverse-complement distributions (in
-    forward-strand letters), ``"fwd"`` uses the forward strand only.
+    forward-strand letters), ``"fwd"`` uses the forward strand only. Under ``torchrun`` each
+    process computes its share of positions and rank 0 returns them all (others return None).
     """
     if strands not in ("both", "fwd"):
         raise InputError(f"strands must be 'both' or 'fwd', not {strands!r}")
     n = genome.length(chrom)
     if not 0 <= start < end <= n:
         raise InputError(f"region {chrom}:{start + 1}-{end} is not inside {chrom} (1-{n})")
+    ctx = distributed.setup()  # under torchrun: each process scores its share of positions, rank 0 gets all
     sites = [(chrom, p) for p in range(start, end)]
-    fwd, rev = site_logits(model, genome, sites, window=window, batch_size=batch_size, progress=progress)
+    mine = distributed.shard(sites, ctx)
+    fwd_m, rev_m = site_logits(model, genome, [sites[i] for i in mine], window=window, batch_size=batch_size,
+                               progress=progress)
+    rows = distributed.gather(list(zip(fwd_m, rev_m)), ctx, len(sites))
+    if rows is None:
+        return None
+    fwd = np.array([r[0] for r in rows]).reshape(-1, 4)
+    rev = np.array([r[1] for r in rows]).reshape(-1, 4)
 
     def softmax(x):
         e = np.exp(x - x.max(axis=1, keepdims=True))
