@@ -36,15 +36,15 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))  # the one restatement of the official algorithm
 
 from nucfm import load_model  # noqa: E402
 from nucfm.io.genome import Genome  # noqa: E402
 from nucfm.io.variants import Variant  # noqa: E402
 from nucfm.tasks.variants import score_variants  # noqa: E402
+from reference import official_vep_scores  # noqa: E402
 
 DEFAULT_GENOME = ROOT.parent / "shared" / "data" / "genome" / "arabidopsis" / "TAIR10_chr1.fna.gz"
-VOCAB = {c: i for i, c in enumerate(["[PAD]", "[MASK]", "[UNK]", "a", "c", "g", "t"])}
-COMP = str.maketrans("ACGTN", "TGCAN")
 
 
 def official_model(layers: int, hidden: int, seed: int):
@@ -56,39 +56,6 @@ def official_model(layers: int, hidden: int, seed: int):
         for p in model.parameters():  # move LayerNorms and biases off their init as well
             p.add_(torch.randn_like(p) * 0.02)
     return model
-
-
-def official_scores(model, genome: Genome, variants: list[Variant], window: int, batch_size: int) -> np.ndarray:
-    """gpn.ss.run_vep's get_tokenized_seq + MLMforVEPModel.forward, fp32 eager."""
-    out = []
-    pos_fwd = window // 2
-    pos_rev = pos_fwd - 1 if window % 2 == 0 else pos_fwd
-    for b0 in range(0, len(variants), batch_size):
-        vs = variants[b0 : b0 + batch_size]
-        seq_fwd, seq_rev = [], []
-        for v in vs:
-            start = v.start - window // 2
-            s = genome.fetch(v.chrom, start, start + window).upper()
-            seq_fwd.append(list(s))
-            seq_rev.append(list(s.translate(COMP)[::-1]))
-
-        def prepare(seqs, pos, refs, alts):
-            for s, r in zip(seqs, refs):
-                assert s[pos] == r
-                s[pos] = "[MASK]"
-            ids = torch.tensor([[VOCAB.get(c if c == "[MASK]" else c.lower(), VOCAB["[UNK]"]) for c in s] for s in seqs])
-            return ids, [VOCAB[r.lower()] for r in refs], [VOCAB[a.lower()] for a in alts]
-
-        llr = []
-        for seqs, pos, refs, alts in ((seq_fwd, pos_fwd, [v.ref for v in vs], [v.alt for v in vs]),
-                                      (seq_rev, pos_rev, [v.ref.translate(COMP) for v in vs],
-                                       [v.alt.translate(COMP) for v in vs])):
-            ids, ref, alt = prepare(seqs, pos, refs, alts)
-            with torch.no_grad():
-                logits = model(input_ids=ids).logits[torch.arange(len(vs)), pos]
-            llr.append(logits[torch.arange(len(vs)), alt] - logits[torch.arange(len(vs)), ref])
-        out.append(((llr[0] + llr[1]) / 2).numpy())
-    return np.concatenate(out)
 
 
 def sample_snvs(genome: Genome, n: int, seed: int, alts_per_site: int = 1) -> list[Variant]:
@@ -156,7 +123,7 @@ def main() -> None:
     ours = load_model(tmp / "gpn")
 
     # warm-up on 2 variants each (allocator, oneDNN primitive caches)
-    official_scores(official, genome, variants[:2], args.window, args.batch_size)
+    official_vep_scores(official, genome, variants[:2], args.window, args.batch_size)
     score_variants(ours, genome, variants[:2], window=args.window, batch_size=args.batch_size)
 
     peaks = [matmul_peak(args.threads)]
@@ -169,7 +136,7 @@ def main() -> None:
         for name in order:
             t = time.perf_counter()
             if name == "official":
-                s = official_scores(official, genome, block, args.window, args.batch_size)
+                s = official_vep_scores(official, genome, block, args.window, args.batch_size)
             else:
                 s = score_variants(ours, genome, block, window=args.window, batch_size=args.batch_size)["score"]
             times[name] += time.perf_counter() - t

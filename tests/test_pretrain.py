@@ -198,3 +198,25 @@ def test_golden_losses_tiny_dna_convnet(tmp_path):
     losses, val = _metrics(pretrain(from_dict(d)))
     np.testing.assert_allclose(losses, GOLDEN_DNA_LOSSES, atol=1e-4, rtol=0)
     assert abs(val - GOLDEN_DNA_VAL_LOSS) < 1e-4
+
+
+def test_rerun_resumes_a_different_config_is_refused_restart_starts_over(tmp_path):
+    """The resume convention: the identical config continues (here: a finished run is a no-op that
+    keeps its checkpoints), a changed learning setting is refused naming the key, a longer run
+    resumes, --restart starts at step 0."""
+    from nucfm.errors import InputError
+
+    d = _rna_config(tmp_path, steps=4, ckpt_every=2, eval_every=4)
+    run = pretrain(from_dict(d))
+    first = _losses(run)
+    assert pretrain(from_dict(d)) == run and _losses(run) == first  # identical rerun: nothing recomputed
+    d["train"]["lr"] = 1e-2
+    with pytest.raises(InputError, match=r"different config \(train.lr\).*--restart"):
+        pretrain(from_dict(d))
+    assert _losses(run) == first and (run / "checkpoints" / "latest").read_text().strip() == "step_00000004"
+    d["train"]["lr"], d["train"]["steps"] = 3e-3, 6  # more steps: resumes at 4
+    assert sorted(_losses(pretrain(from_dict(d)))) == list(range(1, 7))
+    assert {s: v for s, v in _losses(run).items() if s <= 4} == first
+    d["train"]["lr"] = 1e-2
+    restarted = _losses(pretrain(from_dict(d), restart=True))
+    assert sorted(restarted) == list(range(1, 7)) and restarted[2] != first[2]

@@ -20,6 +20,7 @@ from nucfm.io.variants import Variant, check_variants, read_variants
 from nucfm.tasks import variants as tv
 from nucfm.tasks.variants import score_variant_file, score_variants
 
+from reference import official_vep_scores
 from tiny import dna_model
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -85,34 +86,6 @@ def test_all_unknown_contigs_is_an_error(files, tmp_path):
         "ok" if CHR1[4] == "A" else f"ref_mismatch:genome={CHR1[4]}"]
 
 
-def official_scores(official, variants, window):
-    """GPN's ``gpn.ss.run_vep`` algorithm, step for step, on the official model class: window
-    [pos-1-W//2, pos-1+W//2) N-padded, upper-cased, string reverse complement, mask at W//2 and
-    W//2-1 (even W), llr = logit[alt] - logit[ref] per strand, mean. (The script itself cannot be
-    imported here: it needs Biopython, ``datasets``, and forces fp16 + torch.compile.)"""
-    vocab = {c: i for i, c in enumerate(["[PAD]", "[MASK]", "[UNK]", "a", "c", "g", "t"])}
-    tok = lambda s: [vocab.get(c.lower(), 2) if c != "#" else 1 for c in s]  # noqa: E731
-    seq = {"chr1": CHR1, "chr2": CHR2}
-    out = []
-    for v in variants:
-        pos = v.start
-        start, end = pos - window // 2, pos + window // 2 + window % 2
-        s = seq[v.chrom]
-        w = "N" * max(0, -start) + s[max(0, start) : min(end, len(s))] + "N" * max(0, end - len(s))
-        fwd = list(w.upper())
-        rev = list(w.upper().translate(COMP)[::-1])
-        pf, pr = window // 2, window // 2 - 1 if window % 2 == 0 else window // 2
-        assert fwd[pf] == v.ref
-        fwd[pf], rev[pr] = "#", "#"
-        llr = []
-        for x, p, r, a in ((fwd, pf, v.ref, v.alt), (rev, pr, v.ref.translate(COMP), v.alt.translate(COMP))):
-            with torch.no_grad():
-                logits = official(input_ids=torch.tensor([tok(x)])).logits[0, p]
-            llr.append(float(logits[vocab[a.lower()]] - logits[vocab[r.lower()]]))
-        out.append(sum(llr) / 2)
-    return np.array(out)
-
-
 @pytest.mark.parity
 @pytest.mark.parametrize("window", [64, 33])
 def test_scores_match_official_algorithm(files, tmp_path, window):
@@ -132,7 +105,7 @@ def test_scores_match_official_algorithm(files, tmp_path, window):
     vs = [v for v, s in zip(vt.variants, status, strict=True) if s == "ok"]
     assert {(v.chrom, v.start) for v in vs} >= {("chr1", 0), ("chr1", 299), ("chr2", 89)}  # contig edges
     got = score_variants(ours, Genome(d / "g.fa"), vs, window=window, batch_size=3, per_strand=True)
-    ref = official_scores(official, vs, window)
+    ref = official_vep_scores(official, Genome(d / "g.fa"), vs, window, batch_size=4)
     np.testing.assert_allclose(got["score"], ref, atol=1e-4, rtol=0)
     np.testing.assert_allclose((got["score_fwd"] + got["score_rev"]) / 2, got["score"])
     assert np.abs(ref).max() > 1e-2  # not a vacuous comparison

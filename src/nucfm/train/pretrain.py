@@ -171,18 +171,6 @@ RESUMABLE_CHANGES = {"train.steps", "train.threads", "train.device", "train.log_
                      "train.ckpt_every", "train.keep_ckpts"}
 
 
-def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested config dicts."""
-    out = []
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += config_differences(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append(f"{prefix}{k}")
-    return out
-
-
 class PretrainRecipe(Recipe):
     """Masked-LM pretraining (see the module docstring); ``run()`` returns the run directory."""
 
@@ -213,34 +201,11 @@ class PretrainRecipe(Recipe):
         self.prep_dir = Path(self.cfg.data.prepared) if self.cfg.data.prepared else self.output / "data"
 
     def _decide_resume(self) -> bool:
-        """The resume convention: the identical command resumes, a different one is refused
-        (naming what differs, except :data:`RESUMABLE_CHANGES`), ``restart`` starts over."""
-        ckpt_root = self.output / "checkpoints"
-        saved = self.output / "config.yaml"
-        has_run = training_state.latest(ckpt_root) is not None
-        if self.restart:
-            if self.is_main:
-                for name in ("checkpoints", "final", "metrics.jsonl", "loss.png", "config.yaml"):
-                    p = self.output / name
-                    shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-            distributed.barrier(self.ctx)
-            return False
-        if not has_run:
-            if self.resume:
-                raise InputError(f"--resume: no checkpoint under {ckpt_root}")
-            if (self.output / "final").exists():
-                raise InputError(f"{self.output} holds a finished run; pass --restart to replace it, or choose "
-                                 "another output")
-            return False
-        if saved.exists():
-            import yaml
-
-            diff = [k for k in config_differences(yaml.safe_load(saved.read_text()) or {}, self.cfg.to_dict())
-                    if k not in RESUMABLE_CHANGES]
-            if diff:
-                raise InputError(f"{self.output} holds a run with a different config ({', '.join(diff)}); rerun "
-                                 "the same config to resume, or pass --restart to start over")
-        return True
+        resuming = self.decide_resume(self.cfg.to_dict(), self.output / "config.yaml", RESUMABLE_CHANGES,
+                                      ("checkpoints", "final", "metrics.jsonl", "loss.png", "config.yaml"),
+                                      restart=self.restart, insist=bool(self.resume))
+        distributed.barrier(self.ctx)
+        return resuming
 
     # ---- build --------------------------------------------------------------------------------
     def build(self) -> None:

@@ -18,9 +18,29 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
+from nucfm.checkpoint import training_state
+from nucfm.errors import InputError
+
 log = logging.getLogger("nucfm")
+
+
+def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts.
+
+    >>> config_differences({"train": {"lr": 1, "steps": 2}}, {"train": {"lr": 1, "steps": 3}})
+    ['train.steps']
+    """
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}")
+    return out
 
 
 class Recipe:
@@ -65,6 +85,39 @@ class Recipe:
     def stop_early(self) -> bool:
         """True to leave the loop now, as a crash would (tests of exact resume)."""
         return False
+
+    # ---- the resume convention -------------------------------------------------------------------
+    def decide_resume(self, config: dict, saved: Path, resumable: set[str], run_files: tuple[str, ...],
+                      restart: bool = False, insist: bool = False) -> bool:
+        """Whether this run resumes: the same config into the same output resumes from its
+        latest checkpoint; a different one is refused naming the keys (``resumable`` keys may
+        differ: how long and how often, not what is learned); ``restart`` deletes ``run_files``
+        under the output and starts over; ``insist`` (``--resume``) requires a checkpoint; a
+        finished run without checkpoints is never silently overwritten."""
+        import yaml
+
+        ckpts = self.output / "checkpoints"
+        if restart:
+            if self.is_main:
+                for name in run_files:
+                    p = self.output / name
+                    shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+            return False
+        if training_state.latest(ckpts) is None:
+            if insist:
+                raise InputError(f"--resume: no checkpoint under {ckpts}")
+            leftovers = [n for n in run_files if n != "checkpoints" and (self.output / n).exists()
+                         and n != saved.name]
+            if leftovers:
+                raise InputError(f"{self.output} holds an earlier run ({', '.join(leftovers)}); pass --restart to "
+                                 "replace it, or choose another output")
+            return False
+        old = yaml.safe_load(saved.read_text()) if saved.exists() else {}
+        diff = [k for k in config_differences(old or {}, config) if k not in resumable]
+        if diff:
+            raise InputError(f"{self.output} holds a run with a different config ({', '.join(diff)}); rerun the same "
+                             "config to resume, or pass --restart to start over")
+        return True
 
     # ---- the loop -----------------------------------------------------------------------------
     def run(self):

@@ -243,29 +243,9 @@ class StructureRecipe(Recipe):
                              if cfg.eval_subset else self.valid_set)
 
     def _decide_resume(self) -> bool:
-        import shutil
-
-        import yaml
-
-        ckpts = self.output / "checkpoints"
-        if self.restart:
-            for name in ("checkpoints", "best", "metrics.jsonl", "summary.json", "valid_probs.npz", CONFIG_FILE):
-                p = self.output / name
-                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-            return False
-        saved = self.output / CONFIG_FILE
-        if training_state.latest(ckpts) is None:
-            if (self.output / "best").exists() or (self.output / "summary.json").exists():
-                raise InputError(f"{self.output} holds a finished or foreign run; pass --restart to replace it, or "
-                                 "choose another output")
-            return False
-        old = yaml.safe_load(saved.read_text()) if saved.exists() else {}
-        diff = [k for k in sorted(set(old) | set(self.cfg.to_dict()))
-                if old.get(k) != self.cfg.to_dict().get(k) and k not in RESUMABLE_CHANGES]
-        if diff:
-            raise InputError(f"{self.output} holds a run with different settings ({', '.join(diff)}); rerun the same "
-                             "command to resume, or pass --restart to start over")
-        return True
+        return self.decide_resume(self.cfg.to_dict(), self.output / CONFIG_FILE, RESUMABLE_CHANGES,
+                                  ("checkpoints", "best", "metrics.jsonl", "summary.json", "valid_probs.npz",
+                                   CONFIG_FILE), restart=self.restart)
 
     # ---- build --------------------------------------------------------------------------------
     def build(self) -> None:
