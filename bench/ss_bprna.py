@@ -66,9 +66,9 @@ def main(argv=None):
 
     import torch
 
+    from nucfm.alphabet import structure_letters as clean_rna
     from nucfm.checkpoint import registry
     from nucfm.checkpoint.structure import load_structure_model
-    from nucfm.alphabet import structure_letters as clean_rna
     from nucfm.data.structure_features import vienna_mfe
     from nucfm.tasks.structure import fold_sequences
 

@@ -42,6 +42,7 @@ from nucfm import load_model  # noqa: E402
 from nucfm.io.genome import Genome  # noqa: E402
 from nucfm.io.variants import Variant  # noqa: E402
 from nucfm.tasks.variants import score_variants  # noqa: E402
+
 from reference import official_vep_scores  # noqa: E402
 
 DEFAULT_GENOME = ROOT.parent / "shared" / "data" / "genome" / "arabidopsis" / "TAIR10_chr1.fna.gz"

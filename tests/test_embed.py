@@ -5,9 +5,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nucfm.alphabet import RNA
+from nucfm.data.batching import length_batches, plan_windows
 from nucfm.data.collate import collate
 from nucfm.errors import InputError
-from nucfm.data.batching import length_batches, plan_windows
 
 from tiny import rna_model
 

@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import yaml
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -128,8 +129,8 @@ def test_lm_head_and_long_sequences(tmp_path):
 def test_energy_parameter_sets_are_separate_features():
     """bpp under Langdon 2018 differs from RNAfold's default, and switching sets leaves the default
     fold unchanged (ViennaRNA's parameters are global state)."""
-    from nucfm.errors import InputError
     from nucfm.data.structure_features import FEATURE_CHANNELS, pair_features, vienna_bpp, vienna_mfe
+    from nucfm.errors import InputError
     from nucfm.models.config import StructureConfig
 
     seq = "GGGAAAUCCCGCGCAAGCGCUUAGCUAGCAUCGAUAAGGCUAGCU"
@@ -180,3 +181,59 @@ def test_cli_score_ss_numbers_by_hand(tmp_path, capsys):
     assert rows[0] == ["id", "precision", "recall", "f1", "mcc", "tp", "fp", "fn"]
     assert {r[0]: r[5:] for r in rows[1:]} == {"r1": ["2", "1", "2"], "r2": ["2", "0", "0"], "r3": ["0", "0", "1"],
                                                "r4": ["0", "0", "1"]}
+
+
+def _tiny_structures(tmp_path, n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    lines = []
+    for k in range(n):
+        stem = "".join(rng.choice(list("ACGU"), 5 + k % 4))
+        comp = stem[::-1].translate(str.maketrans("ACGU", "UGCA"))
+        loop = "GAAA" + "A" * (k % 3)
+        lines += [f">r{k}", "A" + stem + loop + comp + "C", "." + "(" * len(stem) + "." * len(loop) + ")" * len(stem) + "."]
+    path = tmp_path / "tiny.dbn"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_structure_recipe_resumes_exactly(tmp_path):
+    """An interrupted structure run, rerun with the same config, logs the same losses as an
+    uninterrupted one (head dropout, random crops and batch shuffling all restored by name)."""
+    from nucfm.train.structure import TrainStructureConfig, train_structure
+
+    data = _tiny_structures(tmp_path)
+
+    def cfg(out):
+        return TrainStructureConfig.from_dict({
+            "train": str(data), "valid": str(data), "output": str(tmp_path / out), "lm": "none",
+            "features": "onehot", "blocks": 1, "channels": 4, "reduction": 4, "crop": 12, "batch_pairs": 3 * 144,
+            "max_steps": 8, "max_minutes": 0, "eval_every": 4, "save_every": 3, "log_every": 1, "threads": 1,
+            "warmup": 2})
+
+    def losses(out):
+        rows = [json.loads(line) for line in (tmp_path / out / "metrics.jsonl").read_text().splitlines()]
+        return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+    train_structure(cfg("full"))
+    assert train_structure(cfg("cut"), interrupt_at=5) is None  # "crash" after step 5; checkpoint at 3
+    train_structure(cfg("cut"))
+    full, cut = losses("full"), losses("cut")
+    assert sorted(full) == sorted(cut) == list(range(1, 9))
+    for s in full:
+        assert abs(full[s] - cut[s]) < 1e-6, (s, full[s], cut[s])
+
+
+def test_train_ss_config_file_overrides_and_print(tmp_path, capsys):
+    from nucfm.cli import main
+
+    data = _tiny_structures(tmp_path)
+    conf = tmp_path / "ss.yaml"
+    conf.write_text(f"train: {data}\nvalid: {data}\nlm: none\nfeatures: [onehot]\nblocks: 1\nlr: 1e-3\n")
+    assert main(["train-ss", "--config", str(conf), "channels=4", "--crop", "20", "-o", str(tmp_path / "o"),
+                 "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["lr"] == 1e-3 and isinstance(printed["lr"], float)  # YAML 1.1 reads 1e-3 as text
+    assert printed["channels"] == 4 and printed["crop"] == 20 and printed["features"] == ["onehot"]
+    assert not (tmp_path / "o").exists()  # --print-config writes nothing
+    assert main(["train-ss", "--config", str(conf), "blocks=abc"]) == 2
+    assert "blocks" in capsys.readouterr().err

@@ -203,7 +203,7 @@ class Alphabet:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Alphabet":
+    def from_dict(cls, d: dict) -> Alphabet:
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:

@@ -20,8 +20,8 @@ Tables in the RNA-FM paper are macro averages: the mean over sequences of the pe
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import torch
 
+from nucfm.checkpoint.registry import RNAFM_SS_THRESHOLDS  # the published thresholds of the official heads
 from nucfm.errors import InputError
 from nucfm.models.config import DecodeOptions, PairHeadConfig, StructureConfig
 from nucfm.models.heads import PairHead
 from nucfm.models.structure import StructureModel
-
-from nucfm.checkpoint.registry import RNAFM_SS_THRESHOLDS  # the published thresholds of the official heads
 
 SS_FORMAT = "nucfm-ss"
 SS_FORMAT_VERSION = 1

@@ -32,7 +32,7 @@ class ContextCounts:
         self._n_pending = 0
 
     @classmethod
-    def empty(cls, alphabet: Alphabet, k: int = 3) -> "ContextCounts":
+    def empty(cls, alphabet: Alphabet, k: int = 3) -> ContextCounts:
         return cls(alphabet, k, np.zeros(4, np.int64), np.zeros((5 ** (2 * k), 4), np.int64))
 
     def codes(self, ids: np.ndarray) -> np.ndarray:
@@ -108,6 +108,6 @@ class ContextCounts:
                  alphabet=np.array(self.alphabet.name))
 
     @classmethod
-    def load(cls, path: str | Path) -> "ContextCounts":
+    def load(cls, path: str | Path) -> ContextCounts:
         z = np.load(path)
         return cls(get_alphabet(str(z["alphabet"])), int(z["k"]), z["unigram"], z["context"])

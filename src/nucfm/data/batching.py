@@ -7,8 +7,8 @@ inference) and for the windows that cover a sequence longer than a model takes.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 
 @dataclass(frozen=True)

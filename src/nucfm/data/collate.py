@@ -8,8 +8,8 @@ residue rows of sequence ``i`` out of any (B, T, ...) tensor, so no caller ever 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -31,8 +31,8 @@ import numpy as np
 from nucfm.alphabet import DNA, RNA, Alphabet, EncodingReport
 from nucfm.data.baselines import ContextCounts
 from nucfm.errors import InputError
-from nucfm.io.genome import parse_region
 from nucfm.io.fasta import open_text, read_fasta
+from nucfm.io.genome import parse_region
 
 FAMILY = re.compile(r"^RF\d{5}$")
 SOFT_BIT = 128

@@ -17,9 +17,10 @@ import gzip
 import io
 import os
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO
 
 from nucfm.errors import InputError
 

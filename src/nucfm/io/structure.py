@@ -18,9 +18,9 @@ written with ``()`` only and pseudoknots get ``[]`` and up.
 from __future__ import annotations
 
 import string
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 

@@ -180,7 +180,7 @@ class PairHeadConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PairHeadConfig":
+    def from_dict(cls, d: dict) -> PairHeadConfig:
         return from_dict_strict(cls, d, "PairHeadConfig")
 
 
@@ -217,7 +217,7 @@ class DecodeOptions:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DecodeOptions":
+    def from_dict(cls, d: dict) -> DecodeOptions:
         return from_dict_strict(cls, d, "decoding option")
 
 
@@ -261,5 +261,5 @@ class StructureConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "StructureConfig":
+    def from_dict(cls, d: dict) -> StructureConfig:
         return from_dict_strict(cls, d, "structure-model config")

@@ -34,7 +34,6 @@ from torch import nn
 from nucfm.models.base import LMOutput, NucleotideLM
 from nucfm.models.config import ConvNetConfig
 
-
 # Threads for the memory-bound element-wise steps (GELU, LayerNorm, residual adds) of CPU
 # inference. On a 2-core machine shared with other work, OpenMP's fork/join made each such op on
 # (8192, 512) floats cost 11-20 ms with 2 threads against 2.3-2.9 ms with 1 (measured); the

@@ -39,7 +39,7 @@ class StructureModel:
     def decode_options(self) -> DecodeOptions:
         return self.config.decode_options
 
-    def to(self, device) -> "StructureModel":
+    def to(self, device) -> StructureModel:
         self.head.to(device)
         if self.lm is not None:
             self.lm.to(device)

@@ -16,7 +16,6 @@ from torch import nn
 from nucfm.models.base import LMOutput, NucleotideLM
 from nucfm.models.config import TransformerConfig
 
-
 TransformerOutput = LMOutput  # the typed output every architecture returns
 
 

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from multiprocessing import Pool
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from nucfm.checkpoint import fingerprint
 from nucfm.data.structure_features import bpp_to_sparse, sparse_to_bpp, vienna_bpp
-from nucfm.paths import atomic_path, cache_dir as _cache_dir
+from nucfm.paths import atomic_path
+from nucfm.paths import cache_dir as _cache_dir
 
 log = logging.getLogger("nucfm")
 

@@ -36,8 +36,16 @@ from nucfm import distributed
 from nucfm.alphabet import get_alphabet
 from nucfm.checkpoint import COUNTS_FILE, build_model, read_weights, save_model, training_state, unwrap
 from nucfm.data.collate import collate
-from nucfm.data.corpus import (PREP_FILE, DnaBatches, Example, RnaBatches, TokenStore, prepare_dna, prepare_rna,
-                               validation_examples)
+from nucfm.data.corpus import (
+    PREP_FILE,
+    DnaBatches,
+    Example,
+    RnaBatches,
+    TokenStore,
+    prepare_dna,
+    prepare_rna,
+    validation_examples,
+)
 from nucfm.data.masking import IGNORE, mask_tokens
 from nucfm.errors import InputError
 from nucfm.train.config import RunConfig, save_config

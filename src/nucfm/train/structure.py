@@ -93,7 +93,7 @@ class TrainStructureConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainStructureConfig":
+    def from_dict(cls, d: dict) -> TrainStructureConfig:
         d = dict(d)
         if d.get("lm") in ("none", ""):
             d["lm"] = None
