@@ -156,13 +156,16 @@ def main() -> None:
     peak = max(peaks)
     res = {
         "genome": str(genome_path), "genome_load_s": round(load_s, 3), "variants": n, "sites": n_sites,
-        "model": f"ConvNet {args.layers} layers, hidden {D}, kernel 9, dilations 1..32 (25 x 512 = GPN-brassicales size)",
+        "model": f"ConvNet {args.layers} layers, hidden {D}, kernel 9, dilations 1..32 "
+                 "(25 x 512 = GPN-brassicales size)",
         "window": W, "batch_size": args.batch_size, "threads": args.threads, "dtype": "float32",
         "official_s": round(times["official"], 2), "nucfm_s": round(times["nucfm"], 2),
-        "official_variants_per_s": round(n / times["official"], 4), "nucfm_variants_per_s": round(n / times["nucfm"], 4),
+        "official_variants_per_s": round(n / times["official"], 4),
+        "nucfm_variants_per_s": round(n / times["nucfm"], 4),
         "speedup": round(times["official"] / times["nucfm"], 3),
         "max_abs_score_diff": diff,
-        "gflop_per_variant_official": round(flops_official / 1e9, 2), "gflop_per_variant_nucfm": round(flops_ours / 1e9, 2),
+        "gflop_per_variant_official": round(flops_official / 1e9, 2),
+        "gflop_per_variant_nucfm": round(flops_ours / 1e9, 2),
         "matmul_peak_gflops_max": round(peak, 1), "matmul_peak_gflops_all": [round(p, 1) for p in peaks],
         "official_gflops": round(flops_official * n / times["official"] / 1e9, 1),
         "nucfm_gflops": round(flops_ours * n / times["nucfm"] / 1e9, 1),

@@ -10,8 +10,9 @@ import json
 import platform
 from pathlib import Path
 
-import torch
 import yaml
+
+from nucfm.checkpoint import read_weights, training_state
 
 p = argparse.ArgumentParser()
 p.add_argument("--weights", required=True)
@@ -27,7 +28,7 @@ w, run = Path(args.weights), Path(args.run)
 cfg = json.loads((w / "config.json").read_text())
 meta = cfg["metadata"]
 prep = json.loads((run / "data" / "prep.json").read_text())
-rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 train_rows = [r for r in rows if "loss" in r]
 val_rows = [r for r in rows if "val_loss" in r]
 # wall time: sum of gaps between consecutive log lines, excluding pauses between a stop and a resume
@@ -35,13 +36,11 @@ times = [r["time"] for r in train_rows]
 gaps = [b - a for a, b in zip(times, times[1:])]
 typical = sorted(gaps)[len(gaps) // 2] if gaps else 0
 wall = sum(g for g in gaps if g < 10 * typical) + typical
-ckpt_step = int(meta["training_checkpoint"].rstrip("/").split("_")[-1]) if "step_" in meta["training_checkpoint"] else max(
-    r["step"] for r in train_rows)
-state = torch.load(Path(meta["training_checkpoint"]) / "trainer.pt", weights_only=False) if (
-    Path(meta["training_checkpoint"]) / "trainer.pt").exists() else None
-from safetensors.torch import load_file
-
-n_params = sum(v.numel() for v in load_file(str(w / "model.safetensors")).values())
+ckpt_dir = meta["training_checkpoint"]
+ckpt_step = int(ckpt_dir.rstrip("/").split("_")[-1]) if "step_" in ckpt_dir else max(r["step"] for r in train_rows)
+state = (training_state.load_training_state(ckpt_dir) if (Path(ckpt_dir) / training_state.TRAINER_FILE).exists()
+         else None)
+n_params = sum(v.numel() for v in read_weights(w).values())
 ev = json.loads(Path(args.eval).read_text())["rows"]
 prec = json.loads(Path(args.precision).read_text())
 run_cfg = yaml.safe_load((run / "config.yaml").read_text())
@@ -115,8 +114,9 @@ vs = ev["all"].get("vs")
 if vs:
     n_pieces = next(iter(vs.values()))["pieces"]
     lines += ["", f"Model minus baseline on all positions, with 95 % intervals from a paired bootstrap over the "
-              f"{n_pieces:,} evaluated pieces (sequences or 512-bp windows; positions of one piece resampled together):",
-              "", "| baseline | accuracy gain | 95 % CI | NLL change (nats/position) | 95 % CI |", "|---|---:|---|---:|---|"]
+              f"{n_pieces:,} evaluated pieces (sequences or 512-bp windows; positions of one piece resampled "
+              "together):", "", "| baseline | accuracy gain | 95 % CI | NLL change (nats/position) | 95 % CI |",
+              "|---|---:|---|---:|---|"]
     lines += [f"| {b} | {d['acc_diff']:+.4f} | [{d['acc_diff_ci95'][0]:+.4f}, {d['acc_diff_ci95'][1]:+.4f}] | "
               f"{d['nll_diff']:+.4f} | [{d['nll_diff_ci95'][0]:+.4f}, {d['nll_diff_ci95'][1]:+.4f}] |"
               for b, d in vs.items()]

@@ -4,8 +4,8 @@ import json
 import math
 
 import numpy as np
-import yaml
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -190,7 +190,8 @@ def _tiny_structures(tmp_path, n=12, seed=0):
         stem = "".join(rng.choice(list("ACGU"), 5 + k % 4))
         comp = stem[::-1].translate(str.maketrans("ACGU", "UGCA"))
         loop = "GAAA" + "A" * (k % 3)
-        lines += [f">r{k}", "A" + stem + loop + comp + "C", "." + "(" * len(stem) + "." * len(loop) + ")" * len(stem) + "."]
+        dbn = "." + "(" * len(stem) + "." * len(loop) + ")" * len(stem) + "."
+        lines += [f">r{k}", "A" + stem + loop + comp + "C", dbn]
     path = tmp_path / "tiny.dbn"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -13,7 +13,7 @@ def plot_loss_curve(metrics_jsonl: str | Path, png: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(l) for l in Path(metrics_jsonl).read_text().splitlines() if l.strip()]
+    rows = [json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line.strip()]
     train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
     val = [(r["step"], r["val_loss"], r["val_acc"]) for r in rows if "val_loss" in r]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))

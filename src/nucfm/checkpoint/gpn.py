@@ -68,7 +68,8 @@ def read_gpn_weights(path: Path) -> dict[str, torch.Tensor]:
         try:
             return torch.load(str(path / "pytorch_model.bin"), map_location="cpu", weights_only=True)
         except Exception as e:
-            raise InputError(f"{path / 'pytorch_model.bin'}: not a plain tensor state dict ({type(e).__name__}: {e})") from e
+            raise InputError(f"{path / 'pytorch_model.bin'}: not a plain tensor state dict "
+                             f"({type(e).__name__}: {e})") from e
     raise InputError(f"{path}: no model.safetensors or pytorch_model.bin next to config.json")
 
 

@@ -83,5 +83,6 @@ def load_rnafm_pth(path: str | Path) -> Transformer:
     model = Transformer(config)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise InputError(f"{path}: keys do not match RNA-FM (missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})")
+        raise InputError(f"{path}: keys do not match RNA-FM (missing {sorted(missing)[:5]}, "
+                         f"unexpected {sorted(unexpected)[:5]})")
     return model.eval()

@@ -64,7 +64,8 @@ class TokenStore:
     def __init__(self, prefix: str | Path):
         self.offsets = np.load(str(prefix) + ".idx.npy")
         n = int(self.offsets[-1])
-        self.data = np.memmap(str(prefix) + ".bin", dtype=np.uint8, mode="r", shape=(n,)) if n else np.zeros(0, np.uint8)
+        self.data = (np.memmap(str(prefix) + ".bin", dtype=np.uint8, mode="r", shape=(n,)) if n
+                     else np.zeros(0, np.uint8))
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -270,9 +271,9 @@ def prepare_dna(genome: str | Path, out_dir: str | Path, valid_region: str, wind
         excl = (vstart, vend) if rec.id == vchrom else None
         if excl is not None and vend > len(ids):
             raise InputError(f"validation region {valid_region} runs past {rec.id} ({len(ids)} bp)")
+        valid_here = window_starts(len(ids), window, window, vstart, vend) if excl else np.zeros(0, np.int64)
         for starts, target in ((window_starts(len(ids), window, stride, exclude=excl), train_starts),
-                               (window_starts(len(ids), window, window, vstart, vend) if excl else np.zeros(0, np.int64),
-                                valid_starts)):
+                               (valid_here, valid_starts)):
             frac = (csum[starts + window] - csum[starts]) / window
             keep = (frac > 0) & (frac >= min_acgt)
             skipped += int((~keep).sum())
@@ -285,7 +286,8 @@ def prepare_dna(genome: str | Path, out_dir: str | Path, valid_region: str, wind
             counts.add(clean[vend:])
     writer.close()
     if vchrom not in names:
-        raise InputError(f"validation region chromosome {vchrom!r} is not in {genome} (records: {', '.join(names[:5])})")
+        raise InputError(f"validation region chromosome {vchrom!r} is not in {genome} "
+                         f"(records: {', '.join(names[:5])})")
     train = np.concatenate(train_starts)
     valid = np.concatenate(valid_starts)
     np.save(out_dir / "train.starts.npy", train)

@@ -97,7 +97,8 @@ class _Text(io.TextIOWrapper):
 
     def __exit__(self, exc_type, exc, tb):
         buf = self.buffer
-        if exc_type is not None and issubclass(exc_type, Exception) and isinstance(buf, _CheckedGzip) and not buf.failed:
+        if (exc_type is not None and issubclass(exc_type, Exception) and isinstance(buf, _CheckedGzip)
+                and not buf.failed):
             try:
                 buf.drain()
             except InputError as damaged:

@@ -30,7 +30,7 @@ from nucfm.io.fasta import open_text
 Pairs = list[tuple[int, int]]
 
 BRACKETS: tuple[tuple[str, str], ...] = (("(", ")"), ("[", "]"), ("{", "}"), ("<", ">")) + tuple(
-    (u, l) for u, l in zip(string.ascii_uppercase, string.ascii_lowercase)
+    (up, low) for up, low in zip(string.ascii_uppercase, string.ascii_lowercase)
 )
 _OPEN = {o: k for k, (o, _) in enumerate(BRACKETS)}
 _CLOSE = {c: k for k, (_, c) in enumerate(BRACKETS)}
@@ -228,7 +228,8 @@ def read_ct(path: str | Path) -> Iterator[StructureRecord]:
         try:
             n = int(head[0])
         except ValueError:
-            raise InputError(f"{path}: a CT header should start with the sequence length, got {' '.join(head)!r}") from None
+            raise InputError(f"{path}: a CT header should start with the sequence length, "
+                             f"got {' '.join(head)!r}") from None
         title = head[1:]
         # "N  ENERGY = -12.3  name" / "N  dG = -12.3  name" (mfold, RNAstructure) or "N  name"
         rid = (title[-1] if "=" in title else title[0]) if title else Path(path).stem
@@ -252,7 +253,8 @@ def read_pair_list(path: str | Path, seq: str | None = None, rid: str | None = N
             pairs.append((int(parts[0]) - 1, int(parts[1]) - 1))
     seq = seq or ""
     if not strict:
-        return StructureRecord(rid or Path(path).name, seq, sorted({(min(i, j), max(i, j)) for i, j in pairs if i != j}))
+        pairs = sorted({(min(i, j), max(i, j)) for i, j in pairs if i != j})
+        return StructureRecord(rid or Path(path).name, seq, pairs)
     return StructureRecord(rid or Path(path).name, seq,
                            normalize_pairs(pairs, len(seq) if seq else None, what=str(path)))
 

@@ -156,8 +156,8 @@ class ConvNet(NucleotideLM):
             lo, hi = 0, T
         ranges = [(lo, hi)]
         for b in reversed(self.layers[:last]):
-            l, h = ranges[-1]
-            ranges.append((max(0, l - b.pad_left), min(T, h + b.pad_right)))
+            lo_, hi_ = ranges[-1]
+            ranges.append((max(0, lo_ - b.pad_left), min(T, hi_ + b.pad_right)))
         return ranges[::-1]
 
     def matmul_flops(self, T: int, positions: list[int] | None = None) -> int:
@@ -196,18 +196,18 @@ class ConvNet(NucleotideLM):
             return (x if keep is None else x * keep[:, a:b_]), a
         x = None
         for i, blk in enumerate(blocks):
-            (a, b_), (l, h) = ranges[i], ranges[i + 1]
+            (a, b_), (lo_, hi_) = ranges[i], ranges[i + 1]
             if i == 0:
                 with _few_threads(input_ids):  # gathers and adds only
-                    conv = self._first_conv(input_ids, attention_mask, blk, l, h)
-                    x0 = F.one_hot(input_ids[:, l:h], D).to(torch.float32)
+                    conv = self._first_conv(input_ids, attention_mask, blk, lo_, hi_)
+                    x0 = F.one_hot(input_ids[:, lo_:hi_], D).to(torch.float32)
                 if keep is not None:
-                    x0 = x0 * keep[:, l:h]
+                    x0 = x0 * keep[:, lo_:hi_]
                 x = blk.finish(x0, conv)
             else:
                 xin = x if keep is None else x * keep[:, a:b_]
-                conv = blk.conv_range(xin, a, b_, l, h, T)
-                x = blk.finish(x[:, l - a : h - a], conv)
+                conv = blk.conv_range(xin, a, b_, lo_, hi_, T)
+                x = blk.finish(x[:, lo_ - a : hi_ - a], conv)
         return x, ranges[-1][0]
 
     def _first_conv(self, input_ids, attention_mask, blk: ConvBlock, lo: int, hi: int) -> torch.Tensor:
@@ -229,7 +229,8 @@ class ConvNet(NucleotideLM):
         return out
 
     # ---- NucleotideLM interface -----------------------------------------------------------------
-    def hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, layer: int = -1) -> torch.Tensor:
+    def hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+               layer: int = -1) -> torch.Tensor:
         """Hidden states after block ``layer`` (0 = one-hot input, ``num_layers`` or -1 = last
         block; GPN has no final LayerNorm), (B, T, D)."""
         if layer < 0:

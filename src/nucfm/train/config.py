@@ -128,7 +128,8 @@ def load_dict(path: str | Path | None, overrides: list[str] = ()) -> dict:
         except yaml.YAMLError as e:
             where = getattr(e, "problem_mark", None)
             at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
-            raise InputError(f"{path}: not valid YAML{at} ({getattr(e, 'problem', None) or type(e).__name__})") from None
+            problem = getattr(e, "problem", None) or type(e).__name__
+            raise InputError(f"{path}: not valid YAML{at} ({problem})") from None
         if not isinstance(d, dict):
             raise InputError(f"{path}: a config must be a mapping of keys to values")
     for o in overrides:
