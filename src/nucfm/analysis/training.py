@@ -28,7 +28,8 @@ def plot_loss_curve(metrics_jsonl: str | Path, png: str | Path) -> None:
     ax2.set_xlabel("step")
     ax2.set_ylabel("validation masked-token accuracy")
     fig.tight_layout()
-    tmp = Path(str(png) + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    from nucfm.paths import atomic_path
+
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    tmp.replace(png)

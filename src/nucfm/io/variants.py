@@ -1,4 +1,4 @@
-"""Variant files in and out: VCF / VCF.gz, TSV, CSV, Parquet. The ONLY 1-based code in nucfm.
+"""Variant files in and out: VCF / VCF.gz, TSV, CSV, Parquet; 1-based positions become 0-based here.
 
 Inputs (text decoded as UTF-8, a leading byte-order mark dropped; gzip/bgzip found by content):
 
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -328,33 +327,40 @@ def write_scored(vt: VariantTable, columns: dict[str, np.ndarray], path: str | P
 
     >>> write_scored(vt, {"score": scores}, "scored.vcf.gz")  # doctest: +SKIP
     """
+    from nucfm.paths import atomic_path
+
     path = Path(path)
     fmt = output_format(path)
-    tmp = path.with_name(path.name + ".tmp")
     gz = path.name.lower().endswith((".gz", ".bgz"))
     status = vt.status if vt.status is not None else np.full(len(vt), "ok", dtype=object)
     if fmt == "parquet" and gz:
         raise InputError(f"{path}: Parquet is compressed inside the file; drop the .gz suffix")
-    if fmt == "vcf":
-        if vt.format != "vcf":
-            raise InputError(f"{path}: VCF output needs a VCF input ({vt.path} is {vt.format.upper()})")
-        _write_vcf(vt, columns, status, tmp, gz, info_key, description)
-    else:
-        names = output_names(vt.table, [*columns, "status"])
-        if any(k != v for k, v in names.items()):
-            log.warning("%s already has a column named like nucfm's (%s, ignoring case); nucfm's columns are "
-                        "written as %s", vt.path, ", ".join(OUTPUT_NAMES), ", ".join(names.values()))
-        out = vt.table.copy()
-        for k, v in columns.items():
-            out[names[k]] = np.asarray(v, dtype=np.float64)
-        out[names["status"]] = status.astype(str)
-        if fmt == "parquet":
-            out.to_parquet(tmp, index=False)
+    if fmt == "vcf" and vt.format != "vcf":
+        raise InputError(f"{path}: VCF output needs a VCF input ({vt.path} is {vt.format.upper()})")
+    with atomic_path(path) as tmp:
+        if fmt == "vcf":
+            _write_vcf(vt, columns, status, tmp, gz, info_key, description)
         else:
-            with _open_out(tmp, gz) as f:
-                out.to_csv(f, sep="\t" if fmt == "tsv" else ",", index=False, na_rep="NA", float_format="%.7g")
-    os.replace(tmp, path)
+            _write_table(vt, columns, status, tmp, fmt, gz)
     return path
+
+
+def _write_table(vt: VariantTable, columns: dict[str, np.ndarray], status: np.ndarray, tmp: Path, fmt: str,
+                 gz: bool) -> None:
+    """The input rows and columns plus nucfm's (renamed on a clash, see :func:`output_names`)."""
+    names = output_names(vt.table, [*columns, "status"])
+    if any(k != v for k, v in names.items()):
+        log.warning("%s already has a column named like nucfm's (%s, ignoring case); nucfm's columns are "
+                    "written as %s", vt.path, ", ".join(OUTPUT_NAMES), ", ".join(names.values()))
+    out = vt.table.copy()
+    for k, v in columns.items():
+        out[names[k]] = np.asarray(v, dtype=np.float64)
+    out[names["status"]] = status.astype(str)
+    if fmt == "parquet":
+        out.to_parquet(tmp, index=False)
+    else:
+        with _open_out(tmp, gz) as f:
+            out.to_csv(f, sep="\t" if fmt == "tsv" else ",", index=False, na_rep="NA", float_format="%.7g")
 
 
 def _fmt(x: float) -> str:

@@ -26,6 +26,7 @@ import torch
 
 from nucfm import distributed
 from nucfm.checkpoint import fingerprint
+from nucfm.paths import atomic_path
 from nucfm.errors import InputError
 from nucfm.io.genome import Genome
 from nucfm.io.variants import Variant, VariantTable, check_variants, read_variants, status_counts, write_scored
@@ -239,9 +240,8 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
             rows = ok[i * chunk_size : (i + 1) * chunk_size]
             res = score_variants(model, genome, [vt.variants[j] for j in rows], window=window, method=method,
                                  per_strand=per_strand, batch_size=batch_size, progress=bar)
-            tmp = parts / f"tmp_chunk_{i:06d}.npy"
-            np.save(tmp, np.stack([res[c] for c in columns], axis=1))  # (n, columns)
-            os.replace(tmp, parts / f"chunk_{i:06d}.npy")
+            with atomic_path(parts / f"chunk_{i:06d}.npy") as tmp:
+                np.save(tmp, np.stack([res[c] for c in columns], axis=1))  # (n, columns)
     distributed.barrier(ctx)
     if rank != 0:
         return None

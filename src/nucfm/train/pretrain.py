@@ -21,7 +21,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from contextlib import nullcontext
@@ -48,6 +47,7 @@ from nucfm.data.corpus import (
 )
 from nucfm.data.masking import IGNORE, mask_tokens
 from nucfm.errors import InputError
+from nucfm.paths import atomic_path
 from nucfm.train.config import RunConfig, save_config
 from nucfm.train.recipe import Recipe
 from nucfm.train.schedule import lr_factor
@@ -128,8 +128,9 @@ def make_batch(alphabet, examples: list[Example], step_seed: list[int], mask_pro
             int(batch.attention_mask.sum()))
 
 
-def prepare_data(cfg: RunConfig, prep_dir: Path, model_max_len: int | None) -> dict:
-    """Prepare the corpus once (rank 0); later runs and resumes reuse ``prep_dir``."""
+def prepare_data(cfg: RunConfig, prep_dir: Path) -> dict:
+    """Prepare the corpus once (rank 0), atomically; later runs and resumes reuse ``prep_dir``
+    while the data settings that made it are unchanged."""
     d = cfg.data
     source = json.loads(json.dumps(dataclasses.asdict(d) | {"seed": cfg.train.seed}))
     if (prep_dir / PREP_FILE).exists():
@@ -137,21 +138,18 @@ def prepare_data(cfg: RunConfig, prep_dir: Path, model_max_len: int | None) -> d
         if done.get("source", source) == source:
             return done
         log.info("the data settings changed since %s was prepared: preparing again", prep_dir)
-    tmp = prep_dir.with_name(prep_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    if d.kind == "rna":
-        if not d.fasta:
-            raise InputError("data.fasta must list at least one RNA FASTA file")
-        summary = prepare_rna(d.fasta, tmp, d.families, d.valid_fraction, d.min_len, cfg.train.seed)
-    else:
-        if not d.genome or not d.valid_region:
-            raise InputError("a DNA run needs data.genome and data.valid_region (CHROM:START-END)")
-        summary = prepare_dna(d.genome, tmp, d.valid_region, d.window, d.stride, d.min_acgt)
-    summary["source"] = source
-    (tmp / PREP_FILE).write_text(json.dumps(summary, indent=1) + "\n")
-    if prep_dir.exists():
-        shutil.rmtree(prep_dir)
-    os.replace(tmp, prep_dir)
+    if d.kind == "rna" and not d.fasta:
+        raise InputError("data.fasta must list at least one RNA FASTA file")
+    if d.kind == "dna" and (not d.genome or not d.valid_region):
+        raise InputError("a DNA run needs data.genome and data.valid_region (CHROM:START-END)")
+    prep_dir.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(prep_dir, directory=True) as tmp:
+        if d.kind == "rna":
+            summary = prepare_rna(d.fasta, tmp, d.families, d.valid_fraction, d.min_len, cfg.train.seed)
+        else:
+            summary = prepare_dna(d.genome, tmp, d.valid_region, d.window, d.stride, d.min_acgt)
+        summary["source"] = source
+        (tmp / PREP_FILE).write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
 
@@ -227,7 +225,7 @@ class PretrainRecipe(Recipe):
             raise InputError(f"data.kind {cfg.data.kind} does not match the model alphabet "
                              f"{self.model.config.alphabet!r}")
         if self.is_main:
-            prepare_data(cfg, self.prep_dir, self.model.max_len)
+            prepare_data(cfg, self.prep_dir)
             save_config(cfg, self.output / "config.yaml")
         distributed.barrier(self.ctx)
         self.data_summary = json.loads((self.prep_dir / PREP_FILE).read_text())
