@@ -437,7 +437,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="nucfm: %(message)s")
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        from nucfm import distributed
+
+        distributed.finish()  # under torchrun: every process leaves the group together
+        return code
     except NucfmError as e:
         if args.verbose:
             raise

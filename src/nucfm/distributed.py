@@ -94,8 +94,14 @@ def all_sum(value: float, ctx: Context) -> float:
 
 def teardown(ctx: Context) -> None:
     if ctx.world > 1:
-        import torch.distributed as dist
+        finish()
 
-        if dist.is_initialized():
-            dist.barrier()
-            dist.destroy_process_group()
+
+def finish() -> None:
+    """Leave the process group, if one was set up: a barrier (so no process exits while another
+    still talks to it), then destroy it. Commands call this when they are done."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
