@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -291,6 +290,19 @@ def output_format(path: str | Path) -> str:
     return detect_format(path)
 
 
+def check_scored_output(path: str | Path, variants: str | Path) -> str:
+    """The format of a scored-variants output ``path`` for the input file ``variants``, or a
+    one-line error (unknown extension, compressed Parquet, VCF output from a non-VCF input),
+    from the names alone: callers check before any work."""
+    fmt = output_format(path)
+    if fmt == "parquet" and Path(path).name.lower().endswith((".gz", ".bgz")):
+        raise InputError(f"{path}: Parquet is compressed inside the file; drop the .gz suffix")
+    if fmt == "vcf" and detect_format(variants) != "vcf":
+        raise InputError(f"{path}: VCF output needs a VCF input ({variants} is {detect_format(variants).upper()}); "
+                         "write .tsv, .csv or .parquet")
+    return fmt
+
+
 def _open_out(path: Path, gz: bool):
     """A UTF-8 text writer; BGZF-compressed when ``gz`` (htslib's writer, via pysam, so tabix
     and bcftools accept the file; BGZF is also plain multi-member gzip for every other reader)."""
@@ -330,30 +342,31 @@ def write_scored(vt: VariantTable, columns: dict[str, np.ndarray], path: str | P
     """
     path = Path(path)
     fmt = output_format(path)
-    tmp = path.with_name(path.name + ".tmp")
     gz = path.name.lower().endswith((".gz", ".bgz"))
     status = vt.status if vt.status is not None else np.full(len(vt), "ok", dtype=object)
     if fmt == "parquet" and gz:
         raise InputError(f"{path}: Parquet is compressed inside the file; drop the .gz suffix")
-    if fmt == "vcf":
-        if vt.format != "vcf":
-            raise InputError(f"{path}: VCF output needs a VCF input ({vt.path} is {vt.format.upper()})")
-        _write_vcf(vt, columns, status, tmp, gz, info_key, description)
-    else:
-        names = output_names(vt.table, [*columns, "status"])
-        if any(k != v for k, v in names.items()):
-            log.warning("%s already has a column named like nucfm's (%s, ignoring case); nucfm's columns are "
-                        "written as %s", vt.path, ", ".join(OUTPUT_NAMES), ", ".join(names.values()))
-        out = vt.table.copy()
-        for k, v in columns.items():
-            out[names[k]] = np.asarray(v, dtype=np.float64)
-        out[names["status"]] = status.astype(str)
-        if fmt == "parquet":
-            out.to_parquet(tmp, index=False)
+    from nucfm.paths import atomic_path
+
+    with atomic_path(path) as tmp:
+        if fmt == "vcf":
+            if vt.format != "vcf":
+                raise InputError(f"{path}: VCF output needs a VCF input ({vt.path} is {vt.format.upper()})")
+            _write_vcf(vt, columns, status, tmp, gz, info_key, description)
         else:
-            with _open_out(tmp, gz) as f:
-                out.to_csv(f, sep="\t" if fmt == "tsv" else ",", index=False, na_rep="NA", float_format="%.7g")
-    os.replace(tmp, path)
+            names = output_names(vt.table, [*columns, "status"])
+            if any(k != v for k, v in names.items()):
+                log.warning("%s already has a column named like nucfm's (%s, ignoring case); nucfm's columns are "
+                            "written as %s", vt.path, ", ".join(OUTPUT_NAMES), ", ".join(names.values()))
+            out = vt.table.copy()
+            for k, v in columns.items():
+                out[names[k]] = np.asarray(v, dtype=np.float64)
+            out[names["status"]] = status.astype(str)
+            if fmt == "parquet":
+                out.to_parquet(tmp, index=False)
+            else:
+                with _open_out(tmp, gz) as f:
+                    out.to_csv(f, sep="\t" if fmt == "tsv" else ",", index=False, na_rep="NA", float_format="%.7g")
     return path
 
 
