@@ -127,6 +127,17 @@ def check_output(path: str | None, inputs=(), what: str = "output", directory: b
     return p
 
 
+def check_text(path: str | None, what: str = "config") -> None:
+    """``path`` (when given) is a readable UTF-8 text file."""
+    if path is None:
+        return
+    check_input(path, what)
+    try:
+        Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: the {what} is not UTF-8 text (byte {e.start}); is it the right file?") from None
+
+
 def resolve_device(name: str | None):
     """The torch device for ``--device`` (under torchrun ``cuda`` means this process's GPU)."""
     import torch
@@ -270,8 +281,11 @@ def run_convert(args):
 
     check_model_name(args.model)
     check_output(args.output, [args.model], directory=True)
-    if Path(args.model).exists() and Path(args.output).resolve() in Path(args.model).resolve().parents:
-        raise InputError(f"{args.output}: the output directory holds the input model; choose another")
+    if Path(args.model).exists():
+        src, out = Path(args.model).resolve(), Path(args.output).resolve()
+        if out in src.parents or src in out.parents:
+            raise InputError(f"{args.output}: the output and the input model {args.model} contain one another; "
+                             "choose another output")
     model = load_model(args.model)
     path = save_model(model, args.output, dtype=torch.float16 if args.fp16 else None,
                       metadata={"converted_from": str(args.model)})
@@ -416,7 +430,7 @@ def run_pretrain(args):
     from nucfm.train.config import load_config
     from nucfm.train.pretrain import pretrain
 
-    check_input(args.config, "config")
+    check_text(args.config, "config")
     overrides = list(args.overrides)
     for key, value in (("output", args.output), ("train.device", args.device), ("train.threads", args.threads)):
         if value is not None:
@@ -627,7 +641,7 @@ def run_train_ss(args):
     from nucfm.train.config import load_dict
     from nucfm.train.structure import TrainStructureConfig, train_structure
 
-    check_input(args.config, "config")
+    check_text(args.config, "config")
     d = load_dict(args.config, args.overrides)
     for key in TRAIN_SS_SHORTCUTS:
         if getattr(args, key) is not None:
@@ -684,6 +698,13 @@ def run_score_ss(args):
                 fh.write(f"{rid}\t{s.precision:.4f}\t{s.recall:.4f}\t{s.f1:.4f}\t{s.mcc:.4f}\t{s.tp}\t{s.fp}\t{s.fn}\n")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with nucfm's error format: one ``nucfm: error:`` line, exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"nucfm: error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 COMMANDS = [add_models, add_embed, add_convert, add_vep, add_probs, add_fold, add_score_ss, add_train_ss,
             add_pretrain, add_eval_mlm]
 
@@ -691,7 +712,7 @@ COMMANDS = [add_models, add_embed, add_convert, add_vep, add_probs, add_fold, ad
 def build_parser() -> argparse.ArgumentParser:
     from nucfm import __version__
 
-    parser = argparse.ArgumentParser(prog="nucfm", description="Nucleotide foundation models for RNA and DNA.")
+    parser = _Parser(prog="nucfm", description="Nucleotide foundation models for RNA and DNA.")
     parser.add_argument("--version", action="version", version=f"nucfm {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
