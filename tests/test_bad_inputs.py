@@ -219,6 +219,11 @@ CASES = [
     ("train-ss-override-abc", ["train-ss", "crop=abc", "--print-config"], E),
     ("train-ss-override-no-eq", ["train-ss", "crop", "--print-config"], E),
     ("train-ss-config-dir", ["train-ss", "--config", "{w}/adir", "--print-config"], E),
+    ("train-ss-missing-train", ["train-ss", "--train", "{w}/nope.dbn", "--valid", "{w}/ref.dbn", "-o", "{o}/ss"], E),
+    ("train-ss-binary-train", ["train-ss", "--train", "{w}/binary.fa", "--valid", "{w}/ref.dbn", "-o", "{o}/ss",
+                               "--features", "onehot", "--max-steps", "1"], E),
+    ("train-ss-out-is-file", ["train-ss", "--train", "{w}/ref.dbn", "--valid", "{w}/ref.dbn", "-o", "{w}/prev.json"],
+     E),
     ("train-ss-print-ok", ["train-ss", "--print-config", "--crop", "50"], "ok"),
     # ---- pretrain
     ("pretrain-missing-config", ["pretrain", "--config", "{w}/nope.yaml"], E),
@@ -229,6 +234,11 @@ CASES = [
     ("pretrain-binary-config", ["pretrain", "--config", "{w}/binary.fa", "--print-config"], E),
     ("pretrain-threads-0", ["pretrain", "--config", "{w}/types.yaml", "--threads", "0"], E),
     ("pretrain-device-bogus", ["pretrain", "--config", "{w}/types.yaml", "--device", "gpu"], E),
+    ("pretrain-missing-source", ["pretrain", "--config", "{w}/types.yaml", "-o", "{o}/run", "train.steps=1",
+                                 "data.fasta=[{w}/nope.fa]"], E),
+    ("pretrain-overrides-after-options", ["pretrain", "--config", "{w}/ss_unknown.yaml", "-o", "{o}/run",
+                                          "data.fasta=[{w}/nope.fa]"], E),
+    ("pretrain-unknown-option", ["pretrain", "--config", "{w}/types.yaml", "--frobnicate"], E),
     # ---- eval-mlm
     ("eval-missing-fasta", ["eval-mlm", "--fasta", "{w}/nope.fa"], E),
     ("eval-out-is-in", ["eval-mlm", "--fasta", "{w}/good.fa", "-o", "{w}/good.fa"], E),

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from nucfm.errors import InputError, NucfmError
@@ -403,6 +404,23 @@ def run_probs(args):
     log.info("wrote %s: %d positions", args.output, end - start)
 
 
+@contextmanager
+def _new_run_dir(path):
+    """A run directory this command creates is removed again when the run fails with a user
+    error before saving any checkpoint (a bad data file found after setup), so the corrected
+    rerun is not refused as a different run. An existing directory is never touched."""
+    path = Path(path)
+    existed = path.exists()
+    try:
+        yield
+    except NucfmError:
+        if not existed and path.is_dir() and not any((path / "checkpoints").glob("*")):
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
 # ---- pretrain -----------------------------------------------------------------------------------
 def add_pretrain(sub):
     p = sub.add_parser("pretrain", help="masked-LM pretraining from a run config (RNA transformer or DNA ConvNet)",
@@ -439,7 +457,13 @@ def run_pretrain(args):
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
-    out = pretrain(cfg, resume=args.resume or None, restart=args.restart)
+    if cfg.data.prepared is None:  # the sources are read only when the data is not prepared yet
+        for path in list(cfg.data.fasta) + [cfg.data.genome, cfg.data.families]:
+            check_input(path, "data.* source")
+    check_output(cfg.output, [args.config], "run directory", directory=True)
+    resolve_device(cfg.train.device)
+    with _new_run_dir(cfg.output):
+        out = pretrain(cfg, resume=args.resume or None, restart=args.restart)
     log.info("run written to %s", out)
 
 
@@ -652,7 +676,11 @@ def run_train_ss(args):
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
-    summary = train_structure(cfg, restart=args.restart)
+    check_input(cfg.train, "training structures", directory=True)
+    check_input(cfg.valid, "validation structures", directory=True)
+    check_output(cfg.output, [args.config, cfg.train, cfg.valid], "run directory", directory=True)
+    with _new_run_dir(cfg.output):
+        summary = train_structure(cfg, restart=args.restart)
     print(json.dumps({k: summary[k] for k in ("steps", "train_minutes", "threshold", "valid")}, indent=2))
 
 
@@ -724,7 +752,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        # KEY=VALUE overrides may come after options (`pretrain --config c.yaml -o run train.steps=5`)
+        if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = list(args.overrides) + extra
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as e:  # usage errors (exit 2), --help and --version (exit 0)
         return int(e.code or 0) if not isinstance(e.code, str) else 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="nucfm: %(message)s")
