@@ -15,7 +15,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import torch
 
 from nucfm import save_model
 from nucfm.checkpoint import registry
@@ -415,7 +414,19 @@ def test_no_traceback_from_python_m(ws, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     procs = [subprocess.Popen([sys.executable, "-m", "nucfm", *c], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, env=env) for c in cmds]
-    for c, p in zip(cmds, procs):
+    for c, p in zip(cmds, procs, strict=True):
         _, err = p.communicate(timeout=120)
         assert p.returncode == 2, (c, err)
         assert "Traceback" not in err and err.count("nucfm: error:") == 1, (c, err)
+
+
+def test_every_option_has_help_and_the_common_names():
+    from nucfm.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        opts = {s for a in p._actions for s in a.option_strings}
+        for a in p._actions:
+            assert a.help, f"{name} {a.option_strings or a.dest} has no help"
+        if name in ("embed", "vep", "probs", "fold", "eval-mlm"):
+            assert {"-i", "-o", "-m", "--threads", "--device", "--no-progress"} <= opts, name

@@ -512,7 +512,7 @@ def run_eval_mlm(args):
 
         parse_region(args.region)
     inputs = [args.fasta, args.genome, args.gff, args.counts]
-    for path, what in zip(inputs, ("FASTA", "genome", "GFF", "counts")):
+    for path, what in zip(inputs, ("FASTA", "genome", "GFF", "counts"), strict=True):
         check_input(path, what)
     if args.counts and not args.counts.lower().endswith(".npz"):
         raise InputError(f"{args.counts}: baseline counts are a .npz file (a run's data/counts.npz)")
