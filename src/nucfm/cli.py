@@ -2,6 +2,12 @@
 
 Each subcommand is a pair ``add_NAME(subparsers)`` / ``run_NAME(args)`` registered in
 ``COMMANDS``. User errors (:class:`nucfm.errors.NucfmError`) print one line and exit 2.
+
+One convention for every subcommand (:func:`add_common`): ``-i/--input``, ``-o/--output``,
+``-m/--model``, ``--threads``, ``--device`` where a model runs, ``--no-progress`` where work is
+long. Every ``run_NAME`` checks ALL its arguments (numbers, input files, output names and
+directories, output != input) before it loads a model or reads a big input, so a mistake costs
+nothing and leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -9,11 +15,156 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+from contextlib import contextmanager
+from pathlib import Path
 
-from nucfm.errors import NucfmError
+from nucfm.errors import InputError, NucfmError
 
 log = logging.getLogger("nucfm")
+
+
+# ---- argument types: bad values are one-line usage errors ---------------------------------------
+def _number(text: str, kind, what: str):
+    try:
+        return kind(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    v = _number(text, int, "an integer")
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return v
+
+
+def nonnegative_int(text: str) -> int:
+    """An integer >= 0."""
+    v = _number(text, int, "an integer")
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return v
+
+
+def probability(text: str) -> float:
+    """A number in [0, 1]."""
+    v = _number(text, float, "a number")
+    if not 0.0 <= v <= 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{text!r} must be in [0, 1]")
+    return v
+
+
+def device_name(text: str) -> str:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (checked against the machine later)."""
+    kind, _, index = text.partition(":")
+    if kind not in ("auto", "cpu", "cuda", "mps") or (index and not (kind == "cuda" and index.isdigit())):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
+    return text
+
+
+# ---- the common options ---------------------------------------------------------------------------
+def add_common(p, model_kind: str | None = None, input_help: str | None = None, input_names: tuple = (),
+               input_required: bool = True, output_help: str | None = None, output_names: tuple = (),
+               output_required: bool = True, device: bool = False, progress: bool = False, threads: bool = True):
+    """The options every subcommand spells the same way: ``-i/--input`` (plus the older names in
+    ``input_names``), ``-o/--output``, ``-m/--model`` (``model_kind``: rna, dna, ss or any),
+    ``--threads``, ``--device`` and ``--no-progress``."""
+    if input_help is not None:
+        p.add_argument("-i", "--input", *input_names, dest="input", required=input_required, help=input_help)
+    if output_help is not None:
+        p.add_argument("-o", "--output", *output_names, dest="output", required=output_required, help=output_help)
+    if model_kind is not None:
+        default = "required" if model_kind == "any" else f"default: the shipped {model_kind.upper()} model"
+        p.add_argument("-m", "--model", default=None, required=model_kind == "any",
+                       help=f"model name or path ({default}; see `nucfm models`)")
+    if threads:
+        p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch (default: all)")
+    if device:
+        p.add_argument("--device", type=device_name, default="auto",
+                       help="torch device: auto (CUDA if available, default), cpu, cuda, cuda:N, mps")
+    if progress:
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def check_input(path: str | None, what: str = "input", directory: bool = False) -> Path | None:
+    """``path`` exists and is a readable file (or a directory when ``directory``)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{path}: no such file (the {what})")
+    if p.is_dir() and not directory:
+        raise InputError(f"{path}: the {what} is a directory, not a file")
+    if not os.access(p, os.R_OK):
+        raise InputError(f"{path}: the {what} is not readable")
+    return p
+
+
+def check_output(path: str | None, inputs=(), what: str = "output", directory: bool = False) -> Path | None:
+    """``path`` can be written: its directory exists and is writable, it is not one of
+    ``inputs`` (resolved paths), and it is not a directory where a file goes (or a file where a
+    directory goes, with ``directory``)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if str(path).strip() == "":
+        raise InputError(f"the {what} name is empty")
+    parent = p.parent
+    if not parent.is_dir():
+        raise InputError(f"{path}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"{path}: the directory {parent} is not writable")
+    if p.is_dir() and not directory:
+        raise InputError(f"{path}: the {what} is an existing directory; give a file name")
+    if p.exists() and directory and not p.is_dir():
+        raise InputError(f"{path}: the {what} is a directory, but a file has this name")
+    target = p.resolve()
+    for src in inputs:
+        if src is not None and Path(src).exists() and Path(src).resolve() == target:
+            raise InputError(f"{path}: the {what} would overwrite an input; choose another name")
+    return p
+
+
+def check_text(path: str | None, what: str = "config") -> None:
+    """``path`` (when given) is a readable UTF-8 text file."""
+    if path is None:
+        return
+    check_input(path, what)
+    try:
+        Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: the {what} is not UTF-8 text (byte {e.start}); is it the right file?") from None
+
+
+def resolve_device(name: str | None):
+    """The torch device for ``--device`` (under torchrun ``cuda`` means this process's GPU)."""
+    import torch
+
+    from nucfm.distributed import Context
+
+    ctx = Context(world=int(os.environ.get("WORLD_SIZE", "1")), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    device = ctx.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InputError(f"--device {name}: MPS is not available on this machine; use --device cpu")
+    return device
+
+
+def check_model_name(name: str | None) -> None:
+    """A --model that is neither a registered name nor an existing path fails before any work."""
+    if name is None:
+        return
+    from nucfm.checkpoint import registry
+
+    if str(name) not in registry.MODELS and not Path(name).exists():
+        raise InputError(f"unknown model {name!r}: not a file or directory, nor a name of `nucfm models` "
+                         f"({', '.join(sorted(registry.MODELS))})")
 
 
 # ---- models -------------------------------------------------------------------------------------
@@ -40,8 +191,9 @@ def add_model_option(p, kind: str):
                    help=f"model name or path (default: the shipped {kind.upper()} model; see `nucfm models`)")
 
 
-def load_cli_model(name: str | None, kind: str, threads: int | None = None):
-    """Resolve --model (default: the shipped model of ``kind``) and set the thread count."""
+def load_cli_model(name: str | None, kind: str, threads: int | None = None, device=None):
+    """Resolve --model (default: the shipped model of ``kind``), set the thread count, check the
+    model is a language model of the right alphabet, and move it to ``device``."""
     import torch
 
     from nucfm.checkpoint import load_model, registry
@@ -49,41 +201,65 @@ def load_cli_model(name: str | None, kind: str, threads: int | None = None):
     if threads:
         torch.set_num_threads(threads)
     name = name or registry.default_model(kind)
-    return name, load_model(name)
+    if str(name) in registry.MODELS and registry.MODELS[str(name)].kind not in (kind, "rna", "dna"):
+        raise InputError(f"{name} is a {registry.MODELS[str(name)].kind.upper()} model; this command needs a "
+                         f"{kind.upper()} language model (see `nucfm models`)")
+    model = load_model(name)
+    if kind == "dna" and model.alphabet.name == "rna-fm":
+        raise InputError(f"{name} is an RNA model; this command needs a DNA model (see `nucfm models`)")
+    if device is not None:
+        model = model.to(device)
+    return name, model
 
 
 def add_embed(sub):
     p = sub.add_parser("embed", help="per-residue or pooled embeddings of a FASTA file",
                        description="Embed every record of a FASTA/FASTQ file (plain or gzip). Output format "
-                       "by extension: .h5/.npz (per residue or pooled), .npy/.parquet (pooled).")
-    p.add_argument("-i", "--input", required=True, help="FASTA or FASTQ, optionally gzip/bgzip compressed")
-    p.add_argument("-o", "--output", required=True, help="output .h5, .npz, .npy or .parquet")
-    add_model_option(p, "rna")
+                       "by extension: .h5/.npz (per residue or pooled), .npy/.parquet (pooled). Records are "
+                       "keyed by id; repeated or colliding ids get #2, #3... (every record is kept).")
+    add_common(p, model_kind="rna", input_help="FASTA or FASTQ, optionally gzip/bgzip compressed",
+               input_names=("--fasta",), output_help="output .h5, .npz (per residue or pooled), .npy or .parquet "
+               "(pooled)", device=True, progress=True)
     p.add_argument("--layer", type=int, default=-1,
                    help="layer to read: 0 = embeddings, k = after block k, -1 = final (default)")
     p.add_argument("--pool", choices=["mean", "none"], default="none", help="mean over residues, or none")
-    p.add_argument("--batch-tokens", type=int, default=1024, help="tokens per batch (padding included)")
-    p.add_argument("--overlap", type=int, default=None,
+    p.add_argument("--batch-tokens", type=positive_int, default=1024, help="tokens per batch (padding included)")
+    p.add_argument("--overlap", type=nonnegative_int, default=None,
                    help="overlap of windows over long sequences (default: a quarter of the model maximum)")
     p.add_argument("--no-convert", action="store_true",
                    help="keep T in RNA (U in DNA) as unknown letters instead of converting them")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("--int8", action="store_true",
                    help="int8 dynamic quantization of the linear layers (faster on CPU, slightly less exact)")
     p.set_defaults(run=run_embed)
 
 
 def run_embed(args):
+    from nucfm.io.embeddings import check_embedding_output
     from nucfm.tasks.embed import embed_fasta
 
-    name, model = load_cli_model(args.model, "rna", args.threads)
+    check_input(args.input, "FASTA")
+    check_embedding_output(args.output, pooled=args.pool == "mean")
+    check_output(args.output, [args.input])
+    if args.output.lower().endswith(".npy"):
+        check_output(str(Path(args.output).with_suffix(".ids.txt")), [args.input], "ids file")
+    check_model_name(args.model)
+    device = resolve_device(args.device)
+    name, model = load_cli_model(args.model, "rna", args.threads, device=None if args.int8 else device)
+    if not -model.num_layers - 1 <= args.layer <= model.num_layers:
+        raise InputError(f"--layer {args.layer} does not exist: {name} has layers 0..{model.num_layers} "
+                         f"(or -1..-{model.num_layers + 1} from the end)")
+    if args.overlap is not None and model.max_len is not None and args.overlap * 2 >= model.max_len:
+        raise InputError(f"--overlap {args.overlap} must be less than half the model maximum ({model.max_len})")
     if args.int8:
         from nucfm.models.quantize import quantize_int8
 
+        if device.type != "cpu":
+            raise InputError("--int8 runs on the CPU only; drop --device or --int8")
         model = quantize_int8(model)
     summary = embed_fasta(model, args.input, args.output, layer=args.layer,
                           pool=None if args.pool == "none" else args.pool, batch_tokens=args.batch_tokens,
-                          overlap=args.overlap, convert=not args.no_convert, model_name=str(name))
+                          overlap=args.overlap, convert=not args.no_convert, model_name=str(name),
+                          show_progress=not args.no_progress)
     from nucfm import distributed
 
     if distributed.setup().is_main:
@@ -94,8 +270,10 @@ def run_embed(args):
 def add_convert(sub):
     p = sub.add_parser("convert", help="write any loadable model (official .pth, GPN directory, name) as a "
                        "nucfm checkpoint directory")
-    p.add_argument("-m", "--model", required=True, help="model name or path")
-    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("-m", "--model", "-i", "--input", dest="model", required=True,
+                   help="model name or path (official RNA-FM .pth, GPN directory, nucfm checkpoint)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output checkpoint directory (new, or an earlier nucfm checkpoint to replace)")
     p.add_argument("--fp16", action="store_true", help="store weights in float16 (half the size)")
     p.set_defaults(run=run_convert)
 
@@ -105,6 +283,13 @@ def run_convert(args):
 
     from nucfm.checkpoint import load_model, save_model
 
+    check_model_name(args.model)
+    check_output(args.output, [args.model], directory=True)
+    if Path(args.model).exists():
+        src, out = Path(args.model).resolve(), Path(args.output).resolve()
+        if out in src.parents or src in out.parents:
+            raise InputError(f"{args.output}: the output and the input model {args.model} contain one another; "
+                             "choose another output")
     model = load_model(args.model)
     path = save_model(model, args.output, dtype=torch.float16 if args.fp16 else None,
                       metadata={"converted_from": str(args.model)})
@@ -112,55 +297,81 @@ def run_convert(args):
 
 
 # ---- vep / probs (GPN-style DNA models) ---------------------------------------------------------
-def _add_genome_args(p):
-    p.add_argument("--genome", required=True, help="reference FASTA (plain, .gz or bgzip)")
+def _add_genome_args(p, genome_is_input: bool = False):
+    names = ("-i", "--input", "--genome") if genome_is_input else ("--genome",)
+    p.add_argument(*names, dest="genome", required=True, help="reference FASTA (plain, .gz or bgzip)")
     p.add_argument("--chrom-alias", action="append", metavar="NAME=CONTIG|FILE",
                    help="map a chromosome name of the input to a genome contig (repeatable), or a two-column "
                         "TSV of such pairs, e.g. --chrom-alias 1=NC_003070.9")
-    add_model_option(p, "dna")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    p.add_argument("--batch-size", type=int, default=None, help="variants or positions per forward pass")
+    add_common(p, model_kind="dna", device=True, progress=True)
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help="variants or positions per forward pass (default 8 on CPU, 128 on CUDA)")
+    p.add_argument("--window", type=positive_int, default=512,
+                   help="bases of context centred on each site (default 512)")
 
 
-def _load_dna(args):
-    import os
+def _check_genome_args(args):
+    from nucfm.io.genome import parse_aliases
 
-    import torch
+    check_input(args.genome, "genome")
+    for spec in args.chrom_alias or []:
+        if "=" not in spec:
+            check_input(spec, "--chrom-alias")
+    parse_aliases(args.chrom_alias)
+    check_model_name(args.model)
+    return resolve_device(args.device)
 
+
+def _load_dna(args, device, region=None):
+    """(name, model, genome); ``region`` (chrom, start, end) is checked against the genome
+    before the model is loaded."""
     from nucfm.io.genome import Genome, parse_aliases
 
-    name, model = load_cli_model(args.model, "dna", args.threads)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process
-        device = f"cuda:{os.environ['LOCAL_RANK']}"
-    model = model.to(device)
     genome = Genome(args.genome, aliases=parse_aliases(args.chrom_alias))
+    if region is not None:
+        chrom, start, end = region
+        n = genome.length(chrom)
+        if end > n:
+            raise InputError(f"region {args.region} is not inside {chrom} (1-{n})")
+    name, model = load_cli_model(args.model, "dna", args.threads, device=device)
+    if model.max_len is not None and args.window > model.max_len:
+        raise InputError(f"--window {args.window} is longer than {name} accepts ({model.max_len})")
     return name, model, genome
 
 
 def add_vep(sub):
     p = sub.add_parser("vep", help="zero-shot variant effect scores (GPN's masked log-likelihood ratio)")
+    add_common(p, input_help="variants: VCF[.gz], TSV, CSV or Parquet with chrom,pos,ref,alt (1-based)",
+               input_names=("--variants",), output_help="output .tsv[.gz], .csv[.gz], .parquet, or .vcf[.gz] "
+               "(VCF input only)", threads=False)
     _add_genome_args(p)
-    p.add_argument("--variants", required=True, help="VCF[.gz], TSV, CSV or Parquet with chrom,pos,ref,alt (1-based)")
-    p.add_argument("-o", "--output", required=True,
-                   help="output .tsv[.gz], .csv[.gz], .parquet, or .vcf[.gz] (VCF input only)")
-    p.add_argument("--window", type=int, default=512, help="bases of context centred on the variant (default 512)")
-    p.add_argument("--method", default="llr", help="scoring strategy: llr (GPN, default) or alt_logprob")
+    p.add_argument("--method", default="llr", choices=["llr", "alt_logprob"],
+                   help="scoring strategy: llr (GPN, default) or alt_logprob")
     p.add_argument("--per-strand", action="store_true", help="also write score_fwd and score_rev")
     p.add_argument("--strict-ref", action="store_true", help="fail on a REF mismatch instead of marking the row")
-    p.add_argument("--chunk-size", type=int, default=2048, help="variants per resumable chunk (default 2048)")
+    p.add_argument("--chunk-size", type=positive_int, default=2048,
+                   help="variants per resumable chunk (default 2048)")
     p.add_argument("--restart", action="store_true", help="discard partial results of an earlier run")
     p.add_argument("--info-key", default="NUCFM_SCORE", help="INFO field name for VCF output")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run_vep)
 
 
 def run_vep(args):
+    import re
+
+    from nucfm.io.variants import check_scored_output, detect_format
     from nucfm.tasks.variants import score_variant_file
 
-    name, model, genome = _load_dna(args)
-    counts = score_variant_file(model, genome, args.variants, args.output, window=args.window, method=args.method,
+    check_input(args.input, "variants")
+    detect_format(args.input)
+    check_scored_output(args.output, args.input)
+    check_output(args.output, [args.input, args.genome])
+    if not re.fullmatch(r"[A-Za-z_][0-9A-Za-z_.]*", args.info_key):
+        raise InputError(f"--info-key {args.info_key!r}: a VCF INFO key is letters, digits, _ and . "
+                         "(not starting with a digit)")
+    device = _check_genome_args(args)
+    name, model, genome = _load_dna(args, device)
+    counts = score_variant_file(model, genome, args.input, args.output, window=args.window, method=args.method,
                                 per_strand=args.per_strand, batch_size=args.batch_size, chunk_size=args.chunk_size,
                                 strict_ref=args.strict_ref, restart=args.restart, progress=not args.no_progress,
                                 info_key=args.info_key, model_name=str(name))
@@ -170,13 +381,11 @@ def run_vep(args):
 
 def add_probs(sub):
     p = sub.add_parser("probs", help="masked-prediction A/C/G/T distribution at every position of a region")
-    _add_genome_args(p)
+    _add_genome_args(p, genome_is_input=True)
     p.add_argument("--region", required=True, help="CHROM:START-END, 1-based inclusive (e.g. chr1:1001-1100)")
-    p.add_argument("-o", "--output", required=True, help="output .tsv[.gz], .csv, .parquet or .npz")
-    p.add_argument("--window", type=int, default=512, help="bases of context centred on each position (default 512)")
+    p.add_argument("-o", "--output", required=True, help="output .tsv[.gz], .csv[.gz], .parquet or .npz")
     p.add_argument("--strands", choices=("both", "fwd"), default="both",
                    help="average the forward and reverse-complement predictions (default) or forward only")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run_probs)
 
 
@@ -184,10 +393,13 @@ def run_probs(args):
     from tqdm.auto import tqdm
 
     from nucfm.io.genome import parse_region
-    from nucfm.tasks.variants import position_probs, write_position_probs
+    from nucfm.tasks.variants import check_probs_output, position_probs, write_position_probs
 
     chrom, start, end = parse_region(args.region)
-    _, model, genome = _load_dna(args)
+    check_probs_output(args.output)
+    check_output(args.output, [args.genome])
+    device = _check_genome_args(args)
+    _, model, genome = _load_dna(args, device, region=(chrom, start, end))
     with tqdm(total=end - start, unit="position", disable=args.no_progress, desc="probs") as bar:
         result = position_probs(model, genome, chrom, start, end, window=args.window, strands=args.strands,
                                 batch_size=args.batch_size, progress=bar)
@@ -196,14 +408,36 @@ def run_probs(args):
         log.info("wrote %s: %d positions", args.output, end - start)
 
 
+@contextmanager
+def _new_run_dir(path):
+    """A run directory this command creates is removed again when the run fails with a user
+    error before saving any checkpoint (a bad data file found after setup), so the corrected
+    rerun is not refused as a different run. An existing directory is never touched."""
+    path = Path(path)
+    existed = path.exists()
+    try:
+        yield
+    except NucfmError:
+        if not existed and path.is_dir() and not any((path / "checkpoints").glob("*")):
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
 # ---- pretrain -----------------------------------------------------------------------------------
 def add_pretrain(sub):
     p = sub.add_parser("pretrain", help="masked-LM pretraining from a run config (RNA transformer or DNA ConvNet)",
                        description="Train a model with masked-token prediction. The config (YAML) has sections "
                        "model, data, train, output; KEY=VALUE overrides (e.g. train.steps=100) apply on top. "
                        "Run under torchrun for several processes (DDP).")
-    p.add_argument("--config", required=True, help="run config YAML (see configs/)")
+    p.add_argument("-c", "--config", "-i", "--input", dest="config", required=True,
+                   help="run config YAML (see configs/)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.lr=3e-4")
+    p.add_argument("-o", "--output", default=None, help="run directory (sets the config's output)")
+    p.add_argument("--device", type=device_name, default=None,
+                   help="torch device (sets train.device: auto, cpu, cuda, cuda:N)")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (sets train.threads)")
     p.add_argument("--resume", action="store_true",
                    help="insist on continuing from the run's latest checkpoint (rerunning the same config resumes "
                         "anyway)")
@@ -218,11 +452,22 @@ def run_pretrain(args):
     from nucfm.train.config import load_config
     from nucfm.train.pretrain import pretrain
 
-    cfg = load_config(args.config, args.overrides)
+    check_text(args.config, "config")
+    overrides = list(args.overrides)
+    for key, value in (("output", args.output), ("train.device", args.device), ("train.threads", args.threads)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    cfg = load_config(args.config, overrides)
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
-    out = pretrain(cfg, resume=args.resume or None, restart=args.restart)
+    if cfg.data.prepared is None:  # the sources are read only when the data is not prepared yet
+        for path in list(cfg.data.fasta) + [cfg.data.genome, cfg.data.families]:
+            check_input(path, "data.* source")
+    check_output(cfg.output, [args.config], "run directory", directory=True)
+    resolve_device(cfg.train.device)
+    with _new_run_dir(cfg.output):
+        out = pretrain(cfg, resume=args.resume or None, restart=args.restart)
     log.info("run written to %s", out)
 
 
@@ -232,9 +477,11 @@ def add_eval_mlm(sub):
                        description="Mask 15%% of residues (80/10/10, seeded) and score the model and two count "
                        "baselines (unigram; base given its +-3 neighbours, counted on the training data) on the "
                        "same positions. For a genome region with --gff, also per region class.")
-    p.add_argument("--model", help="model name or directory (default: the shipped model of the input's kind)")
+    add_common(p, model_kind="rna", output_help="also write the table as JSON here", output_required=False,
+               device=True, progress=True)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--fasta", help="sequences to evaluate (long ones are split into model-sized chunks)")
+    src.add_argument("-i", "--input", "--fasta", dest="fasta",
+                     help="sequences to evaluate (long ones are split into model-sized chunks)")
     src.add_argument("--genome", help="genome FASTA (with --region)")
     p.add_argument("--region", help="CHROM:START-END of --genome, 1-based inclusive (as samtools)")
     p.add_argument("--gff", help="GFF3 annotation: adds rows per class (CDS, UTRs, ncRNA, intron, intergenic)")
@@ -242,29 +489,52 @@ def add_eval_mlm(sub):
                    help="contig name in --region / --gff -> contig in --genome (repeatable), or a two-column TSV")
     p.add_argument("--counts", help="baseline counts (.npz) from the training data; default: mlm_counts.npz "
                    "beside the model")
-    p.add_argument("--window", type=int, default=512, help="genome window per forward pass (default 512)")
-    p.add_argument("--seed", type=int, default=0, help="masking seed (default 0)")
+    p.add_argument("--window", type=positive_int, default=512, help="genome window per forward pass (default 512)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="masking seed (default 0)")
     p.add_argument("--corruption", choices=["mask", "80-10-10"], default="mask",
                    help="selected positions all become <mask> (default), or training's 80/10/10")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("-o", "--output", help="write the table as JSON here")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="sequences per forward pass (default 16)")
     p.set_defaults(run=run_eval_mlm)
 
 
 def run_eval_mlm(args):
     import json
-    from pathlib import Path
 
     from nucfm.checkpoint import load_model, registry, resolve
     from nucfm.data.baselines import ContextCounts
-    from nucfm.errors import InputError
+    from nucfm.paths import atomic_write_text
     from nucfm.tasks.eval_mlm import evaluate_mlm, fasta_pieces, find_counts, format_table, genome_pieces
 
     if args.genome and not args.region:
         raise InputError("--genome needs --region CHROM:START-END")
+    if args.region and not args.genome:
+        raise InputError("--region needs --genome (with --fasta every record is evaluated)")
+    if args.gff and not args.genome:
+        raise InputError("--gff needs --genome and --region")
+    if args.region:
+        from nucfm.io.genome import parse_region
+
+        parse_region(args.region)
+    inputs = [args.fasta, args.genome, args.gff, args.counts]
+    for path, what in zip(inputs, ("FASTA", "genome", "GFF", "counts"), strict=True):
+        check_input(path, what)
+    if args.counts and not args.counts.lower().endswith(".npz"):
+        raise InputError(f"{args.counts}: baseline counts are a .npz file (a run's data/counts.npz)")
+    if args.output is not None and not args.output.lower().endswith(".json"):
+        raise InputError(f"{args.output}: the table is written as JSON; name the output .json")
+    check_output(args.output, inputs)
+    check_model_name(args.model)
+    device = resolve_device(args.device)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     name = args.model or registry.default_model("dna" if args.genome else "rna")
     path = resolve(name)
-    model = load_model(path)
+    if str(name) in registry.MODELS and registry.MODELS[str(name)].kind not in ("rna", "dna"):
+        raise InputError(f"{name} is a {registry.MODELS[str(name)].kind.upper()} model; eval-mlm needs a "
+                         "language model (see `nucfm models`)")
+    model = load_model(path).to(device)
     counts_path = Path(args.counts) if args.counts else find_counts(path)
     if counts_path is None:
         raise InputError(f"no baseline counts for {name}: pass --counts (a run's data/counts.npz)")
@@ -276,11 +546,11 @@ def run_eval_mlm(args):
 
         pieces = genome_pieces(args.genome, args.region, model, counts, args.window, args.gff,
                                aliases=parse_aliases(args.chrom_alias))
-    rows = evaluate_mlm(model, pieces, counts, seed=args.seed, batch_size=args.batch_size, progress=True,
-                        mask_frac=1.0 if args.corruption == "mask" else 0.8)
+    rows = evaluate_mlm(model, pieces, counts, seed=args.seed, batch_size=args.batch_size,
+                        progress=not args.no_progress, mask_frac=1.0 if args.corruption == "mask" else 0.8)
     print(format_table(rows))
     if args.output:
-        Path(args.output).write_text(json.dumps({"model": str(name), "rows": rows}, indent=1) + "\n")
+        atomic_write_text(args.output, json.dumps({"model": str(name), "rows": rows}, indent=1) + "\n")
 
 
 # ---- secondary structure ------------------------------------------------------------------------
@@ -288,36 +558,64 @@ def add_fold(sub):
     p = sub.add_parser("fold", help="predict RNA secondary structures from a FASTA file",
                        description="Predict the secondary structure of every FASTA record with a structure "
                        "model (default: the shipped one). Long sequences are embedded in overlapping windows.")
-    p.add_argument("-i", "--input", required=True, help="FASTA (plain or gzip); T is read as U, other letters as N")
-    p.add_argument("-o", "--output", required=True,
-                   help="structures: one .dbn/.ct file; --format bpseq with several records: a directory")
+    add_common(p, model_kind="ss", input_help="FASTA (plain or gzip); T is read as U, other letters as N",
+               input_names=("--fasta",), output_help="structures: one .dbn/.ct file (or .bpseq for one record); "
+               "--format bpseq with any other name: a directory of NAME.bpseq", device=True, progress=True)
     p.add_argument("--format", choices=["dbn", "bpseq", "ct"], default=None,
                    help="output format (default: from the output extension, else dbn)")
-    p.add_argument("--model", default=None, help="structure model name or directory (default: the shipped one)")
-    p.add_argument("--probs", default=None, help="also write pair probabilities, one (L, L) array per id (.npz)")
+    p.add_argument("--probs", default=None, help="also write pair probabilities, one (L, L) array per id (.npz/.h5)")
     p.add_argument("--plot", default=None, metavar="DIR", help="also draw a PNG per record into DIR")
-    p.add_argument("--threshold", type=float, default=None, help="pair probability threshold (default: the model's)")
+    p.add_argument("--threshold", type=probability, default=None,
+                   help="pair probability threshold in [0, 1] (default: the model's)")
     p.add_argument("--decode", choices=["greedy", "matching"], default=None, help="decoding (default: the model's)")
     p.add_argument("--canonical-only", action="store_true", help="keep only AU, GC and GU pairs")
     p.add_argument("--no-pseudoknots", action="store_true", help="remove crossing pairs")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     p.set_defaults(run=run_fold)
 
 
 def run_fold(args):
     import dataclasses
-    from pathlib import Path
 
     import torch
 
     from nucfm.checkpoint import registry
     from nucfm.checkpoint.structure import load_structure_model
-    from nucfm.tasks.structure import fold_fasta
+    from nucfm.io.structure import FORMATS, bpseq_is_single_file
+    from nucfm.paths import check_output_dir
+    from nucfm.tasks.structure import PROBS_FORMATS, fold_fasta
 
+    check_input(args.input, "FASTA")
+    suffix = Path(args.output).suffix.lower()
+    fmt = args.format or {".ct": "ct", ".bpseq": "bpseq"}.get(suffix, "dbn")
+    if args.format and suffix in (".dbn", ".ct", ".bpseq") and suffix[1:] != args.format:
+        raise InputError(f"{args.output}: the extension says {suffix[1:]}, --format says {args.format}")
+    if fmt not in FORMATS:
+        raise InputError(f"unknown structure format {fmt!r}")
+    per_record_dir = fmt == "bpseq" and not bpseq_is_single_file(args.output)
+    check_output(args.output, [args.input], directory=per_record_dir)
+    if per_record_dir:
+        check_output_dir(args.output, (".bpseq",))
+    outputs = [Path(args.output).resolve()]
+    if args.probs:
+        if Path(args.probs).suffix.lower() not in PROBS_FORMATS:
+            raise InputError(f"{args.probs}: pair probabilities are written as {', '.join(PROBS_FORMATS)}")
+        check_output(args.probs, [args.input], "--probs output")
+        outputs.append(Path(args.probs).resolve())
+    if args.plot:
+        check_output(args.plot, [args.input], "--plot directory", directory=True)
+        check_output_dir(args.plot, (".png",), "plot")
+        outputs.append(Path(args.plot).resolve())
+    if len(set(outputs)) < len(outputs):
+        raise InputError("-o, --probs and --plot must be different paths")
+    check_model_name(args.model)
+    device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     name = args.model or registry.default_model("ss")
-    predictor = load_structure_model(name)
+    if str(name) in registry.MODELS and registry.MODELS[str(name)].kind != "ss":
+        raise InputError(f"{name} is a {registry.MODELS[str(name)].kind.upper()} language model; fold needs a "
+                         "structure (SS) model (see `nucfm models`)")
+    predictor = load_structure_model(name).to(device)
     opts = predictor.decode_options
     changes = {k: v for k, v in {"threshold": args.threshold, "method": args.decode}.items() if v is not None}
     if args.canonical_only:
@@ -325,7 +623,6 @@ def run_fold(args):
     if args.no_pseudoknots:
         changes["pseudoknots"] = False
     opts = dataclasses.replace(opts, **changes)
-    fmt = args.format or {".ct": "ct", ".bpseq": "bpseq"}.get(Path(args.output).suffix.lower(), "dbn")
     summary = fold_fasta(predictor, args.input, args.output, fmt=fmt, probs_path=args.probs,
                          plot_dir=args.plot, opts=opts)
     if "pairs" in summary:  # rank 0 (or the only process) wrote the outputs
@@ -345,7 +642,8 @@ def add_train_ss(sub):
                        "checkpoint and threshold are chosen on the validation file. The config (YAML, keys as "
                        "in OUTPUT/config.yaml) takes KEY=VALUE overrides, and the options below are shortcuts "
                        "for the common ones. Rerun the same command to resume; --restart starts over.")
-    p.add_argument("--config", default=None, help="run config YAML (keys of TrainStructureConfig)")
+    p.add_argument("-c", "--config", "-i", "--input", dest="config", default=None,
+                   help="run config YAML (keys of TrainStructureConfig)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. lr=1e-3 crop=200")
     p.add_argument("-o", "--output", default=None, help="run directory (default runs/ss); best model in OUTPUT/best")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
@@ -356,8 +654,12 @@ def add_train_ss(sub):
              "lm_layer": "LM layer to read (default -1, the final output)",
              "features": "comma-separated extra pair channels from: onehot, bpp (ViennaRNA, Turner 2004), "
                          "bpp-langdon2018, bpp-andronescu2007; 'none' for none (default onehot,bpp)"}
+    types = {int: nonnegative_int, float: float, str: str}
+    types_by_key = {"blocks": positive_int, "channels": positive_int, "reduction": positive_int, "crop": positive_int,
+                    "batch_pairs": positive_int, "max_steps": positive_int, "eval_every": positive_int,
+                    "threads": positive_int, "dropout": probability, "lm_layer": int}
     for key, kind in TRAIN_SS_SHORTCUTS.items():
-        p.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None, dest=key,
+        p.add_argument(f"--{key.replace('_', '-')}", type=types_by_key.get(key, types[kind]), default=None, dest=key,
                        help=helps.get(key, f"sets {key} (see --print-config)"))
     p.set_defaults(run=run_train_ss)
 
@@ -368,6 +670,7 @@ def run_train_ss(args):
     from nucfm.train.config import load_dict
     from nucfm.train.structure import TrainStructureConfig, train_structure
 
+    check_text(args.config, "config")
     d = load_dict(args.config, args.overrides)
     for key in TRAIN_SS_SHORTCUTS:
         if getattr(args, key) is not None:
@@ -378,7 +681,11 @@ def run_train_ss(args):
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
-    summary = train_structure(cfg, restart=args.restart)
+    check_input(cfg.train, "training structures", directory=True)
+    check_input(cfg.valid, "validation structures", directory=True)
+    check_output(cfg.output, [args.config, cfg.train, cfg.valid], "run directory", directory=True)
+    with _new_run_dir(cfg.output):
+        summary = train_structure(cfg, restart=args.restart)
     print(json.dumps({k: summary[k] for k in ("steps", "train_minutes", "threshold", "valid")}, indent=2))
 
 
@@ -386,15 +693,23 @@ def add_score_ss(sub):
     p = sub.add_parser("score-ss", help="precision, recall, F1 and MCC of predicted structures against references",
                        description="Macro-averaged base-pair scores (exact and +-1 shift). Files or directories "
                        "of .dbn, .bpseq or .ct; records matched by id.")
-    p.add_argument("--pred", required=True, help="predicted structures")
-    p.add_argument("--ref", required=True, help="reference structures")
-    p.add_argument("--per-seq", default=None, help="also write per-sequence scores (TSV)")
+    p.add_argument("-i", "--input", "--pred", dest="pred", required=True,
+                   help="predicted structures (file or directory of .dbn/.bpseq/.ct)")
+    p.add_argument("--ref", required=True, help="reference structures (file or directory of .dbn/.bpseq/.ct)")
+    p.add_argument("-o", "--output", "--per-seq", dest="per_seq", default=None,
+                   help="also write per-sequence scores here (TSV)")
     p.set_defaults(run=run_score_ss)
 
 
 def run_score_ss(args):
     from nucfm.tasks.structure import score_files
 
+    check_input(args.pred, "predictions", directory=True)
+    check_input(args.ref, "references", directory=True)
+    check_output(args.per_seq, [args.pred, args.ref], "--per-seq output")
+    for d in (args.pred, args.ref):
+        if args.per_seq and Path(d).is_dir() and Path(d).resolve() in Path(args.per_seq).resolve().parents:
+            raise InputError(f"{args.per_seq}: write the per-sequence table outside the input directory {d}")
     exact, per = score_files(args.pred, args.ref)
     shifted, _ = score_files(args.pred, args.ref, shift=1)
     print("metric\tprecision\trecall\tf1\tmcc\tn")
@@ -416,6 +731,13 @@ def run_score_ss(args):
                 fh.write(f"{rid}\t{s.precision:.4f}\t{s.recall:.4f}\t{s.f1:.4f}\t{s.mcc:.4f}\t{s.tp}\t{s.fp}\t{s.fn}\n")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with nucfm's error format: one ``nucfm: error:`` line, exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"nucfm: error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 COMMANDS = [add_models, add_embed, add_convert, add_vep, add_probs, add_fold, add_score_ss, add_train_ss,
             add_pretrain, add_eval_mlm]
 
@@ -423,7 +745,7 @@ COMMANDS = [add_models, add_embed, add_convert, add_vep, add_probs, add_fold, ad
 def build_parser() -> argparse.ArgumentParser:
     from nucfm import __version__
 
-    parser = argparse.ArgumentParser(prog="nucfm", description="Nucleotide foundation models for RNA and DNA.")
+    parser = _Parser(prog="nucfm", description="Nucleotide foundation models for RNA and DNA.")
     parser.add_argument("--version", action="version", version=f"nucfm {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -434,7 +756,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+        # KEY=VALUE overrides may come after options (`pretrain --config c.yaml -o run train.steps=5`)
+        if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = list(args.overrides) + extra
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as e:  # usage errors (exit 2), --help and --version (exit 0)
+        return int(e.code or 0) if not isinstance(e.code, str) else 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="nucfm: %(message)s")
     try:
         code = int(args.run(args) or 0)
@@ -445,11 +775,23 @@ def main(argv: list[str] | None = None) -> int:
     except NucfmError as e:
         if args.verbose:
             raise
-        print(f"nucfm: error: {e}", file=sys.stderr)
+        print(f"nucfm: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("nucfm: interrupted", file=sys.stderr)
         return 130
+    except (OSError, MemoryError) as e:  # disk full, permissions, a vanished file: the system's words
+        if args.verbose:
+            raise
+        print(f"nucfm: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `nucfm ... | head`
+        return 141
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 Per-residue embeddings (one (L_i, D) array per record):
 
-* ``.h5`` / ``.hdf5``: one float32 dataset per record under ``/embeddings/<key>``; ``key`` is the
-  record id, with ``/`` replaced by ``|`` and ``#2``, ``#3``... appended to repeated ids, so
-  duplicate ids are kept apart. Root datasets ``ids`` (input order, original ids) and ``keys``
-  (the matching dataset names); attributes ``model``, ``layer``, ``pool``, ``nucfm_version``.
+* ``.h5`` / ``.hdf5``: one float32 dataset per record under ``/embeddings/<key>``; ``key`` is
+  :func:`nucfm.paths.unique_names` of the record ids (characters other than letters, digits,
+  ``-_.#`` become ``_``; a repeated or colliding name gets ``#2``, ``#3``...; the names in
+  :data:`RESERVED` are never used), so every record is kept. Root datasets ``ids`` (input
+  order, original ids) and ``keys`` (the matching dataset names); attributes ``model``,
+  ``layer``, ``pool``, ``nucfm_version``.
 * ``.npz``: the same keys as arrays, plus ``__ids__`` and ``__keys__``.
 
 Pooled embeddings (one (D,) vector per record):
@@ -15,32 +17,53 @@ Pooled embeddings (one (D,) vector per record):
 * ``.parquet``: columns ``id`` and ``embedding`` (fixed-size list of float32;
   ``np.stack(pd.read_parquet(p).embedding)`` gives the matrix).
 
-Rows are written as they come (HDF5, Parquet), so memory stays one chunk of records.
+Rows are written as they come (HDF5, Parquet), so memory stays one chunk of records. Everything
+goes to a temporary file beside the output that replaces it only when :meth:`EmbeddingWriter.close`
+completes without an error (see :func:`nucfm.paths.atomic_path`): a failure or Ctrl-C leaves a
+previous output untouched and no partial file behind.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from nucfm.errors import InputError
+from nucfm.paths import _remove, _temporary_sibling, unique_names
 
 PER_RESIDUE = (".h5", ".hdf5", ".npz")
 POOLED = (".h5", ".hdf5", ".npz", ".npy", ".parquet")
 
 
-def unique_keys(ids, seen: dict[str, int] | None = None) -> list[str]:
-    """Dataset names for ids: '/' -> '|', repeats get '#2', '#3', ... (input order kept).
-    ``seen`` carries the counts across calls when ids arrive in chunks."""
-    seen = {} if seen is None else seen
-    keys = []
-    for rid in ids:
-        base = (rid or "unnamed").replace("/", "|")
-        n = seen.get(base, 0) + 1
-        seen[base] = n
-        keys.append(base if n == 1 else f"{base}#{n}")
+# Names a record key must never take: the root datasets / npz arrays beside the records, and
+# numpy.savez's own keyword arguments.
+RESERVED = ("ids", "keys", "__ids__", "__keys__", "embeddings", "file", "allow_pickle")
+
+
+def unique_keys(ids, taken: set[str] | None = None) -> list[str]:
+    """Dataset / array names for ids (:func:`nucfm.paths.unique_names`, never one of
+    :data:`RESERVED`). ``taken`` (lower-cased names) carries the names across calls when ids
+    arrive in chunks.
+
+    >>> unique_keys(["a", "a", "a/1", "a_1", "ids", "."])
+    ['a', 'a#2', 'a_1', 'a_1#2', 'ids#2', 'record']
+    """
+    taken = set() if taken is None else taken
+    keys = unique_names(ids, reserved=tuple(taken) + RESERVED)
+    taken.update(k.lower() for k in keys)
     return keys
+
+
+def check_embedding_output(path: str | Path, pooled: bool) -> str:
+    """The output extension for pooled or per-residue embeddings, or a one-line error."""
+    ext = Path(path).suffix.lower()
+    allowed = POOLED if pooled else PER_RESIDUE
+    if ext not in allowed:
+        kind = "pooled (--pool mean)" if pooled else "per-residue (--pool none)"
+        raise InputError(f"{path}: {kind} embeddings can be written as {', '.join(allowed)}")
+    return ext
 
 
 class EmbeddingWriter:
@@ -51,22 +74,23 @@ class EmbeddingWriter:
         self.pooled = pooled
         self.dim = dim
         self.attrs = {k: v for k, v in (attrs or {}).items() if v is not None}
-        ext = self.path.suffix.lower()
-        allowed = POOLED if pooled else PER_RESIDUE
-        if ext not in allowed:
-            kind = "pooled" if pooled else "per-residue"
-            raise InputError(f"{self.path}: {kind} embeddings can be written as {', '.join(allowed)}")
+        ext = check_embedding_output(self.path, pooled)
+        if not self.path.parent.is_dir():
+            raise InputError(f"{self.path}: the directory {self.path.parent} does not exist")
         self.ext = ext
+        self.tmp = _temporary_sibling(self.path)  # renamed to path by a successful close()
+        self.tmp_ids = _temporary_sibling(self.path.with_suffix(".ids.txt")) if ext == ".npy" else None
+        self.closed = False
         self.ids: list[str] = []
         self.keys: list[str] = []
-        self._seen: dict[str, int] = {}
+        self._taken: set[str] = set()
         self._arrays: list[np.ndarray] = []  # npz / npy only
         self._h5 = None
         self._pq = None
         if ext in (".h5", ".hdf5"):
             import h5py
 
-            self._h5 = h5py.File(self.path, "w")
+            self._h5 = h5py.File(self.tmp, "w")
             for k, v in self.attrs.items():
                 self._h5.attrs[k] = v
             if pooled:
@@ -76,7 +100,8 @@ class EmbeddingWriter:
                 self._h5.create_group("embeddings")
 
     def add(self, ids: list[str], arrays: list[np.ndarray]) -> None:
-        keys = unique_keys(ids, self._seen)
+        ids = [str(i) for i in ids]
+        keys = unique_keys(ids, self._taken)
         self.ids.extend(ids)
         self.keys.extend(keys)
         if self._h5 is not None:
@@ -98,12 +123,45 @@ class EmbeddingWriter:
                               "embedding": pa.FixedSizeListArray.from_arrays(flat, self.dim)})
             if self._pq is None:
                 meta = {k.encode(): str(v).encode() for k, v in self.attrs.items()}
-                self._pq = pq.ParquetWriter(self.path, table.schema.with_metadata(meta))
+                self._pq = pq.ParquetWriter(self.tmp, table.schema.with_metadata(meta))
             self._pq.write_table(table)
         else:
             self._arrays.extend(arrays)
 
     def close(self) -> None:
+        """Finish the file and move it into place; called while an exception propagates (from a
+        ``finally`` or ``with`` block), it calls :meth:`abort` instead."""
+        import sys
+
+        if self.closed:
+            return
+        if sys.exc_info()[0] is not None:
+            self.abort()
+            return
+        try:
+            self._finish()
+        except BaseException:
+            self.abort()
+            raise
+        os.replace(self.tmp, self.path)
+        if self.tmp_ids is not None:
+            os.replace(self.tmp_ids, self.path.with_suffix(".ids.txt"))
+        self.closed = True
+
+    def abort(self) -> None:
+        """Drop everything written; the output path is left as it was."""
+        self.closed = True
+        for handle in (self._h5, self._pq):
+            try:
+                if handle is not None:
+                    handle.close()
+            except Exception:  # noqa: BLE001 - the file is deleted anyway
+                pass
+        _remove(self.tmp)
+        if self.tmp_ids is not None:
+            _remove(self.tmp_ids)
+
+    def _finish(self) -> None:
         keys = self.keys
         if self._h5 is not None:
             import h5py
@@ -118,18 +176,21 @@ class EmbeddingWriter:
                 self.add([], [])
             self._pq.close()
         elif self.ext == ".npy":
-            np.save(self.path, np.stack(self._arrays) if self._arrays else np.empty((0, self.dim), np.float32))
-            self.path.with_suffix(".ids.txt").write_text("".join(f"{i}\n" for i in self.ids))
+            np.save(self.tmp, np.stack(self._arrays) if self._arrays else np.empty((0, self.dim), np.float32))
+            self.tmp_ids.write_text("".join(f"{i}\n" for i in self.ids), encoding="utf-8")
         elif self.ext == ".npz":
             if self.pooled:
                 data = {"embeddings": np.stack(self._arrays) if self._arrays else np.empty((0, self.dim))}
-                np.savez(self.path, ids=np.array(self.ids), **data)
+                np.savez(self.tmp, ids=np.array(self.ids), **data)
             else:
-                np.savez(self.path, __ids__=np.array(self.ids), __keys__=np.array(keys),
+                np.savez(self.tmp, __ids__=np.array(self.ids), __keys__=np.array(keys),
                          **dict(zip(keys, self._arrays)))
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

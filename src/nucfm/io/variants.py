@@ -290,6 +290,19 @@ def output_format(path: str | Path) -> str:
     return detect_format(path)
 
 
+def check_scored_output(path: str | Path, variants: str | Path) -> str:
+    """The format of a scored-variants output ``path`` for the input file ``variants``, or a
+    one-line error (unknown extension, compressed Parquet, VCF output from a non-VCF input),
+    from the names alone: callers check before any work."""
+    fmt = output_format(path)
+    if fmt == "parquet" and Path(path).name.lower().endswith((".gz", ".bgz")):
+        raise InputError(f"{path}: Parquet is compressed inside the file; drop the .gz suffix")
+    if fmt == "vcf" and detect_format(variants) != "vcf":
+        raise InputError(f"{path}: VCF output needs a VCF input ({variants} is {detect_format(variants).upper()}); "
+                         "write .tsv, .csv or .parquet")
+    return fmt
+
+
 def _open_out(path: Path, gz: bool):
     """A UTF-8 text writer; BGZF-compressed when ``gz`` (htslib's writer, via pysam, so tabix
     and bcftools accept the file; BGZF is also plain multi-member gzip for every other reader)."""

@@ -66,8 +66,8 @@ def embed_ids(
     for batch_idx in length_batches(piece_lengths, batch_tokens, cost=lambda n: n + extra):
         chunk = [ids[pieces[j][0]][pieces[j][1].start : pieces[j][1].end] for j in batch_idx]
         batch = collate(alphabet, chunk, max_len=model.max_len)
-        dev = model.device
-        hidden = model.hidden(batch.input_ids.to(dev), batch.attention_mask.to(dev), layer)  # (B, T, D)
+        dev = model.device  # the batch follows the model (--device)
+        hidden = model.hidden(batch.input_ids.to(dev), batch.attention_mask.to(dev), layer).cpu()  # (B, T, D)
         for row, j in enumerate(batch_idx):
             i, w = pieces[j]
             h = batch.residues(hidden, row)  # (L_w, D)

@@ -117,7 +117,8 @@ def evaluate_mlm(model, pieces: list[Piece], counts: ContextCounts, mask_prob: f
         g = torch.Generator().manual_seed(seed * 1_000_003 + b)
         m = mask_tokens(batch.input_ids, alphabet, g, mask_prob=mask_prob, mask_frac=mask_frac,
                         random_frac=(1 - mask_frac) / 2)
-        logits = model.token_logits(m.input_ids, batch.attention_mask)[..., residue_ids].float()
+        dev = getattr(model, "device", None) or torch.device("cpu")  # the batch follows the model (--device)
+        logits = model.token_logits(m.input_ids.to(dev), batch.attention_mask.to(dev))[..., residue_ids].float().cpu()
         logp = torch.log_softmax(logits, -1).numpy()
         selected = m.selected.numpy()
         for i, p in enumerate(group):

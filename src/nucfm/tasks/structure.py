@@ -118,9 +118,19 @@ def write_pair_probs(path, keys: list[str], probs: list[np.ndarray]) -> None:
     ext = Path(path).suffix.lower()
     if ext not in PROBS_FORMATS:
         raise InputError(f"{path}: pair probabilities are written as {', '.join(PROBS_FORMATS)}")
+    if ext == ".npz":  # the key array's own name is never a record's
+        from nucfm.paths import unique_names
+
+        keys = unique_names(keys, reserved=("__keys__",))
     with atomic_path(path) as tmp:
         if ext == ".npz":
-            np.savez_compressed(tmp, __keys__=np.array(keys), **{k: p.astype(np.float16) for k, p in zip(keys, probs)})
+            import zipfile
+
+            # numpy.savez's own layout, written by hand: any key (even "file") is a valid name
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+                for k, p in [("__keys__", np.array(keys)), *zip(keys, (p.astype(np.float16) for p in probs))]:
+                    with zf.open(f"{k}.npy", "w", force_zip64=True) as fh:
+                        np.lib.format.write_array(fh, np.asanyarray(p), allow_pickle=False)
         else:
             import h5py
 

@@ -256,23 +256,46 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
     return status_counts(status)
 
 
+PROBS_SUFFIXES = (".tsv", ".tsv.gz", ".txt", ".txt.gz", ".csv", ".csv.gz", ".parquet", ".npz")
+
+
+def check_probs_output(path: str | Path) -> str:
+    """The table format of a ``probs`` output (``npz``, ``parquet``, ``csv`` or ``tsv``), or a
+    one-line error for any other name."""
+    name = Path(path).name.lower()
+    for suffix in PROBS_SUFFIXES:
+        if name.endswith(suffix):
+            return {".npz": "npz", ".parquet": "parquet"}.get(suffix, "csv" if ".csv" in suffix else "tsv")
+    raise InputError(f"{path}: output must end in .tsv[.gz], .csv[.gz], .parquet or .npz")
+
+
 def write_position_probs(result: dict[str, np.ndarray], chrom: str, path: str | Path) -> Path:
-    """Write :func:`position_probs` output as TSV[.gz] / CSV / Parquet (columns chrom, pos, A, C,
-    G, T, ref) or NPZ (arrays chrom, pos, probs (N, 4) in A,C,G,T order, ref)."""
+    """Write :func:`position_probs` output as TSV[.gz] / CSV[.gz] / Parquet (columns chrom, pos,
+    A, C, G, T, ref) or NPZ (arrays chrom, pos, probs (N, 4) in A,C,G,T order, ref). ``.gz``
+    tables are BGZF (as every nucfm ``.gz`` output, so ``tabix`` accepts them); the file is
+    written atomically (:func:`nucfm.paths.atomic_path`)."""
     import pandas as pd
 
+    from nucfm.paths import atomic_path
+
     path = Path(path)
-    name = path.name.lower().removesuffix(".gz")
-    if name.endswith(".npz"):
-        np.savez_compressed(path, chrom=np.array(chrom), pos=result["pos"], probs=result["probs"].astype(np.float32),
-                            ref=result["ref"])
-        return path
-    df = pd.DataFrame({"chrom": chrom, "pos": result["pos"],
-                       **{b: result["probs"][:, k] for k, b in enumerate(BASES)}, "ref": result["ref"]})
-    if name.endswith(".parquet"):
-        df.to_parquet(path, index=False)
-    elif name.endswith((".tsv", ".txt", ".csv")):
-        df.to_csv(path, sep="," if name.endswith(".csv") else "\t", index=False, float_format="%.6g")
-    else:
-        raise InputError(f"{path}: output must end in .tsv[.gz], .csv[.gz], .parquet or .npz")
+    fmt = check_probs_output(path)
+    with atomic_path(path) as tmp:
+        if fmt == "npz":
+            np.savez_compressed(tmp, chrom=np.array(chrom), pos=result["pos"],
+                                probs=result["probs"].astype(np.float32), ref=result["ref"])
+            return path
+        df = pd.DataFrame({"chrom": chrom, "pos": result["pos"],
+                           **{b: result["probs"][:, k] for k, b in enumerate(BASES)}, "ref": result["ref"]})
+        if fmt == "parquet":
+            df.to_parquet(tmp, index=False)
+            return path
+        text = df.to_csv(sep="," if fmt == "csv" else "\t", index=False, float_format="%.6g")
+        if path.name.lower().endswith(".gz"):
+            import pysam
+
+            with pysam.BGZFile(str(tmp), "wb") as fh:
+                fh.write(text.encode("utf-8"))
+        else:
+            tmp.write_text(text, encoding="utf-8")
     return path

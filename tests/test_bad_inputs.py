@@ -1,0 +1,432 @@
+"""Bad and unusual inputs for every subcommand, run as a user would (``nucfm.cli.main``).
+
+Each case ends either in ONE ``nucfm: error:`` line (exit 2, no traceback) or in a correct
+output. For every case, no input file and no previous output in the workspace changes, and a
+failed run leaves no file behind (the workspace is hashed before and after).
+"""
+
+import gzip
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from nucfm import save_model
+from nucfm.checkpoint import registry
+from nucfm.cli import main
+
+from tiny import dna_model, rna_model
+
+RNG = np.random.default_rng(0)
+CHR1 = "".join(RNG.choice(list("ACGT"), 300))
+PREVIOUS = b"previous good output\n"
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    """The workspace: inputs, models and 'previous good outputs' (prev.*)."""
+    w = tmp_path_factory.mktemp("ws")
+    (w / "good.fa").write_text(">a\nACGUACGUACGU\n>b\nGGGAAACUUCCC\n")
+    (w / "empty.fa").write_bytes(b"")
+    (w / "binary.fa").write_bytes(bytes(range(256)) * 4)
+    (w / "notfasta.fa").write_text("hello world\n")
+    (w / "binary.tsv").write_bytes(bytes(range(256)) * 4)
+    (w / "trunc.fa.gz").write_bytes(gzip.compress(b">a\n" + b"ACGU" * 500 + b"\n")[:40])
+    (w / "adir").mkdir()
+    (w / "g.fa").write_text(f">chr1\n{CHR1}\n")
+    (w / "v.tsv").write_text(f"chrom\tpos\tref\talt\nchr1\t50\t{CHR1[49]}\t{'A' if CHR1[49] != 'A' else 'C'}\n"
+                             "chr1\t100.7\tA\tC\nchrZ\t5\tA\tG\n")
+    (w / "v.vcf").write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                             f"chr1\t60\tx\t{CHR1[59]}\t{'A' if CHR1[59] != 'A' else 'C'}\t.\t.\t.\n")
+    (w / "ref.dbn").write_text(">a\nGGGAAACCC\n(((...)))\n>b\nGGGGAAACCCC\n((((...))))\n")
+    (w / "pred.dbn").write_text(">a\nGGGAAACCC\n((.....))\n")
+    (w / "bad.yaml").write_text("train: [unclosed\n")
+    (w / "types.yaml").write_text("train:\n  steps: abc\n")
+    (w / "ss_types.yaml").write_text("crop: abc\n")
+    (w / "ss_unknown.yaml").write_text("no_such_key: 1\n")
+    (w / "list.yaml").write_text("- a\n- b\n")
+    (w / "conv_out").mkdir()
+    (w / "conv_out" / "config.json").write_text('{"unrelated": true}\n')
+    (w / "plots_other").mkdir()
+    (w / "plots_other" / "notes.txt").write_text("mine\n")
+    for name in ("prev.h5", "prev.npz", "prev.npy", "prev.tsv", "prev.tsv.gz", "prev.dbn", "prev.json", "prev.ct"):
+        (w / name).write_bytes(PREVIOUS)
+    save_model(rna_model(max_len=40), w / "rna")
+    save_model(dna_model(), w / "dna")
+    from nucfm.io.genome import Genome
+
+    Genome(w / "g.fa").fetch("chr1", 0, 1)  # build any index now, so runs leave the workspace as it is
+    return w
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): (hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else "dir")
+            for p in sorted(root.rglob("*"))}
+
+
+SS = registry.DEFAULTS["ss"]
+RNA = registry.DEFAULTS["rna"]
+DNA = registry.DEFAULTS["dna"]
+E = "error"
+
+# (id, argv with {w} = workspace and {o} = a fresh output directory, expectation)
+CASES = [
+    # ---- models / top level
+    ("models-ok", ["models"], "ok"),
+    ("models-extra-arg", ["models", "--bogus"], E),
+    ("unknown-command", ["frobnicate"], E),
+    # ---- embed
+    ("embed-missing-file", ["embed", "-i", "{w}/nope.fa", "-o", "{o}/e.h5"], E),
+    ("embed-dir-input", ["embed", "-i", "{w}/adir", "-o", "{o}/e.h5"], E),
+    ("embed-empty", ["embed", "-i", "{w}/empty.fa", "-o", "{w}/prev.h5", "-m", "{w}/rna"], E),
+    ("embed-binary", ["embed", "-i", "{w}/binary.fa", "-o", "{w}/prev.h5", "-m", "{w}/rna"], E),
+    ("embed-not-fasta", ["embed", "-i", "{w}/notfasta.fa", "-o", "{w}/prev.h5", "-m", "{w}/rna"], E),
+    ("embed-truncated-gz", ["embed", "-i", "{w}/trunc.fa.gz", "-o", "{w}/prev.h5", "-m", "{w}/rna"], E),
+    ("embed-missing-outdir", ["embed", "-i", "{w}/good.fa", "-o", "{w}/nodir/e.h5", "-m", "{w}/rna"], E),
+    ("embed-out-is-in", ["embed", "-i", "{w}/good.fa", "-o", "{w}/good.fa", "-m", "{w}/rna"], E),
+    ("embed-out-is-dir", ["embed", "-i", "{w}/good.fa", "-o", "{w}/adir", "-m", "{w}/rna"], E),
+    ("embed-unknown-ext", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.xlsx", "-m", "{w}/rna"], E),
+    ("embed-npy-per-residue", ["embed", "-i", "{w}/good.fa", "-o", "{w}/prev.npy", "-m", "{w}/rna"], E),
+    ("embed-batch-tokens-0", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "--batch-tokens", "0"], E),
+    ("embed-batch-tokens-neg", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "--batch-tokens", "-5"], E),
+    ("embed-batch-tokens-abc", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "--batch-tokens", "abc"], E),
+    ("embed-overlap-neg", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "--overlap", "-1"], E),
+    ("embed-overlap-huge", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "--overlap", "500", "-m", "{w}/rna"], E),
+    ("embed-layer-99", ["embed", "-i", "{w}/good.fa", "-o", "{w}/prev.h5", "-m", "{w}/rna", "--layer", "99"], E),
+    ("embed-layer-float", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "--layer", "1.5"], E),
+    ("embed-threads-0", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "--threads", "0"], E),
+    ("embed-device-bogus", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "--device", "tpu"], E),
+    ("embed-device-cuda99", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "--device", "cuda:99"], E),
+    ("embed-unknown-model", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "-m", "no-such-model"], E),
+    ("embed-ss-model", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "-m", SS], E),
+    ("embed-model-is-dir-of-junk", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "-m", "{w}/adir"], E),
+    ("embed-pool-bogus", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "--pool", "max"], E),
+    ("embed-ok-npy", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.npy", "--pool", "mean", "-m", "{w}/rna",
+                      "--no-progress", "--device", "cpu"], "ok"),
+    ("embed-ok-parquet", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.parquet", "--pool", "mean", "-m", "{w}/rna",
+                          "--no-progress"], "ok"),
+    # ---- convert
+    ("convert-missing-model", ["convert", "-m", "{w}/nope", "-o", "{o}/c"], E),
+    ("convert-missing-outdir", ["convert", "-m", "{w}/rna", "-o", "{w}/nodir/c"], E),
+    ("convert-out-is-file", ["convert", "-m", "{w}/rna", "-o", "{w}/prev.json"], E),
+    ("convert-out-unrelated", ["convert", "-m", "{w}/rna", "-o", "{w}/conv_out"], E),
+    ("convert-out-is-in", ["convert", "-m", "{w}/rna", "-o", "{w}/rna"], E),
+    ("convert-out-inside-in", ["convert", "-m", "{w}/rna", "-o", "{w}/rna/sub"], E),
+    ("convert-ok", ["convert", "-m", "{w}/rna", "-o", "{o}/c", "--fp16"], "ok"),
+    # ---- vep
+    ("vep-missing-variants", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/nope.tsv", "-o", "{o}/s.tsv"], E),
+    ("vep-missing-genome", ["vep", "--genome", "{w}/nope.fa", "-i", "{w}/v.tsv", "-o", "{o}/s.tsv"], E),
+    ("vep-genome-dir", ["vep", "--genome", "{w}/adir", "-i", "{w}/v.tsv", "-o", "{o}/s.tsv"], E),
+    ("vep-xlsx", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{w}/s.xlsx"], E),
+    ("vep-tsv-to-vcf", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{w}/s.vcf"], E),
+    ("vep-parquet-gz", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{w}/s.parquet.gz"], E),
+    ("vep-unknown-input-ext", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/ref.dbn", "-o", "{w}/s.tsv"], E),
+    ("vep-out-is-in", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{w}/v.tsv"], E),
+    ("vep-out-is-genome", ["vep", "--genome", "{w}/g.fa", "--variants", "{w}/v.vcf", "-o", "{w}/g.fa"], E),
+    ("vep-batch-0", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{w}/prev.tsv", "--batch-size", "0"], E),
+    ("vep-batch-neg", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{w}/prev.tsv", "--batch-size", "-1"],
+     E),
+    ("vep-window-0", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{w}/prev.tsv", "--window", "0"], E),
+    ("vep-window-float", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{w}/prev.tsv", "--window", "1.5"],
+     E),
+    ("vep-binary-variants", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/binary.tsv", "-o", "{w}/prev.tsv"], E),
+    ("vep-chunk-0", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{w}/prev.tsv", "--chunk-size", "0"], E),
+    ("vep-method-bogus", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{w}/prev.tsv", "--method", "x"],
+     E),
+    ("vep-info-key-bad", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.vcf", "-o", "{o}/s.vcf", "--info-key", "A B"],
+     E),
+    ("vep-rna-model", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{w}/prev.tsv", "-m", RNA], E),
+    ("vep-rna-model-path", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{w}/prev.tsv", "-m", "{w}/rna"],
+     E),
+    ("vep-empty-variants", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/empty.fa", "-o", "{w}/prev.tsv"], E),
+    ("vep-binary-genome", ["vep", "--genome", "{w}/binary.fa", "-i", "{w}/v.tsv", "-o", "{w}/prev.tsv",
+                           "-m", "{w}/dna"], E),
+    ("vep-alias-missing-file", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{w}/prev.tsv",
+                                "--chrom-alias", "{w}/nope.txt"], E),
+    ("vep-ok-rows-kept", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{o}/s.tsv.gz", "-m", "{w}/dna",
+                          "--window", "16", "--no-progress"], "ok"),
+    # ---- probs
+    ("probs-region-no-range", ["probs", "--genome", "{w}/g.fa", "--region", "chr1", "-o", "{o}/p.tsv"], E),
+    ("probs-region-zero", ["probs", "--genome", "{w}/g.fa", "--region", "chr1:0-5", "-o", "{o}/p.tsv"], E),
+    ("probs-region-reversed", ["probs", "--genome", "{w}/g.fa", "--region", "chr1:10-5", "-o", "{o}/p.tsv"], E),
+    ("probs-region-letters", ["probs", "--genome", "{w}/g.fa", "--region", "chr1:a-b", "-o", "{o}/p.tsv"], E),
+    ("probs-region-float", ["probs", "--genome", "{w}/g.fa", "--region", "chr1:1.5-9", "-o", "{o}/p.tsv"], E),
+    ("probs-unknown-contig", ["probs", "--genome", "{w}/g.fa", "--region", "chrZ:1-10", "-o", "{w}/prev.tsv",
+                              "-m", "{w}/dna"], E),
+    ("probs-past-end", ["probs", "--genome", "{w}/g.fa", "--region", "chr1:1-100000", "-o", "{w}/prev.tsv",
+                        "-m", "{w}/dna"], E),
+    ("probs-ext-foo", ["probs", "--genome", "{w}/g.fa", "--region", "chr1:1-10", "-o", "{w}/p.foo"], E),
+    ("probs-npz-gz", ["probs", "--genome", "{w}/g.fa", "--region", "chr1:1-10", "-o", "{w}/p.npz.gz"], E),
+    ("probs-window-0", ["probs", "--genome", "{w}/g.fa", "--region", "chr1:1-10", "-o", "{o}/p.tsv", "--window", "0"],
+     E),
+    ("probs-batch-abc", ["probs", "--genome", "{w}/g.fa", "--region", "chr1:1-10", "-o", "{o}/p.tsv",
+                         "--batch-size", "abc"], E),
+    ("probs-out-is-genome", ["probs", "-i", "{w}/g.fa", "--region", "chr1:1-10", "-o", "{w}/g.fa"], E),
+    ("probs-ok-bgzf", ["probs", "-i", "{w}/g.fa", "--region", "chr1:1-10", "-o", "{o}/p.tsv.gz", "-m", "{w}/dna",
+                       "--window", "16", "--no-progress"], "ok"),
+    # ---- fold
+    ("fold-missing", ["fold", "-i", "{w}/nope.fa", "-o", "{o}/f.dbn"], E),
+    ("fold-empty", ["fold", "-i", "{w}/empty.fa", "-o", "{w}/prev.dbn"], E),
+    ("fold-binary", ["fold", "-i", "{w}/binary.fa", "-o", "{w}/prev.dbn"], E),
+    ("fold-not-fasta", ["fold", "-i", "{w}/notfasta.fa", "-o", "{w}/prev.dbn"], E),
+    ("fold-truncated-gz", ["fold", "-i", "{w}/trunc.fa.gz", "-o", "{w}/prev.dbn"], E),
+    ("fold-out-is-in", ["fold", "-i", "{w}/good.fa", "-o", "{w}/good.fa"], E),
+    ("fold-missing-outdir", ["fold", "-i", "{w}/good.fa", "-o", "{w}/nodir/f.dbn"], E),
+    ("fold-threshold-high", ["fold", "-i", "{w}/good.fa", "-o", "{o}/f.dbn", "--threshold", "1.5"], E),
+    ("fold-threshold-neg", ["fold", "-i", "{w}/good.fa", "-o", "{o}/f.dbn", "--threshold", "-0.1"], E),
+    ("fold-threshold-nan", ["fold", "-i", "{w}/good.fa", "-o", "{o}/f.dbn", "--threshold", "nan"], E),
+    ("fold-probs-txt", ["fold", "-i", "{w}/good.fa", "-o", "{w}/prev.dbn", "--probs", "{w}/p.txt"], E),
+    ("fold-probs-is-output", ["fold", "-i", "{w}/good.fa", "-o", "{o}/f.npz", "--probs", "{o}/f.npz"], E),
+    ("fold-probs-is-input", ["fold", "-i", "{w}/good.fa", "-o", "{o}/f.dbn", "--probs", "{w}/good.fa"], E),
+    ("fold-ok-h5-probs", ["fold", "-i", "{w}/good.fa", "-o", "{o}/f.ct", "--probs", "{o}/p.h5", "--device", "cpu"],
+     "ok"),
+    ("fold-dna-model", ["fold", "-i", "{w}/good.fa", "-o", "{w}/prev.dbn", "-m", DNA], E),
+    ("fold-rna-lm", ["fold", "-i", "{w}/good.fa", "-o", "{w}/prev.dbn", "-m", RNA], E),
+    ("fold-rna-lm-path", ["fold", "-i", "{w}/good.fa", "-o", "{w}/prev.dbn", "-m", "{w}/rna"], E),
+    ("fold-unknown-model", ["fold", "-i", "{w}/good.fa", "-o", "{w}/prev.dbn", "-m", "no-such"], E),
+    ("fold-format-conflict", ["fold", "-i", "{w}/good.fa", "-o", "{w}/prev.dbn", "--format", "ct"], E),
+    ("fold-plot-is-file", ["fold", "-i", "{w}/good.fa", "-o", "{o}/f.dbn", "--plot", "{w}/prev.json"], E),
+    ("fold-plot-foreign-dir", ["fold", "-i", "{w}/good.fa", "-o", "{o}/f.dbn", "--plot", "{w}/plots_other"], E),
+    ("fold-bpseq-into-file", ["fold", "-i", "{w}/good.fa", "-o", "{w}/prev.json", "--format", "bpseq"], E),
+    ("fold-decode-bogus", ["fold", "-i", "{w}/good.fa", "-o", "{o}/f.dbn", "--decode", "mfe"], E),
+    # ---- score-ss
+    ("score-missing-pred", ["score-ss", "--pred", "{w}/nope.dbn", "--ref", "{w}/ref.dbn"], E),
+    ("score-missing-ref", ["score-ss", "--pred", "{w}/pred.dbn", "--ref", "{w}/nope.dbn"], E),
+    ("score-empty-ref", ["score-ss", "--pred", "{w}/pred.dbn", "--ref", "{w}/empty.fa"], E),
+    ("score-binary-pred", ["score-ss", "--pred", "{w}/binary.fa", "--ref", "{w}/ref.dbn"], E),
+    ("score-per-seq-is-ref", ["score-ss", "--pred", "{w}/pred.dbn", "--ref", "{w}/ref.dbn", "--per-seq",
+                              "{w}/ref.dbn"], E),
+    ("score-per-seq-is-pred", ["score-ss", "-i", "{w}/pred.dbn", "--ref", "{w}/ref.dbn", "-o", "{w}/pred.dbn"], E),
+    ("score-per-seq-nodir", ["score-ss", "--pred", "{w}/pred.dbn", "--ref", "{w}/ref.dbn", "--per-seq",
+                             "{w}/nodir/x.tsv"], E),
+    ("score-ok-missing-counted", ["score-ss", "--pred", "{w}/pred.dbn", "--ref", "{w}/ref.dbn", "--per-seq",
+                                  "{o}/per.tsv"], "ok"),
+    # ---- train-ss
+    ("train-ss-missing-config", ["train-ss", "--config", "{w}/nope.yaml", "--print-config"], E),
+    ("train-ss-bad-yaml", ["train-ss", "--config", "{w}/bad.yaml", "--print-config"], E),
+    ("train-ss-wrong-type", ["train-ss", "--config", "{w}/ss_types.yaml", "--print-config"], E),
+    ("train-ss-unknown-key", ["train-ss", "--config", "{w}/ss_unknown.yaml", "--print-config"], E),
+    ("train-ss-list-config", ["train-ss", "--config", "{w}/list.yaml", "--print-config"], E),
+    ("train-ss-crop-0", ["train-ss", "--crop", "0", "--print-config"], E),
+    ("train-ss-dropout-2", ["train-ss", "--dropout", "2", "--print-config"], E),
+    ("train-ss-lr-abc", ["train-ss", "--lr", "abc", "--print-config"], E),
+    ("train-ss-override-abc", ["train-ss", "crop=abc", "--print-config"], E),
+    ("train-ss-override-no-eq", ["train-ss", "crop", "--print-config"], E),
+    ("train-ss-config-dir", ["train-ss", "--config", "{w}/adir", "--print-config"], E),
+    ("train-ss-missing-train", ["train-ss", "--train", "{w}/nope.dbn", "--valid", "{w}/ref.dbn", "-o", "{o}/ss"], E),
+    ("train-ss-binary-train", ["train-ss", "--train", "{w}/binary.fa", "--valid", "{w}/ref.dbn", "-o", "{o}/ss",
+                               "--features", "onehot", "--max-steps", "1"], E),
+    ("train-ss-out-is-file", ["train-ss", "--train", "{w}/ref.dbn", "--valid", "{w}/ref.dbn", "-o", "{w}/prev.json"],
+     E),
+    ("train-ss-print-ok", ["train-ss", "--print-config", "--crop", "50"], "ok"),
+    # ---- pretrain
+    ("pretrain-missing-config", ["pretrain", "--config", "{w}/nope.yaml"], E),
+    ("pretrain-bad-yaml", ["pretrain", "--config", "{w}/bad.yaml"], E),
+    ("pretrain-wrong-type", ["pretrain", "--config", "{w}/types.yaml", "--print-config"], E),
+    ("pretrain-override-type", ["pretrain", "--config", "{w}/ss_unknown.yaml", "--print-config"], E),
+    ("pretrain-list-config", ["pretrain", "--config", "{w}/list.yaml", "--print-config"], E),
+    ("pretrain-binary-config", ["pretrain", "--config", "{w}/binary.fa", "--print-config"], E),
+    ("pretrain-threads-0", ["pretrain", "--config", "{w}/types.yaml", "--threads", "0"], E),
+    ("pretrain-device-bogus", ["pretrain", "--config", "{w}/types.yaml", "--device", "gpu"], E),
+    ("pretrain-missing-source", ["pretrain", "--config", "{w}/types.yaml", "-o", "{o}/run", "train.steps=1",
+                                 "data.fasta=[{w}/nope.fa]"], E),
+    ("pretrain-overrides-after-options", ["pretrain", "--config", "{w}/ss_unknown.yaml", "-o", "{o}/run",
+                                          "data.fasta=[{w}/nope.fa]"], E),
+    ("pretrain-unknown-option", ["pretrain", "--config", "{w}/types.yaml", "--frobnicate"], E),
+    # ---- eval-mlm
+    ("eval-missing-fasta", ["eval-mlm", "--fasta", "{w}/nope.fa"], E),
+    ("eval-out-is-in", ["eval-mlm", "--fasta", "{w}/good.fa", "-o", "{w}/good.fa"], E),
+    ("eval-out-not-json", ["eval-mlm", "--fasta", "{w}/good.fa", "-o", "{w}/prev.tsv"], E),
+    ("eval-batch-neg", ["eval-mlm", "--fasta", "{w}/good.fa", "--batch-size", "-2"], E),
+    ("eval-window-0", ["eval-mlm", "--genome", "{w}/g.fa", "--region", "chr1:1-50", "--window", "0"], E),
+    ("eval-genome-no-region", ["eval-mlm", "--genome", "{w}/g.fa"], E),
+    ("eval-region-no-genome", ["eval-mlm", "--fasta", "{w}/good.fa", "--region", "chr1:1-10"], E),
+    ("eval-bad-region", ["eval-mlm", "--genome", "{w}/g.fa", "--region", "chr1:9-1"], E),
+    ("eval-unknown-contig", ["eval-mlm", "--genome", "{w}/g.fa", "--region", "chrZ:1-10", "-o", "{w}/prev.json"], E),
+    ("eval-both-inputs", ["eval-mlm", "--fasta", "{w}/good.fa", "--genome", "{w}/g.fa"], E),
+    ("eval-missing-counts", ["eval-mlm", "--fasta", "{w}/good.fa", "--counts", "{w}/nope.npz"], E),
+    ("eval-counts-not-npz", ["eval-mlm", "--fasta", "{w}/good.fa", "--counts", "{w}/good.fa"], E),
+    ("eval-no-counts", ["eval-mlm", "--fasta", "{w}/good.fa", "-m", "{w}/rna", "-o", "{w}/prev.json"], E),
+    ("eval-empty-fasta", ["eval-mlm", "--fasta", "{w}/empty.fa", "-o", "{w}/prev.json"], E),
+    ("eval-ss-model", ["eval-mlm", "--fasta", "{w}/good.fa", "-m", SS], E),
+    ("eval-ok-json", ["eval-mlm", "--fasta", "{w}/good.fa", "-o", "{o}/t.json", "--no-progress", "--device", "cpu"],
+     "ok"),
+]
+
+
+def _argv(argv, w, o):
+    return [a.replace("{w}", str(w)).replace("{o}", str(o)) for a in argv]
+
+
+@pytest.mark.parametrize("argv,expect", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input(ws, tmp_path, capsys, argv, expect):
+    before = snapshot(ws)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code = main(_argv(argv, ws, out_dir))
+    cap = capsys.readouterr()
+    assert "Traceback" not in cap.err
+    if expect == E:
+        assert code == 2, cap.err
+        lines = [ln for ln in cap.err.splitlines() if ln.startswith("nucfm: error:")]
+        assert len(lines) == 1, cap.err
+        assert list(out_dir.iterdir()) == [], "a failed run left files behind"
+    else:
+        assert code == 0, cap.err
+    assert snapshot(ws) == before, "an input or a previous output changed, or a file was left behind"
+
+
+def test_every_subcommand_has_cases():
+    from nucfm.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    names = {c[1][0] for c in CASES}
+    assert set(sub.choices) <= names
+    assert len(CASES) >= 80
+
+
+# ---- outputs of the unusual-but-valid cases -------------------------------------------------------
+TRICKY_IDS = ["a", "a", "a/1", "a_1", ".", "file", "__ids__", "allow_pickle", "ids", "keys", "embeddings", "A"]
+
+
+@pytest.fixture
+def tricky_fasta(tmp_path):
+    fa = tmp_path / "tricky.fa"
+    fa.write_text("".join(f">{i}\n{'ACGU' * (k + 1)}\n" for k, i in enumerate(TRICKY_IDS)))
+    return fa
+
+
+@pytest.mark.parametrize("ext,pool", [(".h5", "none"), (".npz", "none"), (".h5", "mean"), (".npz", "mean"),
+                                      (".npy", "mean"), (".parquet", "mean")])
+def test_embed_keeps_every_record(ws, tricky_fasta, tmp_path, ext, pool):
+    out = tmp_path / f"e{ext}"
+    assert main(["embed", "-i", str(tricky_fasta), "-o", str(out), "-m", str(ws / "rna"), "--pool", pool,
+                 "--no-progress"]) == 0
+    n = len(TRICKY_IDS)
+    if ext == ".h5":
+        with h5py.File(out) as f:
+            assert [x.decode() for x in f["ids"][:]] == TRICKY_IDS
+            if pool == "none":
+                keys = [x.decode() for x in f["keys"][:]]
+                assert len(set(k.lower() for k in keys)) == n
+                assert [f["embeddings"][k].shape[0] for k in keys] == [4 * (k + 1) for k in range(n)]
+            else:
+                assert f["embeddings"].shape == (n, 16)
+    elif ext == ".npz":
+        z = np.load(out)
+        if pool == "none":
+            assert list(z["__ids__"]) == TRICKY_IDS
+            keys = list(z["__keys__"])
+            assert [z[k].shape[0] for k in keys] == [4 * (k + 1) for k in range(n)]
+        else:
+            assert list(z["ids"]) == TRICKY_IDS and z["embeddings"].shape == (n, 16)
+    elif ext == ".npy":
+        assert np.load(out).shape == (n, 16)
+        assert out.with_suffix(".ids.txt").read_text().splitlines() == TRICKY_IDS
+    else:
+        import pandas as pd
+
+        assert list(pd.read_parquet(out).id) == TRICKY_IDS
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_fold_keeps_every_record(tricky_fasta, tmp_path):
+    from nucfm.io.structure import read_structures
+
+    out, probs = tmp_path / "bp", tmp_path / "p.npz"
+    assert main(["fold", "-i", str(tricky_fasta), "-o", str(out), "--format", "bpseq", "--probs", str(probs),
+                 "--no-progress"]) == 0
+    assert len(list(out.glob("*.bpseq"))) == len(TRICKY_IDS)
+    z = np.load(probs)
+    assert len(set(z["__keys__"])) == len(TRICKY_IDS)
+    assert main(["fold", "-i", str(tricky_fasta), "-o", str(tmp_path / "f.dbn")]) == 0
+    assert [r.id for r in read_structures(tmp_path / "f.dbn")] == TRICKY_IDS
+
+
+def test_vep_and_probs_outputs(ws, tmp_path):
+    import pandas as pd
+    import pysam
+
+    out = tmp_path / "s.tsv.gz"
+    assert main(["vep", "--genome", str(ws / "g.fa"), "-i", str(ws / "v.tsv"), "-o", str(out), "-m", str(ws / "dna"),
+                 "--window", "16", "--no-progress"]) == 0
+    df = pd.read_csv(out, sep="\t")
+    assert len(df) == 3 and list(df.status) == ["ok", "invalid_pos", "unknown_contig"]
+    p = tmp_path / "p.tsv.gz"
+    assert main(["probs", "-i", str(ws / "g.fa"), "--region", "chr1:1-10", "-o", str(p), "-m", str(ws / "dna"),
+                 "--window", "16", "--no-progress"]) == 0
+    with pysam.BGZFile(str(p), "rb") as fh:  # BGZF, as every nucfm .gz output
+        assert fh.read().decode().count("\n") == 11
+
+
+# ---- interruptions ----------------------------------------------------------------------------
+def _interrupt(*a, **k):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("command,target,out", [
+    ("embed", "nucfm.tasks.embed.embed_ids", "prev.h5"),
+    ("embed-npy", "nucfm.tasks.embed.embed_ids", "prev.npy"),
+    ("fold", "nucfm.tasks.structure.fold_sequences", "prev.dbn"),
+    ("probs", "nucfm.tasks.variants.position_probs", "prev.tsv"),
+    ("eval-mlm", "nucfm.tasks.eval_mlm.evaluate_mlm", "prev.json"),
+    ("vep", "nucfm.tasks.variants.score_variants", "prev.tsv.gz"),
+])
+def test_ctrl_c_keeps_previous_output(ws, tmp_path, monkeypatch, capsys, command, target, out):
+    import shutil
+
+    d = tmp_path / "w"
+    shutil.copytree(ws, d)
+    monkeypatch.setattr(target, _interrupt)
+    argv = {
+        "embed": ["embed", "-i", "good.fa", "-o", out, "-m", "rna"],
+        "embed-npy": ["embed", "-i", "good.fa", "-o", out, "-m", "rna", "--pool", "mean"],
+        "fold": ["fold", "-i", "good.fa", "-o", out],
+        "probs": ["probs", "-i", "g.fa", "--region", "chr1:1-10", "-o", out, "-m", "dna", "--window", "16"],
+        "eval-mlm": ["eval-mlm", "--fasta", "good.fa", "-o", out],
+        "vep": ["vep", "--genome", "g.fa", "-i", "v.tsv", "-o", out, "-m", "dna", "--window", "16"],
+    }[command]
+    before = snapshot(d)
+    monkeypatch.chdir(d)
+    assert main(argv + ["--no-progress"]) == 130
+    assert (d / out).read_bytes() == PREVIOUS
+    after = snapshot(d)
+    if command == "vep":  # the resumable chunks of an interrupted vep run are kept by design
+        after = {k: v for k, v in after.items() if not k.startswith(f"{out}.parts")}
+    assert after == before
+
+
+def test_no_traceback_from_python_m(ws, tmp_path):
+    """One failure path of every subcommand as a user runs it (``python -m nucfm``)."""
+    cmds = [["models", "--bogus"], ["embed", "-i", f"{ws}/binary.fa", "-o", f"{tmp_path}/e.h5"],
+            ["convert", "-m", f"{ws}/nope", "-o", f"{tmp_path}/c"],
+            ["vep", "--genome", f"{ws}/g.fa", "-i", f"{ws}/v.tsv", "-o", f"{tmp_path}/s.xlsx"],
+            ["probs", "-i", f"{ws}/g.fa", "--region", "chr1", "-o", f"{tmp_path}/p.tsv"],
+            ["fold", "-i", f"{ws}/notfasta.fa", "-o", f"{tmp_path}/f.dbn"],
+            ["score-ss", "--pred", f"{ws}/pred.dbn", "--ref", f"{ws}/empty.fa"],
+            ["train-ss", "--config", f"{ws}/bad.yaml"], ["pretrain", "--config", f"{ws}/types.yaml"],
+            ["eval-mlm", "--fasta", f"{ws}/good.fa", "--batch-size", "-2"]]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    procs = [subprocess.Popen([sys.executable, "-m", "nucfm", *c], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for c in cmds]
+    for c, p in zip(cmds, procs, strict=True):
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 2, (c, err)
+        assert "Traceback" not in err and err.count("nucfm: error:") == 1, (c, err)
+
+
+def test_every_option_has_help_and_the_common_names():
+    from nucfm.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        opts = {s for a in p._actions for s in a.option_strings}
+        for a in p._actions:
+            assert a.help, f"{name} {a.option_strings or a.dest} has no help"
+        if name in ("embed", "vep", "probs", "fold", "eval-mlm"):
+            assert {"-i", "-o", "-m", "--threads", "--device", "--no-progress"} <= opts, name
