@@ -88,7 +88,8 @@ def pieces_of(ids: np.ndarray, counts: ContextCounts, chunk: int, classes=None, 
     out = []
     for s in range(0, len(ids), chunk):
         sl = slice(s, s + chunk)
-        out.append(Piece(ids[sl], ctx[sl], None if classes is None else classes[sl], None if soft is None else soft[sl]))
+        out.append(Piece(ids[sl], ctx[sl], None if classes is None else classes[sl],
+                         None if soft is None else soft[sl]))
     return out
 
 
@@ -102,7 +103,8 @@ def evaluate_mlm(model, pieces: list[Piece], counts: ContextCounts, mask_prob: f
     """
     alphabet = model.alphabet
     if counts.alphabet.name != alphabet.name:
-        raise InputError(f"baseline counts are for the {counts.alphabet.name!r} alphabet, the model uses {alphabet.name!r}")
+        raise InputError(f"baseline counts are for the {counts.alphabet.name!r} alphabet, "
+                         f"the model uses {alphabet.name!r}")
     residue_ids = alphabet.residue_ids()
     uni, _ = counts.log_probs(np.zeros(0, np.int64))
     tallies: dict[str, Tally] = defaultdict(Tally)
@@ -169,8 +171,10 @@ def paired_bootstrap(per_piece: list, n_boot: int = 2000, seed: int = 0) -> dict
     out = {}
     for k, s in enumerate(SCORERS[1:], start=1):
         da, dn = acc[:, 0] - acc[:, k], mnll[:, 0] - mnll[:, k]
-        out[s] = {"acc_diff": float(acc0[0] - acc0[k]), "acc_diff_ci95": [float(x) for x in np.percentile(da, [2.5, 97.5])],
-                  "nll_diff": float(nll0[0] - nll0[k]), "nll_diff_ci95": [float(x) for x in np.percentile(dn, [2.5, 97.5])],
+        out[s] = {"acc_diff": float(acc0[0] - acc0[k]),
+                  "acc_diff_ci95": [float(x) for x in np.percentile(da, [2.5, 97.5])],
+                  "nll_diff": float(nll0[0] - nll0[k]),
+                  "nll_diff_ci95": [float(x) for x in np.percentile(dn, [2.5, 97.5])],
                   "pieces": len(n)}
     return out
 
@@ -277,7 +281,8 @@ def format_table(rows: dict[str, dict]) -> str:
             f"{r[s + '_acc']:16.4f} {r[s + '_ppl']:16.4f}" for s in SCORERS))
     vs = rows.get("all", {}).get("vs")
     if vs:
-        lines.append(f"model minus baseline on all positions (95 % CI, bootstrap over {next(iter(vs.values()))['pieces']} pieces):")
+        n_pieces = next(iter(vs.values()))["pieces"]
+        lines.append(f"model minus baseline on all positions (95 % CI, bootstrap over {n_pieces} pieces):")
         for s, d in vs.items():
             lines.append(f"  vs {s:12s} accuracy {d['acc_diff']:+.4f} [{d['acc_diff_ci95'][0]:+.4f}, "
                          f"{d['acc_diff_ci95'][1]:+.4f}]   NLL {d['nll_diff']:+.4f} nats "

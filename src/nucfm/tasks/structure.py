@@ -65,7 +65,7 @@ def _matching(idx: np.ndarray, p: np.ndarray) -> list[tuple[int, int]]:
 DECODERS = {"greedy": _greedy, "matching": _matching}
 
 
-def decode_structure(probs: np.ndarray, seq: str, opts: DecodeOptions = DecodeOptions()) -> list[tuple[int, int]]:
+def decode_structure(probs: np.ndarray, seq: str, opts: DecodeOptions | None = None) -> list[tuple[int, int]]:
     """A valid structure from a (L, L) pair-probability map: every residue in at most one pair,
     every pair leaving ``min_hairpin`` residues inside, optional canonical-only and nesting.
 
@@ -75,6 +75,7 @@ def decode_structure(probs: np.ndarray, seq: str, opts: DecodeOptions = DecodeOp
     """
     from nucfm.io.structure import remove_pseudoknots
 
+    opts = opts or DecodeOptions()
     probs = np.asarray(probs, dtype=np.float64)
     idx, p = candidate_pairs(probs, seq, opts)
     pairs = DECODERS[opts.method](idx, p) if len(p) else []

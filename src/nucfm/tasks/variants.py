@@ -16,20 +16,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from nucfm import distributed
 from nucfm.checkpoint import fingerprint
-from nucfm.paths import atomic_path
 from nucfm.errors import InputError
 from nucfm.io.genome import Genome
 from nucfm.io.variants import Variant, VariantTable, check_variants, read_variants, status_counts, write_scored
+from nucfm.paths import atomic_path
 
 log = logging.getLogger("nucfm")
 
@@ -220,7 +219,8 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
     n_chunks = (len(ok) + chunk_size - 1) // chunk_size
     src = Path(vt.path)
     manifest = {
-        "variants": str(src.resolve()), "variants_bytes": src.stat().st_size, "variants_mtime_ns": src.stat().st_mtime_ns,
+        "variants": str(src.resolve()), "variants_bytes": src.stat().st_size,
+        "variants_mtime_ns": src.stat().st_mtime_ns,
         "genome": str(genome.path.resolve()), "aliases": genome.aliases,
         "model_fingerprint": fingerprint(model), "window": window, "method": method, "columns": columns,
         "chunk_size": chunk_size, "scorable": int(len(ok)), "chunks": n_chunks,
