@@ -586,7 +586,11 @@ def run_fold(args):
 
     check_input(args.input, "FASTA")
     suffix = Path(args.output).suffix.lower()
-    fmt = args.format or {".ct": "ct", ".bpseq": "bpseq"}.get(suffix, "dbn")
+    by_suffix = {".dbn": "dbn", ".db": "dbn", ".ct": "ct", ".bpseq": "bpseq"}
+    if args.format is None and suffix not in by_suffix and not (Path(args.output).is_dir() or suffix == ""):
+        raise InputError(f"{args.output}: unknown structure extension {suffix!r}; use .dbn, .ct or .bpseq (or a "
+                         "directory with --format bpseq), or name the format with --format")
+    fmt = args.format or by_suffix.get(suffix, "dbn")
     if args.format and suffix in (".dbn", ".ct", ".bpseq") and suffix[1:] != args.format:
         raise InputError(f"{args.output}: the extension says {suffix[1:]}, --format says {args.format}")
     if fmt not in FORMATS:

@@ -81,6 +81,29 @@ def from_dict_strict(cls, d: dict[str, Any], what: str):
     return cls(**{k: _coerce(v, hints[k], k, what) for k, v in d.items()})
 
 
+def check_range(obj, what: str, keys, low=None, high=None, low_open: bool = False, high_open: bool = False) -> None:
+    """Refuse (one-line InputError) a config value of ``keys`` outside ``[low, high]`` (open ends
+    with ``low_open`` / ``high_open``); NaN is always outside.
+
+    >>> check_range(DecodeOptions(), "decoding option", ["threshold"], 0, 0.4)
+    Traceback (most recent call last):
+    nucfm.errors.InputError: decoding option threshold must be in [0, 0.4], not 0.5
+    """
+    for key in [keys] if isinstance(keys, str) else keys:
+        v = getattr(obj, key)
+        ok = v == v  # NaN
+        if low is not None:
+            ok = ok and (v > low if low_open else v >= low)
+        if high is not None:
+            ok = ok and (v < high if high_open else v <= high)
+        if not ok:
+            lo = "(" if low_open else "["
+            hi = ")" if high_open else "]"
+            rule = (f"in {lo}{low}, {high}{hi}" if low is not None and high is not None
+                    else f"{'>' if low_open else '>='} {low}" if low is not None else f"{'<' if high_open else '<='} {high}")
+            raise InputError(f"{what} {key} must be {rule}, not {v!r}")
+
+
 class ConfigMixin:
     """to_dict / from_dict for frozen dataclasses, strict about keys."""
 
@@ -119,6 +142,9 @@ class TransformerConfig(ConfigMixin):
     dropout: float = 0.0
 
     def __post_init__(self):
+        check_range(self, "model", ["num_layers", "hidden_size", "num_heads", "ffn_size", "max_len"], 1)
+        check_range(self, "model", "dropout", 0, 1, high_open=True)
+        check_range(self, "model", "layer_norm_eps", 0, low_open=True)
         if self.hidden_size % self.num_heads:
             raise InputError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
 
@@ -145,8 +171,10 @@ class ConvNetConfig(ConfigMixin):
     layer_norm_eps: float = 1e-5
 
     def __post_init__(self):
-        if self.kernel_size < 1 or self.num_layers < 1:
-            raise InputError("kernel_size and num_layers must be positive")
+        check_range(self, "model", ["num_layers", "kernel_size", "dilation_double_every", "dilation_max",
+                                    "dilation_cycle", "dilation_base"], 1)
+        check_range(self, "model", "hidden_size", 7)  # one-hot input of the 7-token GPN vocabulary
+        check_range(self, "model", "layer_norm_eps", 0, low_open=True)
 
     def dilations(self) -> list[int]:
         return [min(self.dilation_max, self.dilation_base ** ((i % self.dilation_cycle) // self.dilation_double_every))
@@ -208,10 +236,8 @@ class DecodeOptions:
     def __post_init__(self):
         if self.method not in DECODE_METHODS:
             raise InputError(f"unknown decoding method {self.method!r}; known: {', '.join(DECODE_METHODS)}")
-        if not 0.0 <= float(self.threshold) <= 1.0:
-            raise InputError(f"the pair threshold must be in [0, 1], not {self.threshold}")
-        if int(self.min_hairpin) != self.min_hairpin or self.min_hairpin < 0:
-            raise InputError(f"min_hairpin must be an integer >= 0, not {self.min_hairpin}")
+        check_range(self, "decoding option", "threshold", 0, 1)
+        check_range(self, "decoding option", "min_hairpin", 0)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -47,7 +47,18 @@ def _alt_logprob(logits, ref, alt):
 
 
 STRATEGIES: dict[str, Callable] = {"llr": _llr, "alt_logprob": _alt_logprob}
+# Largest window for models without a length limit (GPN's ConvNet): 64 kb of context per site is far
+# beyond any receptive field, and a batch of such windows still fits in memory.
+MAX_WINDOW = 65_536
 BASES = "ACGT"
+
+
+def check_window(model, window: int) -> None:
+    """Refuse a window the model cannot take (checked before any work or output)."""
+    most = model.max_len or MAX_WINDOW
+    if not 1 <= window <= most:
+        raise InputError(f"window {window} must be in 1..{most:,}" + ("" if model.max_len else " (a model without a "
+                         "length limit still needs memory for every window)"))
 
 
 def window_bounds(start: int, window: int) -> tuple[int, int, int]:
@@ -77,8 +88,7 @@ def site_logits(model, genome: Genome, sites: Sequence[tuple[str, int]], window:
     the reverse-complement window's logit of ``T`` (the complement of ``A``) at the site.
     Both strands of a batch go through the model in one pass.
     """
-    if window < 1 or (model.max_len is not None and window > model.max_len):
-        raise InputError(f"window {window} must be in 1..{model.max_len or 'inf'}")
+    check_window(model, window)
     alphabet = model.alphabet
     device = model.device
     if batch_size is None:
@@ -187,6 +197,9 @@ def _prepare_parts(parts: Path, manifest: dict, restart: bool) -> None:
         mf = parts / "manifest.json"
         old = json.loads(mf.read_text()) if mf.exists() else {}
         diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
+        if diff and not any(parts.glob("chunk_*.npy")):  # nothing scored yet: nothing to lose
+            shutil.rmtree(parts)
+            return _prepare_parts(parts, manifest, restart)
         if diff:
             raise InputError(f"{parts} holds a run with different settings ({', '.join(diff)}); "
                              "pass --restart to discard it")
@@ -212,6 +225,9 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
     """
     ctx = distributed.setup()
     rank, world = ctx.rank, ctx.world
+    check_window(model, window)
+    if method not in STRATEGIES:
+        raise InputError(f"unknown scoring method {method!r}; known: {sorted(STRATEGIES)}")
     vt = variants if isinstance(variants, VariantTable) else read_variants(variants)
     status = check_variants(vt, genome, strict_ref=strict_ref)
     ok = np.flatnonzero(status == "ok")

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from nucfm.errors import InputError
-from nucfm.models.config import from_dict_strict
+from nucfm.models.config import check_range, from_dict_strict
 
 
 @dataclass
@@ -33,6 +33,16 @@ class DataConfig:
     rc_augment: bool = True  # DNA: reverse-complement half of the windows
     soft_mask_weight: float = 0.1  # DNA: loss weight of lowercase (repeat) positions
     prepared: str | None = None  # prepared data directory; default OUTPUT/data
+
+    def __post_init__(self):
+        if self.kind not in ("rna", "dna"):
+            raise InputError(f"data.kind must be rna or dna, not {self.kind!r}")
+        check_range(self, "data", "valid_fraction", 0, 1, low_open=True, high_open=True)
+        check_range(self, "data", ["min_len", "window", "stride"], 1)
+        check_range(self, "data", "min_acgt", 0, 1)
+        check_range(self, "data", "soft_mask_weight", 0)
+        if any(not isinstance(f, str) for f in self.fasta):
+            raise InputError("data.fasta must be a list of file paths")
 
 
 @dataclass
@@ -58,6 +68,22 @@ class TrainConfig:
     device: str = "auto"  # "cpu", "cuda" or "auto"
     init_from: str | None = None  # start from these weights (a model dir or registered name), fresh optimizer
 
+    def __post_init__(self):
+        check_range(self, "train", ["steps", "batch_size", "accum", "log_every", "eval_every", "eval_size",
+                                    "ckpt_every"], 1)
+        check_range(self, "train", ["warmup", "threads", "keep_ckpts"], 0)
+        check_range(self, "train", "lr", 0, low_open=True)
+        check_range(self, "train", ["weight_decay", "clip"], 0)
+        check_range(self, "train", "min_lr_ratio", 0, 1)
+        check_range(self, "train", "mask_prob", 0, 1, low_open=True)
+        if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas):
+            raise InputError(f"train.betas must be two numbers in [0, 1), not {list(self.betas)!r}")
+        if self.schedule not in ("inverse_sqrt", "cosine"):
+            raise InputError(f"train.schedule must be inverse_sqrt or cosine, not {self.schedule!r}")
+        kind, _, index = self.device.partition(":")
+        if kind not in ("auto", "cpu", "cuda", "mps") or (index and not (kind == "cuda" and index.isdigit())):
+            raise InputError(f"train.device must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}")
+
 
 @dataclass
 class RunConfig:
@@ -73,8 +99,10 @@ class RunConfig:
 
 
 def _strict(cls, d: dict | None, where: str):
+    if d is not None and not isinstance(d, dict):
+        raise InputError(f"the {where} section must be a mapping of keys to values")
     d = dict(d or {})
-    if "betas" in d:
+    if isinstance(d.get("betas"), list):
         d["betas"] = tuple(d["betas"])
     return from_dict_strict(cls, d, where)
 
@@ -106,12 +134,16 @@ def from_dict(d: dict) -> RunConfig:
         raise InputError(f"unknown config sections: {', '.join(sorted(unknown))}; known: model, data, train, output")
     if "model" not in d or "architecture" not in d["model"]:
         raise InputError("the config needs a model section with an architecture (e.g. transformer)")
+    if not isinstance(d["model"], dict):
+        raise InputError("the model section must be a mapping of keys to values")
     cfg = RunConfig(model=dict(d["model"]), data=_strict(DataConfig, d.get("data"), "data"),
                     train=_strict(TrainConfig, d.get("train"), "train"), output=str(d.get("output", "runs/pretrain")))
-    if cfg.data.kind not in ("rna", "dna"):
-        raise InputError(f"data.kind must be rna or dna, not {cfg.data.kind!r}")
-    if cfg.train.schedule not in ("inverse_sqrt", "cosine"):
-        raise InputError(f"train.schedule must be inverse_sqrt or cosine, not {cfg.train.schedule!r}")
+    from nucfm.models import ARCHITECTURES
+
+    arch = cfg.model.get("architecture")
+    if arch not in ARCHITECTURES:
+        raise InputError(f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
+    ARCHITECTURES[arch].config_class.from_dict(cfg.model)  # sizes checked now, not after data preparation
     return cfg
 
 
