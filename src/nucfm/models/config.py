@@ -99,8 +99,12 @@ def check_range(obj, what: str, keys, low=None, high=None, low_open: bool = Fals
         if not ok:
             lo = "(" if low_open else "["
             hi = ")" if high_open else "]"
-            rule = (f"in {lo}{low}, {high}{hi}" if low is not None and high is not None
-                    else f"{'>' if low_open else '>='} {low}" if low is not None else f"{'<' if high_open else '<='} {high}")
+            if low is not None and high is not None:
+                rule = f"in {lo}{low}, {high}{hi}"
+            elif low is not None:
+                rule = f"{'>' if low_open else '>='} {low}"
+            else:
+                rule = f"{'<' if high_open else '<='} {high}"
             raise InputError(f"{what} {key} must be {rule}, not {v!r}")
 
 

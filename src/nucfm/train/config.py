@@ -72,8 +72,7 @@ class TrainConfig:
         check_range(self, "train", ["steps", "batch_size", "accum", "log_every", "eval_every", "eval_size",
                                     "ckpt_every"], 1)
         check_range(self, "train", ["warmup", "threads", "keep_ckpts"], 0)
-        check_range(self, "train", "lr", 0, low_open=True)
-        check_range(self, "train", ["weight_decay", "clip"], 0)
+        check_range(self, "train", ["lr", "weight_decay", "clip"], 0)
         check_range(self, "train", "min_lr_ratio", 0, 1)
         check_range(self, "train", "mask_prob", 0, 1, low_open=True)
         if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas):
