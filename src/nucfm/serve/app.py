@@ -54,18 +54,31 @@ class BodyLimit:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             return await _too_large(self.max_bytes)(scope, receive, send)
-        seen = 0
+        seen, exceeded, answered = 0, False, False
 
         async def limited():
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    exceeded = True
                     raise BodyTooLarge()
             return message
 
-        await self.app(scope, limited, send)
+        async def guarded(message):  # whatever the app answers to a cut-off body (a parse error), it is 413
+            nonlocal answered
+            if not exceeded:
+                return await send(message)
+            if message["type"] == "http.response.start" and not answered:
+                answered = True
+                await _too_large(self.max_bytes)(scope, receive, send)
+
+        try:
+            await self.app(scope, limited, guarded)
+        except BodyTooLarge:
+            if not answered:
+                await _too_large(self.max_bytes)(scope, receive, send)
 
 
 def _too_large(max_bytes: int) -> JSONResponse:
@@ -268,7 +281,7 @@ def create_app(models: list[ModelSlot], genomes: list[GenomeSlot] = (), limits: 
                   format: Annotated[Literal["vcf", "tsv", "csv"] | None, Form(description="of pasted text "
                                                                               "(default: sniffed)")] = None,
                   method: Annotated[Literal["llr", "alt_logprob"], Form()] = "llr",
-                  window: Annotated[int | None, Form(ge=1)] = None,
+                  window: Annotated[int | None, Form(ge=1, le=4096)] = None,
                   wait: bool = True):
         slot = _pick(model_slots, model, "DNA language model", "dna")
         gslot = _pick(genome_slots, genome, "genome")
@@ -283,7 +296,7 @@ def create_app(models: list[ModelSlot], genomes: list[GenomeSlot] = (), limits: 
                     genome: Annotated[str | None, Form()] = None,
                     model: Annotated[str | None, Form()] = None,
                     strands: Annotated[Literal["both", "fwd"], Form()] = "both",
-                    window: Annotated[int | None, Form(ge=1)] = None,
+                    window: Annotated[int | None, Form(ge=1, le=4096)] = None,
                     wait: bool = True):
         slot = _pick(model_slots, model, "DNA language model", "dna")
         gslot = _pick(genome_slots, genome, "genome")
