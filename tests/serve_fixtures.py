@@ -10,7 +10,8 @@ GENOME = {"chr1": "ACGTTGCAAC" * 30, "chr2": "GGGCCCAATT" * 10}  # 300 bp and 10
 
 
 def tiny_structure_model():
-    """A pair head on the one-hot pair map only (no ViennaRNA, no LM): fast at any length."""
+    """A pair head on the one-hot pair map only (no ViennaRNA, no LM): fast at any length. Nested
+    decoding: its random pairs would need more bracket kinds than dot-bracket has."""
     import torch
 
     from nucfm.models.config import DecodeOptions, PairHeadConfig, StructureConfig
@@ -20,7 +21,7 @@ def tiny_structure_model():
     torch.manual_seed(0)
     head_cfg = PairHeadConfig(embed_dim=0, reduction=4, channels=4, blocks=1, extra_channels=16)
     config = StructureConfig(head=head_cfg.to_dict(), features=("onehot",),
-                             decode=dataclasses.replace(DecodeOptions(), threshold=0.5).to_dict())
+                             decode=dataclasses.replace(DecodeOptions(), threshold=0.5, pseudoknots=False).to_dict())
     return StructureModel(PairHead(head_cfg), config, name="tiny-ss")
 
 

@@ -21,10 +21,12 @@ from nucfm.serve import work  # noqa: E402
 from nucfm.serve.app import create_app  # noqa: E402
 from nucfm.serve.capabilities import CAPABILITIES, Capability, offered  # noqa: E402
 from nucfm.serve.settings import Limits, limits_from  # noqa: E402
+
 from serve_fixtures import GENOME, png_size, slots, write_genome  # noqa: E402
 
 FASTA = ">hairpin\nGGGAAACUUCGGUUUCCC\n>trna frag\nGCGGAUUUAGCUCAGUUGGGAGAGC\n"
-TSV = "chrom\tpos\tref\talt\tnote\nchr1\t5\tT\tC\tfirst\nchr1\t6\tT\tA\tx\nchr1\t6\tG\tA\tmismatch\nchrX\t1\tA\tC\tnope\n"
+TSV = ("chrom\tpos\tref\talt\tnote\nchr1\t5\tT\tC\tfirst\nchr1\t6\tT\tA\tx\nchr1\t6\tG\tA\tmismatch\n"
+       "chrX\t1\tA\tC\tnope\n")
 VCF = ("##fileformat=VCFv4.2\n##contig=<ID=chr1>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
        "chr1\t5\trs1\tT\tC,G\t.\tPASS\tDP=3\nchr1\t300\trs2\tC\t<DEL>\t.\t.\t.\n")
 
