@@ -256,6 +256,15 @@ CASES = [
     ("eval-ss-model", ["eval-mlm", "--fasta", "{w}/good.fa", "-m", SS], E),
     ("eval-ok-json", ["eval-mlm", "--fasta", "{w}/good.fa", "-o", "{o}/t.json", "--no-progress", "--device", "cpu"],
      "ok"),
+    # ---- serve (every mistake stops before a model loads or a port opens)
+    ("serve-genome-no-name", ["serve", "--genome", "{w}/good.fa"], E),
+    ("serve-genome-missing", ["serve", "--genome", "toy={w}/nope.fa"], E),
+    ("serve-genome-bad-name", ["serve", "--genome", "../x={w}/good.fa"], E),
+    ("serve-unknown-model", ["serve", "-m", "{w}/no-such-model"], E),
+    ("serve-queue-0", ["serve", "--queue", "0"], E),
+    ("serve-port-text", ["serve", "--port", "http"], E),
+    ("serve-body-negative", ["serve", "--max-body-mb", "-1"], E),
+    ("serve-device-bogus", ["serve", "--device", "gpu"], E),
 ]
 
 

@@ -28,6 +28,7 @@ def embed_fasta(
     chunk_residues: int = 2_000_000,
     model_name: str | None = None,
     show_progress: bool = True,
+    progress=None,
 ) -> dict:
     """Embed every record of ``fasta`` into ``output`` (format by extension, see
     :mod:`nucfm.io.embeddings`), streaming chunks of about ``chunk_residues`` residues.
@@ -36,7 +37,8 @@ def embed_fasta(
     and rank 0 gathers and writes them in input order: the same file as one process writes.
 
     Letter conversions, unknown letters and empty records are counted and logged as warnings;
-    nothing is dropped. Returns a summary dict (records, residues, report counts).
+    nothing is dropped. Returns a summary dict (records, residues, report counts). ``progress``:
+    a tqdm-like object advanced by residues, used instead of a progress bar (``nucfm serve``).
     """
     import dataclasses
     import itertools
@@ -56,8 +58,9 @@ def embed_fasta(
     attrs = {"model": model_name, "layer": layer, "pool": pool or "none", "nucfm_version": __version__}
     ctx = distributed.setup()
     writer = EmbeddingWriter(output, pooled=pooled, dim=model.hidden_size, attrs=attrs) if ctx.is_main else None
-    bar = tqdm(total=None, unit="nt", unit_scale=True, desc="embed", disable=not show_progress or not ctx.is_main,
-               smoothing=0.1)
+    bar = progress if progress is not None else tqdm(
+        total=None, unit="nt", unit_scale=True, desc="embed", disable=not show_progress or not ctx.is_main,
+        smoothing=0.1)
 
     def flush(ids_chunk, enc_chunk):
         mine = distributed.shard(enc_chunk, ctx)
@@ -89,7 +92,8 @@ def embed_fasta(
     finally:
         if writer is not None:
             writer.close()
-        bar.close()
+        if progress is None:
+            bar.close()
         model.train(was_training)
     conversion = "->".join(alphabet.convert[0]) if alphabet.convert else ""
     for msg in report.messages(conversion):
