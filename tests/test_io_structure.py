@@ -100,3 +100,18 @@ def test_pdb_pair_list(tmp_path):
     f = tmp_path / "x"
     f.write_text("# x\t L = 8\ni\tj\t\n1\t8\n2\t7\n")
     assert read_pair_list(f, seq="GGAAAACC").pairs == [(0, 7), (1, 6)]
+
+
+def test_dot_bracket_keeps_what_it_can_write(tmp_path, caplog):
+    """A structure crossing itself more than the bracket types allow (an untrained model's) is
+    written with the pairs dot-bracket can hold and a counted warning, not an error; BPSEQ and CT
+    keep every pair."""
+    from nucfm.io.structure import BRACKETS, StructureRecord, read_structures, write_structures
+
+    pairs = [(i, i + 100) for i in range(40)]  # 40 mutually crossing pairs: 40 pages
+    rec = StructureRecord("x", "A" * 200, pairs)
+    write_structures([rec], tmp_path / "o.dbn")
+    assert len(read_structures(tmp_path / "o.dbn")[0].pairs) == len(BRACKETS)
+    assert f"{40 - len(BRACKETS)} pair(s)" in caplog.text
+    write_structures([rec], tmp_path / "o.ct", "ct")
+    assert read_structures(tmp_path / "o.ct")[0].pairs == pairs

@@ -17,6 +17,7 @@ written with ``()`` only and pseudoknots get ``[]`` and up.
 
 from __future__ import annotations
 
+import logging
 import string
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ import numpy as np
 
 from nucfm.errors import InputError
 from nucfm.io.fasta import open_text
+
+log = logging.getLogger("nucfm")
 
 Pairs = list[tuple[int, int]]
 
@@ -113,6 +116,14 @@ def to_dot_bracket(pairs: Iterable[Sequence[int]], length: int) -> str:
             raise InputError(f"structure needs more than {len(BRACKETS)} bracket pages")
         chars[i], chars[j] = BRACKETS[k]
     return "".join(chars)
+
+
+def dot_bracket_pairs(pairs: Pairs) -> tuple[Pairs, int]:
+    """The pairs a dot-bracket string can hold (those on the first ``len(BRACKETS)`` pages) and
+    how many it cannot (a structure crossing itself more than that, e.g. from an untrained model)."""
+    pages = pseudoknot_pages(pairs)
+    kept = [p for p, k in zip(pairs, pages) if k < len(BRACKETS)]
+    return kept, len(pairs) - len(kept)
 
 
 def remove_pseudoknots(pairs: Pairs) -> Pairs:
@@ -344,6 +355,16 @@ def write_structures(records: Iterable[StructureRecord], path: str | Path, fmt: 
     if fmt == "bpseq" and len(records) != 1:
         raise InputError(f"{path}: a .bpseq file holds one structure, not {len(records)}; give a directory "
                          "for one file per record")
+    if fmt == "dbn":
+        dropped = 0
+        for k, rec in enumerate(records):
+            kept, n = dot_bracket_pairs(normalize_pairs(rec.pairs, len(rec.seq)))
+            if n:
+                records[k] = StructureRecord(rec.id, rec.seq, kept)
+                dropped += n
+        if dropped:
+            log.warning("%s: %d pair(s) cross the others more than %d bracket types can write and were left out of "
+                        "the dot-bracket (BPSEQ and CT hold every pair)", path, dropped, len(BRACKETS))
     with atomic_path(path) as tmp, open(tmp, "w") as fh:
         for rec in records:
             fh.write(FORMATTERS[fmt](rec))
