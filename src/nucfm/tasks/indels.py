@@ -5,11 +5,13 @@ GPN's rule (``logit[alt] - logit[ref]`` at one masked base) has no answer when R
 in length or span several bases. nucfm scores such a variant from its representation-invariant
 change ``genome[u:v] -> alt`` (:func:`nucfm.io.variants.variant_span`) and two haplotype windows:
 
-* the REF window is the genome ``[g0, g0 + W)`` with ``g0 = u - (W//2 - Lmax//2)``
-  (``Lmax = max(v - u, len(alt))``: the change is centred as GPN centres an SNV);
-* the ALT window has the same length ``W`` and the same bases before ``u`` (aligned by
-  coordinate), then ``alt``, then the genome from ``v`` on. Equal lengths keep the context the
-  model sees the same size for both alleles (no length bias from the window).
+* the REF window is the genome ``[u - W//2 + Lr//2, ...)`` of length ``W`` (``Lr = v - u``):
+  the change is centred as GPN centres an SNV;
+* the ALT window is the ALT haplotype, also ``W`` long and centred on ``alt`` (``La``), so both
+  windows hold the same genome coordinates around the change, shifted only by the length
+  difference. Equal lengths keep the context the model sees the same for both alleles (no length
+  bias from the window), and centring makes the forward and reverse-complement windows mirror
+  images (exactly when ``W - Lr`` and ``W - La`` are even).
 
 Scored positions are the changed bases plus ``flank`` bases each side, in each haplotype
 (``v - u + 2F`` REF positions, ``len(alt) + 2F`` ALT positions). Strategies (:data:`METHODS`):
@@ -42,16 +44,16 @@ METHODS = ("pll", "unmasked")
 LETTERS = {b: k for k, b in enumerate("ACGT")}
 
 
-def haplotype_windows(genome: Genome, chrom: str, u: int, v: int, alt: str, window: int) -> tuple[str, str, int]:
-    """(REF window, ALT window, index of the change in both) for ``genome[u:v] -> alt``:
-    equal-length windows that agree before the change (``N``-padded past contig ends)."""
-    lmax = max(v - u, len(alt))
-    left = window // 2 - lmax // 2
-    g0 = u - left
-    ref_w = genome.fetch(chrom, g0, g0 + window)
-    right = window - left - len(alt)
-    alt_w = ref_w[:left] + alt + genome.fetch(chrom, v, v + right)
-    return ref_w, alt_w, left
+def haplotype_windows(genome: Genome, chrom: str, u: int, v: int, alt: str, window: int
+                      ) -> tuple[str, str, int, int]:
+    """(REF window, ALT window, index of the change in each) for ``genome[u:v] -> alt``:
+    equal-length windows, each centred on its own allele as GPN centres an SNV
+    (``W//2 - L//2`` bases before it), ``N``-padded past contig ends."""
+    lr, la = v - u, len(alt)
+    left_r, left_a = window // 2 - lr // 2, window // 2 - la // 2
+    ref_w = genome.fetch(chrom, u - left_r, u - left_r + window)
+    alt_w = genome.fetch(chrom, u - left_a, u) + alt + genome.fetch(chrom, v, v + window - left_a - la)
+    return ref_w, alt_w, left_r, left_a
 
 
 def _targets(seq: str, idx: Sequence[int]) -> np.ndarray:
@@ -115,9 +117,9 @@ def score_haplotypes(model, genome: Genome, changes: Sequence[tuple[str, int, in
         if u == v and not alt:
             jobs.append(None)
             continue
-        ref_w, alt_w, left = haplotype_windows(genome, chrom, u, v, alt, W)
-        ri = list(range(max(0, left - flank), min(W, left + v - u + flank)))
-        ai = list(range(max(0, left - flank), min(W, left + len(alt) + flank)))
+        ref_w, alt_w, left_r, left_a = haplotype_windows(genome, chrom, u, v, alt, W)
+        ri = list(range(max(0, left_r - flank), min(W, left_r + v - u + flank)))
+        ai = list(range(max(0, left_a - flank), min(W, left_a + len(alt) + flank)))
         ids = encode_windows(model, [ref_w, alt_w])  # (2, W)
         fwd = (ids[0], ids[1], ri, ai, _targets(ref_w, ri), _targets(alt_w, ai))
         rc = comp[ids[:, ::-1]]
