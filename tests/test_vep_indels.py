@@ -80,7 +80,7 @@ def test_pll_without_flanks_is_gpns_rule_on_an_snv(setup):
         alt = {"A": "G", "C": "T", "G": "A", "T": "C"}[CHR[s]]
         gpn = score_variants(model, g, [Variant("c", s, CHR[s], alt)], window=41, per_strand=True)
         f, r = score_haplotypes(model, g, [("c", s, s + 1, alt)], window=41, flank=0)
-        np.testing.assert_allclose([f[0], r[0]], [gpn["score_fwd"][0], gpn["score_rev"][0]], atol=1e-5)  # float32 batches
+        np.testing.assert_allclose([f[0], r[0]], [gpn["score_fwd"][0], gpn["score_rev"][0]], atol=1e-5)
 
 
 def test_windows_are_aligned_and_of_equal_length(setup):

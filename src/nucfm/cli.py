@@ -140,13 +140,26 @@ def _load_dna(args):
 
 
 def add_vep(sub):
-    p = sub.add_parser("vep", help="zero-shot variant effect scores (GPN's masked log-likelihood ratio)")
+    p = sub.add_parser("vep", help="zero-shot variant effect scores (GPN's masked log-likelihood ratio; "
+                       "MNVs and indels by haplotype pseudo-log-likelihood)")
     _add_genome_args(p)
-    p.add_argument("--variants", required=True, help="VCF[.gz], TSV, CSV or Parquet with chrom,pos,ref,alt (1-based)")
+    p.add_argument("--variants", default=None, help="VCF[.gz], TSV, CSV or Parquet with chrom,pos,ref,alt (1-based)")
+    p.add_argument("--region", default=None, help="with --all-snvs: CHROM:START-END (1-based, inclusive) to scan")
+    p.add_argument("--all-snvs", action="store_true",
+                   help="saturation scan: score all three substitutions at every position of --region")
     p.add_argument("-o", "--output", required=True,
                    help="output .tsv[.gz], .csv[.gz], .parquet, or .vcf[.gz] (VCF input only)")
     p.add_argument("--window", type=int, default=512, help="bases of context centred on the variant (default 512)")
-    p.add_argument("--method", default="llr", help="scoring strategy: llr (GPN, default) or alt_logprob")
+    p.add_argument("--method", default="llr", help="SNV scoring strategy: llr (GPN, default) or alt_logprob")
+    p.add_argument("--indel-method", choices=("pll", "unmasked"), default="pll",
+                   help="MNVs and indels: pll (masked pseudo-log-likelihood difference of the haplotypes, default) "
+                        "or unmasked (one pass per haplotype, faster, approximate)")
+    p.add_argument("--flank", type=int, default=4, help="bases each side of an MNV/indel scored with it (default 4)")
+    p.add_argument("--gff", default=None, help="GFF3 annotation: add consequence, gene and transcript columns")
+    p.add_argument("--calibrate", action="store_true",
+                   help="add score_percentile: percentile of each SNV score among random SNVs of the genome")
+    p.add_argument("--background-size", type=int, default=10_000, help="random SNVs for --calibrate (default 10000)")
+    p.add_argument("--background-seed", type=int, default=0, help="seed of the --calibrate background")
     p.add_argument("--per-strand", action="store_true", help="also write score_fwd and score_rev")
     p.add_argument("--strict-ref", action="store_true", help="fail on a REF mismatch instead of marking the row")
     p.add_argument("--chunk-size", type=int, default=2048, help="variants per resumable chunk (default 2048)")
@@ -156,16 +169,77 @@ def add_vep(sub):
     p.set_defaults(run=run_vep)
 
 
-def run_vep(args):
-    from nucfm.tasks.variants import score_variant_file
+def _check_vep_args(args):
+    """Argument checks that need no model (run before loading one)."""
+    from pathlib import Path
 
+    from nucfm.errors import InputError
+    from nucfm.io.genome import parse_region
+
+    if args.all_snvs != bool(args.region):
+        raise InputError("--all-snvs and --region go together (a saturation scan of the region)")
+    if bool(args.variants) == bool(args.all_snvs):
+        raise InputError("give either --variants FILE or --region R --all-snvs")
+    if args.region:
+        parse_region(args.region)
+    for opt in ("variants", "gff", "genome"):
+        f = getattr(args, opt)
+        if f and not Path(f).is_file():
+            raise InputError(f"--{opt} {f}: no such file")
+    if args.window < 4 or args.flank < 0 or args.chunk_size < 1 or args.background_size < 1:
+        raise InputError("--window must be >= 4, --flank >= 0, --chunk-size and --background-size >= 1")
+
+
+def run_vep(args):
+    from nucfm.tasks.variants import saturation_table, score_variant_file
+
+    _check_vep_args(args)
     name, model, genome = _load_dna(args)
-    counts = score_variant_file(model, genome, args.variants, args.output, window=args.window, method=args.method,
-                                per_strand=args.per_strand, batch_size=args.batch_size, chunk_size=args.chunk_size,
+    variants, chunk = args.variants, args.chunk_size
+    if args.all_snvs:
+        from nucfm.io.genome import parse_region
+
+        chrom, start, end = parse_region(args.region)
+        if not genome.has(chrom):
+            from nucfm.errors import InputError
+
+            raise InputError(genome.unknown_contig_message(chrom))
+        variants = saturation_table(genome, chrom, start, end)
+        chunk = -(-chunk // 3) * 3  # whole sites per chunk: one forward pass per position and strand
+    annotate = calibrate = None
+    if args.gff:
+        from nucfm.tasks.consequence import annotate_variants
+
+        def annotate(vt):
+            return annotate_variants(vt, genome, args.gff)
+    if args.calibrate:
+        from nucfm.tasks.calibration import calibrator
+
+        calibrate = calibrator(model, genome, args.window, args.method, size=args.background_size,
+                               seed=args.background_seed, batch_size=args.batch_size, progress=not args.no_progress)
+    counts = score_variant_file(model, genome, variants, args.output, window=args.window, method=args.method,
+                                per_strand=args.per_strand, batch_size=args.batch_size, chunk_size=chunk,
                                 strict_ref=args.strict_ref, restart=args.restart, progress=not args.no_progress,
-                                info_key=args.info_key, model_name=str(name))
+                                info_key=args.info_key, model_name=str(name), indel_method=args.indel_method,
+                                flank=args.flank, annotate=annotate, calibrate=calibrate)
     if counts is not None:
         log.info("wrote %s: %s", args.output, ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def add_vep_report(sub):
+    p = sub.add_parser("vep-report", help="score distribution per consequence class (plot + table) of a vep output")
+    p.add_argument("scored", help="a `nucfm vep --gff ...` output: .tsv[.gz], .csv[.gz] or .parquet")
+    p.add_argument("-o", "--output", required=True, help="output directory (PNG, TSV, JSON)")
+    p.add_argument("--score", default="score", help="score column to summarise (default score)")
+    p.set_defaults(run=run_vep_report)
+
+
+def run_vep_report(args):
+    from nucfm.analysis.vep_report import write_report
+
+    summary = write_report(args.scored, args.output, score=args.score)
+    print(summary["table"].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"missense vs synonymous AUROC: {summary['auroc_missense_vs_synonymous']}")
 
 
 def add_probs(sub):
@@ -416,8 +490,8 @@ def run_score_ss(args):
                 fh.write(f"{rid}\t{s.precision:.4f}\t{s.recall:.4f}\t{s.f1:.4f}\t{s.mcc:.4f}\t{s.tp}\t{s.fp}\t{s.fn}\n")
 
 
-COMMANDS = [add_models, add_embed, add_convert, add_vep, add_probs, add_fold, add_score_ss, add_train_ss,
-            add_pretrain, add_eval_mlm]
+COMMANDS = [add_models, add_embed, add_convert, add_vep, add_vep_report, add_probs, add_fold, add_score_ss,
+            add_train_ss, add_pretrain, add_eval_mlm]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -148,7 +148,7 @@ class Annotation:
             before = hi <= t.start
             return "upstream_gene_variant" if before == plus else "downstream_gene_variant"
         terms = []
-        for (a, b), (c, _) in zip(t.exons, t.exons[1:]):  # intron [b, c)
+        for (_, b), (c, _) in zip(t.exons, t.exons[1:]):  # intron [b, c)
             if c <= b:
                 continue
             donor, acceptor = ((b, b + 2), (c - 2, c)) if plus else ((c - 2, c), (b, b + 2))
@@ -170,7 +170,7 @@ class Annotation:
 
     def _coding_term(self, t: Transcript, s: int, ref: str, alt: str, lo: int, hi: int) -> str:
         plus = t.strand != "-"
-        cs, ce = t.cds[0][0], t.cds[-1][1]
+        cs = t.cds[0][0]
         if not all(any(a <= x < b for a, b, _ in t.cds) for x in range(lo, hi)):
             if any(_hits(lo, hi, a, b) for a, b, _ in t.cds):
                 return "coding_sequence_variant"

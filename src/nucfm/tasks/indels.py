@@ -33,7 +33,7 @@ such as ``AC>AG`` that trims to one) never come here: they take GPN's rule.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

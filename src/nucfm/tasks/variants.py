@@ -16,20 +16,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from nucfm import distributed
 from nucfm.checkpoint import fingerprint
-from nucfm.paths import atomic_path
 from nucfm.errors import InputError
 from nucfm.io.genome import Genome
 from nucfm.io.variants import Variant, VariantTable, check_variants, read_variants, status_counts, write_scored
+from nucfm.paths import atomic_path
 
 log = logging.getLogger("nucfm")
 
