@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_vep_consequence import CONTIG, D_SEQ, GFF
 
 from nucfm import save_model
 from nucfm.analysis.vep_report import auroc, consequence_stats
@@ -17,7 +18,6 @@ from nucfm.tasks import variants as tv
 from nucfm.tasks.calibration import background_scores, percentiles
 from nucfm.tasks.variants import saturation_table, score_variant_file
 
-from test_vep_consequence import CONTIG, D_SEQ, GFF
 from tiny import dna_model
 
 
@@ -89,7 +89,8 @@ def test_scan_cli_resumes_to_the_same_file_and_annotates(files, tmp_path, monkey
 
 def test_cli_checks_arguments_before_loading_a_model(files, tmp_path, capsys):
     d, _ = files
-    base = ["vep", "--genome", str(d / "g.fa"), "--model", str(tmp_path / "no-such-model"), "-o", str(tmp_path / "o.tsv")]
+    base = ["vep", "--genome", str(d / "g.fa"), "--model", str(tmp_path / "no-such-model"),
+            "-o", str(tmp_path / "o.tsv")]
     for extra, msg in [([], "either --variants"), (["--all-snvs"], "go together"),
                        (["--region", "c:5-1", "--all-snvs"], "START must be"),
                        (["--variants", str(tmp_path / "nope.vcf")], "no such file"),
