@@ -129,3 +129,37 @@ def test_report_stats_and_auroc():
     assert table.loc[0, "auroc_vs_intergenic"] == 1 and summary["auroc_missense_vs_synonymous"] == 1
     with pytest.raises(InputError):
         consequence_stats(df.iloc[:0])
+
+
+def test_vcf_output_carries_consequences(files, tmp_path):
+    d, model = files
+    g = Genome(d / "g.fa", aliases={"1": "c"})
+    (tmp_path / "v.vcf").write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                                    f"1\t61\ts\t{CONTIG[60]}\tC,{CONTIG[60]}GG\t.\tPASS\t.\n")
+    from nucfm.tasks.consequence import annotate_variants
+
+    score_variant_file(model, g, tmp_path / "v.vcf", tmp_path / "o.vcf", window=32, progress=False,
+                       annotate=lambda vt: annotate_variants(vt, g, d / "a.gff"))
+    text = (tmp_path / "o.vcf").read_text()
+    assert "##INFO=<ID=NUCFM_SCORE_CONSEQUENCE,Number=A,Type=String" in text
+    assert "NUCFM_SCORE_CONSEQUENCE=start_lost,frameshift_variant;" in text and "NUCFM_SCORE_TRANSCRIPT=t1,t1" in text
+
+
+@pytest.mark.distributed
+def test_scan_under_torchrun_equals_single(files, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    d, _ = files
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    base = [sys.executable, "-m", "nucfm.cli", "vep", "--genome", str(d / "g.fa"), "--model", str(d / "model"),
+            "--region", "c:40-80", "--all-snvs", "--window", "24", "--chunk-size", "12", "--no-progress",
+            "--threads", "1"]
+    env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1"}
+    subprocess.run(base + ["-o", str(tmp_path / "single.tsv")], check=True, env=env, capture_output=True)
+    tr = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m"]
+    r = subprocess.run(tr + base[2:] + ["-o", str(tmp_path / "multi.tsv")], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "multi.tsv").read_text() == (tmp_path / "single.tsv").read_text()
