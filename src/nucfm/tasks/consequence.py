@@ -115,6 +115,7 @@ class Annotation:
             self._starts[c] = [t.start for t in ts]
         self._maxlen = {c: max(t.end - t.start for t in ts) for c, ts in self.by_contig.items()}
         self.transcripts = len(tx)
+        self._cds_cache: dict[str, tuple[str, dict[int, int]]] = {}
 
     def near(self, contig: str, lo: int, hi: int) -> list[Transcript]:
         """Transcripts whose span +- ``distance`` overlaps ``[lo, hi)``, in GFF order."""
@@ -168,6 +169,20 @@ class Annotation:
             terms.append(self._coding_term(t, s, ref, alt, lo, hi))
         return min(terms, key=RANK.__getitem__)
 
+    def _cds(self, t: Transcript) -> tuple[str, dict[int, int]]:
+        """(CDS sequence 5'->3', {genome position: CDS offset}) of ``t``, built once."""
+        if t.id not in self._cds_cache:
+            plus = t.strand != "-"
+            offsets, seq, n = {}, [], 0
+            for a, b, _ in (t.cds if plus else t.cds[::-1]):
+                part = self.genome.fetch(t.contig, a, b).upper()
+                seq.append(part if plus else reverse_complement(part))
+                for x in (range(a, b) if plus else range(b - 1, a - 1, -1)):
+                    offsets[x] = n
+                    n += 1
+            self._cds_cache[t.id] = ("".join(seq), offsets)
+        return self._cds_cache[t.id]
+
     def _coding_term(self, t: Transcript, s: int, ref: str, alt: str, lo: int, hi: int) -> str:
         plus = t.strand != "-"
         cs = t.cds[0][0]
@@ -178,18 +193,9 @@ class Annotation:
         if len(ref) != len(alt):
             return "frameshift_variant" if (len(alt) - len(ref)) % 3 else (
                 "inframe_insertion" if len(alt) > len(ref) else "inframe_deletion")
-        # substitution: build the CDS in transcript orientation, apply ALT, compare codons
-        offsets, seq = {}, []
+        # substitution: the CDS in transcript orientation (cached per transcript), ALT applied
+        cds, offsets = self._cds(t)
         segs = t.cds if plus else t.cds[::-1]
-        n = 0
-        for a, b, _ in segs:
-            part = self.genome.fetch(t.contig, a, b).upper()
-            rng = range(a, b) if plus else range(b - 1, a - 1, -1)
-            seq.append(part if plus else reverse_complement(part))
-            for x in rng:
-                offsets[x] = n
-                n += 1
-        cds = "".join(seq)
         phase = segs[0][2]
         alt_cds = list(cds)
         for k, x in enumerate(range(s, s + len(ref))):
