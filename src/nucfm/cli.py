@@ -156,6 +156,8 @@ def add_vep(sub):
                         "or unmasked (one pass per haplotype, faster, approximate)")
     p.add_argument("--flank", type=int, default=4, help="bases each side of an MNV/indel scored with it (default 4)")
     p.add_argument("--gff", default=None, help="GFF3 annotation: add consequence, gene and transcript columns")
+    p.add_argument("--upstream-distance", type=int, default=5000,
+                   help="with --gff: bases from a transcript end still called upstream/downstream (Ensembl: 5000)")
     p.add_argument("--calibrate", action="store_true",
                    help="add score_percentile: percentile of each SNV score among random SNVs of the genome")
     p.add_argument("--background-size", type=int, default=10_000, help="random SNVs for --calibrate (default 10000)")
@@ -186,8 +188,10 @@ def _check_vep_args(args):
         f = getattr(args, opt)
         if f and not Path(f).is_file():
             raise InputError(f"--{opt} {f}: no such file")
-    if args.window < 4 or args.flank < 0 or args.chunk_size < 1 or args.background_size < 1:
-        raise InputError("--window must be >= 4, --flank >= 0, --chunk-size and --background-size >= 1")
+    if args.window < 4 or args.flank < 0 or args.chunk_size < 1 or args.background_size < 1 \
+            or args.upstream_distance < 0:
+        raise InputError("--window must be >= 4, --flank and --upstream-distance >= 0, --chunk-size and "
+                         "--background-size >= 1")
 
 
 def run_vep(args):
@@ -211,7 +215,7 @@ def run_vep(args):
         from nucfm.tasks.consequence import annotate_variants
 
         def annotate(vt):
-            return annotate_variants(vt, genome, args.gff)
+            return annotate_variants(vt, genome, args.gff, distance=args.upstream_distance)
     if args.calibrate:
         from nucfm.tasks.calibration import calibrator
 
