@@ -121,13 +121,15 @@ def main() -> None:
 
     indels = sample_indels(genome, args.indels, args.seed, lo, genome.lengths[chrom] - 1000)
     out = {}
-    for m in ("pll", "unmasked"):
+    for m in ("pll", "pll_centred", "unmasked"):
         s, t = timed(lambda m=m: score_variants(ours, genome, indels, window=W, batch_size=bs, indel_method=m)["score"])
         out[m] = s
         res[f"indel_{m}_per_s"] = round(len(indels) / t, 2)
     size = np.array([len(v.alt) - len(v.ref) for v in indels])
     res["indel_methods"] = {
         "n": len(indels), "spearman_pll_vs_unmasked": round(spearman(out["pll"], out["unmasked"]), 3),
+        "spearman_pll_vs_pll_centred": round(spearman(out["pll"], out["pll_centred"]), 3),
+        "spearman_size_vs": {m: round(spearman(size, out[m]), 3) for m in out},
         "mean_score_by_size": {int(k): {m: round(float(out[m][size == k].mean()), 3) for m in out}
                                for k in sorted(set(size))},
     }

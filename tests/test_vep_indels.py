@@ -56,7 +56,7 @@ def test_representations_of_one_indel_score_the_same(setup):
     forms = [Variant("c", 60, "GCA", "G"), Variant("c", 62, "ACA", "A"), Variant("c", 70, "ACA", "A"),
              Variant("c", 60, "GCACACACACACAT", "GCACACACACAT")]  # left, shifted, right, padded
     assert len({haplotype(g, v) for v in forms}) == 1
-    for method in ("pll", "unmasked"):
+    for method in ("pll", "pll_centred", "unmasked"):
         s = score_variants(model, g, forms, window=64, indel_method=method)["score"]
         np.testing.assert_allclose(s, s[0], atol=1e-9)
         assert abs(s[0]) > 1e-3
@@ -80,6 +80,8 @@ def test_pll_without_flanks_is_gpns_rule_on_an_snv(setup):
         alt = {"A": "G", "C": "T", "G": "A", "T": "C"}[CHR[s]]
         gpn = score_variants(model, g, [Variant("c", s, CHR[s], alt)], window=41, per_strand=True)
         f, r = score_haplotypes(model, g, [("c", s, s + 1, alt)], window=41, flank=0)
+        fc, rc = score_haplotypes(model, g, [("c", s, s + 1, alt)], window=41, flank=0, method="pll_centred")
+        np.testing.assert_allclose([fc[0], rc[0]], [f[0], r[0]], atol=1e-9)  # entropies cancel
         np.testing.assert_allclose([f[0], r[0]], [gpn["score_fwd"][0], gpn["score_rev"][0]], atol=1e-5)
 
 
