@@ -151,9 +151,10 @@ def add_vep(sub):
                    help="output .tsv[.gz], .csv[.gz], .parquet, or .vcf[.gz] (VCF input only)")
     p.add_argument("--window", type=int, default=512, help="bases of context centred on the variant (default 512)")
     p.add_argument("--method", default="llr", help="SNV scoring strategy: llr (GPN, default) or alt_logprob")
-    p.add_argument("--indel-method", choices=("pll", "pll_centred", "unmasked"), default="pll",
-                   help="MNVs and indels: pll (masked pseudo-log-likelihood difference of the haplotypes, default), "
-                        "pll_centred (each base relative to its expected log-likelihood: no length bias) or "
+    p.add_argument("--indel-method", choices=("pll", "pll_centred", "unmasked"), default="pll_centred",
+                   help="MNVs and indels: pll (masked pseudo-log-likelihood difference of the haplotypes), "
+                        "pll_centred (the same, each base relative to its expected log-likelihood: no length "
+                        "bias; default) or "
                         "unmasked (one pass per haplotype, faster, approximate)")
     p.add_argument("--flank", type=int, default=4, help="bases each side of an MNV/indel scored with it (default 4)")
     p.add_argument("--gff", default=None, help="GFF3 annotation: add consequence, gene and transcript columns")

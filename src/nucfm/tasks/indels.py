@@ -16,18 +16,20 @@ change ``genome[u:v] -> alt`` (:func:`nucfm.io.variants.variant_span`) and two h
 Scored positions are the changed bases plus ``flank`` bases each side, in each haplotype
 (``v - u + 2F`` REF positions, ``len(alt) + 2F`` ALT positions). Strategies (:data:`METHODS`):
 
-* ``pll`` (default): pseudo-log-likelihood difference, ``sum log p(ALT base | ALT window, base
+* ``pll``: pseudo-log-likelihood difference, ``sum log p(ALT base | ALT window, base
   masked) - sum log p(REF base | REF window, base masked)``, one masked pass per scored position
   (Salazar et al. 2020, "Masked Language Model Scoring", ACL; the indel score of masked protein
   LMs in ProteinGym, Notin et al. 2023). With ``flank=0`` a single-base substitution gives
   exactly GPN's ``logit[alt] - logit[ref]``; the flanks add how the change alters the model's
   reading of the neighbouring bases.
-* ``pll_centred``: the same, each position's ``log p`` taken relative to its expectation under
+* ``pll_centred`` (default): the same, each position's ``log p`` taken relative to its expectation under
   the model (``log p(base) + H``, H the entropy of the masked prediction). A PLL *sum* grows more
   negative with every extra scored base (about -1.4 nats per inserted base with the shipped
   model), so raw ``pll`` ranks insertions below deletions by length alone; centring makes a
   base that is as likely as the model expects contribute 0 while leaving SNVs unchanged
-  (the entropies of the one masked position cancel).
+  (the entropies of the one masked position cancel). On 80 random 1-6 bp indels of TAIR10 chr1
+  with the shipped model (``bench/vep_kinds.py``), Spearman(score, size change) is -0.96 for
+  ``pll``, -0.94 for ``unmasked`` and -0.20 for ``pll_centred``.
 * ``unmasked``: the same sum from one *unmasked* pass per haplotype (the "wild-type marginal"
   shortcut of ESM-1v, Meier et al. 2021, applied to each haplotype): 2 passes per strand instead
   of ``v - u + len(alt) + 4F``, at the price of the model seeing the base it predicts.
@@ -105,7 +107,7 @@ def _unmasked_logits(model, windows: list[np.ndarray], batch_size: int) -> list[
 
 
 def score_haplotypes(model, genome: Genome, changes: Sequence[tuple[str, int, int, str]], window: int = 512,
-                     method: str = "pll", flank: int = 4, batch_size: int | None = None
+                     method: str = "pll_centred", flank: int = 4, batch_size: int | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
     """(forward, reverse) strand scores (N,) of changes ``(chrom, u, v, alt)``: REF
     ``genome[u:v]`` (0-based half-open) replaced by ``alt``; see the module docstring.

@@ -107,14 +107,14 @@ def site_logits(model, genome: Genome, sites: Sequence[tuple[str, int]], window:
 
 def score_variants(model, genome: Genome, variants: Sequence[Variant], window: int = 512, method: str = "llr",
                    per_strand: bool = False, batch_size: int | None = None, progress=None,
-                   indel_method: str = "pll", flank: int = 4) -> dict[str, np.ndarray]:
+                   indel_method: str = "pll_centred", flank: int = 4) -> dict[str, np.ndarray]:
     """Score variants with a masked DNA LM; returns ``{"score": (N,)}`` float64 (plus
     ``score_fwd``/``score_rev`` with ``per_strand``), the mean over the two strands.
 
     ``variants`` must have A/C/G/T alleles and a REF that matches the genome (see
     :func:`nucfm.io.variants.check_variants`). Single-base substitutions (after trimming shared
     bases: ``AC>AG`` is an SNV) take GPN's rule with ``method`` (a key of :data:`STRATEGIES`);
-    MNVs and indels take ``indel_method`` (``pll`` or ``unmasked``, with ``flank`` bases each
+    MNVs and indels take ``indel_method`` (``pll_centred``, ``pll`` or ``unmasked``, with ``flank`` bases each
     side, :mod:`nucfm.tasks.indels`). Alleles at the same site share one forward pass (the
     masked input does not depend on the allele). ``progress`` is an optional tqdm-like bar,
     advanced per site and per MNV/indel.
@@ -248,7 +248,7 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
                        window: int = 512, method: str = "llr", per_strand: bool = False,
                        batch_size: int | None = None, chunk_size: int = 2048, strict_ref: bool = False,
                        restart: bool = False, progress: bool = True, info_key: str = "NUCFM_SCORE",
-                       model_name: str = "", indel_method: str = "pll", flank: int = 4,
+                       model_name: str = "", indel_method: str = "pll_centred", flank: int = 4,
                        annotate=None, calibrate=None) -> dict[str, int] | None:
     """Score a variant file (or a :func:`saturation_table`) into ``output``
     (TSV/CSV/Parquet/VCF by its name); resumable.
