@@ -70,7 +70,7 @@ def test_read_vcf_split_and_status(files):
     assert list(vt.table["ID"][2:5]) == ["soft"] * 3 and list(vt.table["ALT"][2:5]) == ["A", "C", "T"]
     status = check_variants(vt, Genome(d / "g.fa"))
     expected = ["ok", "ok", "ok", "ok", "ok"]  # first, last, and the 3 ALTs of the soft-masked record
-    expected += [f"ref_mismatch:genome={CHR1[9]}", "unsupported_indel", "unknown_contig", "ok", "ref_not_acgt", "ok"]
+    expected += [f"ref_mismatch:genome={CHR1[9]}", "ok", "unknown_contig", "ok", "ref_not_acgt", "ok"]
     assert list(status) == expected
     with pytest.raises(InputError, match="differs from the genome"):
         check_variants(vt, Genome(d / "g.fa"), strict_ref=True)
@@ -102,7 +102,7 @@ def test_scores_match_official_algorithm(files, tmp_path, window):
     ours = load_model(tmp_path / "gpn")
     vt = read_variants(d / "v.vcf")
     status = check_variants(vt, Genome(d / "g.fa"))
-    vs = [v for v, s in zip(vt.variants, status, strict=True) if s == "ok"]
+    vs = [v for v, s in zip(vt.variants, status, strict=True) if s == "ok" and v.kind == "snv"]
     assert {(v.chrom, v.start) for v in vs} >= {("chr1", 0), ("chr1", 299), ("chr2", 89)}  # contig edges
     got = score_variants(ours, Genome(d / "g.fa"), vs, window=window, batch_size=3, per_strand=True)
     ref = official_vep_scores(official, Genome(d / "g.fa"), vs, window, batch_size=4)
@@ -141,7 +141,7 @@ def test_vcf_output_and_table_output(files, tmp_path):
     g = Genome(d / "g.fa")
     counts = score_variant_file(model, g, d / "v.vcf", tmp_path / "out.vcf.gz", window=32, per_strand=True,
                                 progress=False)
-    assert counts == {"ok": 7, "ref_mismatch": 1, "unsupported_indel": 1, "unknown_contig": 1, "ref_not_acgt": 1}
+    assert counts == {"ok": 8, "ref_mismatch": 1, "unknown_contig": 1, "ref_not_acgt": 1}
     text = gzip.open(tmp_path / "out.vcf.gz", "rt").read().splitlines()
     assert any(line.startswith("##INFO=<ID=NUCFM_SCORE,Number=A,Type=Float") for line in text)
     assert any(line.startswith("##INFO=<ID=NUCFM_SCORE_STATUS,Number=A,Type=String") for line in text)
@@ -156,8 +156,8 @@ def test_vcf_output_and_table_output(files, tmp_path):
     score_variant_file(model, g, d / "v.vcf", tmp_path / "out.parquet", window=32, progress=False)
     df = pd.read_parquet(tmp_path / "out.parquet")
     assert list(df.columns) == ["CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "score", "status"]
-    assert len(df) == 11 and df["score"].notna().sum() == 7
-    assert df.loc[df.ID == "indel", "status"].item() == "unsupported_indel"
+    assert len(df) == 11 and df["score"].notna().sum() == 8
+    assert df.loc[df.ID == "indel", "status"].item() == "ok" and np.isfinite(df.loc[df.ID == "indel", "score"].item())
     vals = [float(x) for r in recs for x in dict(f.split("=", 1) for f in r[7].split(";"))["NUCFM_SCORE"].split(",")
             if x != "."]
     np.testing.assert_allclose(np.sort(vals), np.sort(df["score"].dropna()), atol=1e-5)

@@ -340,13 +340,31 @@ def _load_dna(args, device, region=None):
 
 
 def add_vep(sub):
-    p = sub.add_parser("vep", help="zero-shot variant effect scores (GPN's masked log-likelihood ratio)")
-    add_common(p, input_help="variants: VCF[.gz], TSV, CSV or Parquet with chrom,pos,ref,alt (1-based)",
-               input_names=("--variants",), output_help="output .tsv[.gz], .csv[.gz], .parquet, or .vcf[.gz] "
-               "(VCF input only)", threads=False)
+    p = sub.add_parser("vep", help="zero-shot variant effect scores (GPN's masked log-likelihood ratio; "
+                       "MNVs and indels by haplotype pseudo-log-likelihood)")
+    add_common(p, input_help="variants: VCF[.gz], TSV, CSV or Parquet with chrom,pos,ref,alt (1-based); "
+               "or none with --region R --all-snvs", input_names=("--variants",), input_required=False,
+               output_help="output .tsv[.gz], .csv[.gz], .parquet, or .vcf[.gz] (VCF input only)", threads=False)
     _add_genome_args(p)
+    p.add_argument("--region", default=None, help="with --all-snvs: CHROM:START-END (1-based, inclusive) to scan")
+    p.add_argument("--all-snvs", action="store_true",
+                   help="saturation scan: score all three substitutions at every position of --region")
     p.add_argument("--method", default="llr", choices=["llr", "alt_logprob"],
-                   help="scoring strategy: llr (GPN, default) or alt_logprob")
+                   help="SNV scoring strategy: llr (GPN, default) or alt_logprob")
+    p.add_argument("--indel-method", choices=("pll", "pll_centred", "unmasked"), default="pll_centred",
+                   help="MNVs and indels: pll (masked pseudo-log-likelihood difference of the haplotypes), "
+                        "pll_centred (the same, each base relative to its expected log-likelihood: no length "
+                        "bias; default) or unmasked (one pass per haplotype, faster, approximate)")
+    p.add_argument("--flank", type=nonnegative_int, default=4,
+                   help="bases each side of an MNV/indel scored with it (default 4)")
+    p.add_argument("--gff", default=None, help="GFF3 annotation: add consequence, gene and transcript columns")
+    p.add_argument("--upstream-distance", type=nonnegative_int, default=5000,
+                   help="with --gff: bases from a transcript end still called upstream/downstream (Ensembl: 5000)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="add score_percentile: percentile of each SNV score among random SNVs of the genome")
+    p.add_argument("--background-size", type=positive_int, default=10_000,
+                   help="random SNVs for --calibrate (default 10000)")
+    p.add_argument("--background-seed", type=nonnegative_int, default=0, help="seed of the --calibrate background")
     p.add_argument("--per-strand", action="store_true", help="also write score_fwd and score_rev")
     p.add_argument("--strict-ref", action="store_true", help="fail on a REF mismatch instead of marking the row")
     p.add_argument("--chunk-size", type=positive_int, default=2048,
@@ -359,24 +377,73 @@ def add_vep(sub):
 def run_vep(args):
     import re
 
+    from nucfm.io.genome import parse_region
     from nucfm.io.variants import check_scored_output, detect_format
-    from nucfm.tasks.variants import score_variant_file
+    from nucfm.tasks.variants import saturation_table, score_variant_file
 
-    check_input(args.input, "variants")
-    detect_format(args.input)
-    check_scored_output(args.output, args.input)
-    check_output(args.output, [args.input, args.genome])
+    if args.all_snvs != bool(args.region):
+        raise InputError("--all-snvs and --region go together (a saturation scan of the region)")
+    if bool(args.input) == bool(args.all_snvs):
+        raise InputError("give either -i/--variants FILE or --region R --all-snvs")
+    region = parse_region(args.region) if args.region else None
+    if args.input:
+        check_input(args.input, "variants")
+        detect_format(args.input)
+    check_input(args.gff, "--gff annotation")
+    check_scored_output(args.output, args.input or "scan.parquet")
+    check_output(args.output, [args.input, args.genome, args.gff])
     if not re.fullmatch(r"[A-Za-z_][0-9A-Za-z_.]*", args.info_key):
         raise InputError(f"--info-key {args.info_key!r}: a VCF INFO key is letters, digits, _ and . "
                          "(not starting with a digit)")
+    if args.window < 4 and (args.all_snvs or args.flank):
+        raise InputError("--window must be >= 4 to score MNVs, indels or scans")
     device = _check_genome_args(args)
-    name, model, genome = _load_dna(args, device)
-    counts = score_variant_file(model, genome, args.input, args.output, window=args.window, method=args.method,
-                                per_strand=args.per_strand, batch_size=args.batch_size, chunk_size=args.chunk_size,
+    name, model, genome = _load_dna(args, device, region=region)
+    variants, chunk = args.input, args.chunk_size
+    if region is not None:
+        variants = saturation_table(genome, *region)
+        chunk = -(-chunk // 3) * 3  # whole sites per chunk: one forward pass per position and strand
+    annotate = calibrate = None
+    if args.gff:
+        from nucfm.tasks.consequence import annotate_variants
+
+        def annotate(vt):
+            return annotate_variants(vt, genome, args.gff, distance=args.upstream_distance)
+    if args.calibrate:
+        from nucfm.tasks.calibration import calibrator
+
+        calibrate = calibrator(model, genome, args.window, args.method, size=args.background_size,
+                               seed=args.background_seed, batch_size=args.batch_size, progress=not args.no_progress)
+    counts = score_variant_file(model, genome, variants, args.output, window=args.window, method=args.method,
+                                per_strand=args.per_strand, batch_size=args.batch_size, chunk_size=chunk,
                                 strict_ref=args.strict_ref, restart=args.restart, progress=not args.no_progress,
-                                info_key=args.info_key, model_name=str(name))
+                                info_key=args.info_key, model_name=str(name), indel_method=args.indel_method,
+                                flank=args.flank, annotate=annotate, calibrate=calibrate)
     if counts is not None:
         log.info("wrote %s: %s", args.output, ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def add_vep_report(sub):
+    p = sub.add_parser("vep-report", help="score distribution per consequence class (plot + table) of a vep output")
+    p.add_argument("scored", nargs="?", default=None,
+                   help="a `nucfm vep --gff ...` output: .tsv[.gz], .csv[.gz] or .parquet (or -i)")
+    p.add_argument("-i", "--input", default=None, help="the scored file (the same as the positional argument)")
+    p.add_argument("-o", "--output", required=True, help="output directory (PNG, TSV, JSON)")
+    p.add_argument("--score", default="score", help="score column to summarise (default score)")
+    p.set_defaults(run=run_vep_report)
+
+
+def run_vep_report(args):
+    from nucfm.analysis.vep_report import write_report
+
+    scored = args.input or args.scored
+    if scored is None or (args.input and args.scored and args.input != args.scored):
+        raise InputError("give the scored file once: `nucfm vep-report SCORED -o DIR` or -i SCORED")
+    check_input(scored, "scored table")
+    check_output(args.output, [scored], "report directory", directory=True)
+    summary = write_report(scored, args.output, score=args.score)
+    print(summary["table"].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"missense vs synonymous AUROC: {summary['auroc_missense_vs_synonymous']}")
 
 
 def add_probs(sub):
@@ -810,8 +877,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"nucfm: error: {self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
-COMMANDS = [add_models, add_embed, add_convert, add_vep, add_probs, add_fold, add_score_ss, add_train_ss,
-            add_pretrain, add_eval_mlm, add_serve]
+COMMANDS = [add_models, add_embed, add_convert, add_vep, add_vep_report, add_probs, add_fold, add_score_ss,
+            add_train_ss, add_pretrain, add_eval_mlm, add_serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,6 +37,7 @@ class Feature:
     strand: str  # "+", "-", "." or "?"
     attributes: dict[str, str] = field(default_factory=dict, compare=False)
     source: str = ""
+    phase: int | None = None  # CDS phase (column 8): bases to skip to the first complete codon
 
     @property
     def id(self) -> str:
@@ -93,4 +94,5 @@ def read_gff(path: str | Path, contig: str | None = None, start: int | None = No
                 continue
             if (start is not None and e <= start) or (end is not None and s >= end):
                 continue
-            yield Feature(name, f[2], s, e, f[6], _attributes(f[8]), f[1])
+            phase = int(f[7]) if f[7].strip() in ("0", "1", "2") else None
+            yield Feature(name, f[2], s, e, f[6], _attributes(f[8]), f[1], phase)

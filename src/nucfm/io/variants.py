@@ -19,7 +19,12 @@ No row is ever dropped and one bad row never fails the file. Reasons, in the ord
   (``*``), ``breakend`` (``N[chr1:123[``, ``.A``), ``invalid_allele`` (any other letter than
   A, C, G, T, N);
 * ``unknown_contig``, ``pos_out_of_range``, ``ref_mismatch:genome=X``;
-* ``unsupported_indel``, ``unsupported_mnv``; ``ref_not_acgt`` / ``alt_not_acgt`` (an ``N``).
+* ``ref_not_acgt`` / ``alt_not_acgt`` (an ``N`` in an allele); ``allele_too_long``: the bases
+  that differ between the REF and ALT haplotypes (:func:`variant_span`, a repeat-shiftable indel
+  counted over its whole repeat) exceed ``max_span`` (``nucfm vep``: a quarter of the window).
+
+SNVs, MNVs and indels are all ``ok`` when they pass these checks; REF == ALT is ``ok`` (score 0).
+Overlapping records are each scored against the reference on their own.
 
 Outputs (:func:`write_scored`): tables keep the input rows and columns and add ``score`` (and
 ``score_fwd``, ``score_rev`` on request) and ``status``. **User columns are never overwritten**:
@@ -104,14 +109,14 @@ class VariantTable:
 
 def detect_format(path: str | Path) -> str:
     """``vcf``, ``tsv``, ``csv`` or ``parquet`` from the file name (``.gz`` / ``.bgz`` ignored)."""
-    name = Path(path).name.lower()
-    for suffix in (".gz", ".bgz"):
-        name = name.removesuffix(suffix)
-    for ext, fmt in ((".vcf", "vcf"), (".tsv", "tsv"), (".txt", "tsv"), (".csv", "csv"),
-                     (".parquet", "parquet"), (".pq", "parquet")):
-        if name.endswith(ext):
-            return fmt
-    raise InputError(f"{path}: unknown variant file type; use .vcf[.gz], .tsv[.gz], .csv[.gz] or .parquet")
+    from nucfm.io.tables import table_format
+
+    if Path(path).name.lower().removesuffix(".gz").removesuffix(".bgz").endswith(".vcf"):
+        return "vcf"
+    fmt = table_format(path)
+    if fmt is None:
+        raise InputError(f"{path}: unknown variant file type; use .vcf[.gz], .tsv[.gz], .csv[.gz] or .parquet")
+    return fmt
 
 
 def read_variants(path: str | Path) -> VariantTable:
@@ -182,17 +187,9 @@ def _read_vcf(path: Path) -> VariantTable:
 
 
 def _read_table(path: Path, fmt: str) -> VariantTable:
-    try:
-        if fmt == "parquet":
-            table = pd.read_parquet(path)
-        else:
-            with open_text(path) as fh:  # gzip by content, UTF-8 with BOM, gzip errors as InputError
-                table = pd.read_csv(fh, sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False,
-                                    comment=None)
-    except InputError:
-        raise
-    except Exception as e:
-        raise InputError(f"{path}: cannot read as {fmt.upper()} ({type(e).__name__}: {e})") from e
+    from nucfm.io.tables import read_table
+
+    table = read_table(path, fmt)
     cols = {str(c).lower().lstrip("#"): c for c in table.columns}
     missing = [c for c in ("chrom", "pos", "ref", "alt") if c not in cols]
     if missing:
@@ -238,11 +235,12 @@ def _normalise(path, chrom, pos, ref, alt) -> tuple[list[Variant], np.ndarray]:
     return variants, read_status
 
 
-def check_variants(vt: VariantTable, genome, strict_ref: bool = False) -> np.ndarray:
-    """Set and return ``vt.status`` (N,): ``ok`` for scorable SNVs, else the reason (see the
+def check_variants(vt: VariantTable, genome, strict_ref: bool = False, max_span: int | None = None) -> np.ndarray:
+    """Set and return ``vt.status`` (N,): ``ok`` for scorable variants, else the reason (see the
     module docstring for the list). Every row gets a status; none is dropped.
 
-    ``strict_ref`` raises InputError on the first REF mismatch instead of marking the row.
+    ``strict_ref`` raises InputError on the first REF mismatch instead of marking the row;
+    ``max_span`` (bases) marks longer variants ``allele_too_long`` (None: no limit).
     """
     status = np.empty(len(vt), dtype=object)
     read_status = vt.read_status if vt.read_status is not None else np.full(len(vt), "", dtype=object)
@@ -263,14 +261,13 @@ def check_variants(vt: VariantTable, genome, strict_ref: bool = False) -> np.nda
                     raise InputError(f"{vt.path}: REF {v.ref} at {v.chrom}:{v.pos} differs from the genome's {seq} "
                                      "(omit --strict-ref to mark such rows instead)")
                 status[i] = f"ref_mismatch:genome={seq}"
-            elif v.kind == "indel":
-                status[i] = "unsupported_indel"
-            elif v.kind == "mnv":
-                status[i] = "unsupported_mnv"
-            elif v.ref not in ACGT:
+            elif not set(v.ref) <= ACGT:
                 status[i] = "ref_not_acgt"
-            elif v.alt not in ACGT:
+            elif not set(v.alt) <= ACGT:
                 status[i] = "alt_not_acgt"
+            elif max_span is not None and v.kind != "snv" and max(
+                    (sp := variant_span(genome, v, limit=max_span))[1] - sp[0], len(sp[2])) > max_span:
+                status[i] = "allele_too_long"
             else:
                 status[i] = "ok"
     unknown = sorted({v.chrom for v, s in zip(vt.variants, status) if s == "unknown_contig"})
@@ -278,6 +275,39 @@ def check_variants(vt: VariantTable, genome, strict_ref: bool = False) -> np.nda
         raise InputError(genome.unknown_contig_message(unknown[0]))
     vt.status = status
     return status
+
+
+def variant_span(genome, v: Variant, limit: int = 1 << 20) -> tuple[int, int, str]:
+    """The representation-invariant change of a variant: ``(u, v, alt)`` such that the ALT
+    haplotype is ``genome[:u] + alt + genome[v:]`` (0-based half-open REF interval ``[u, v)``).
+
+    Shared bases of REF and ALT are trimmed, and an indel that can slide in a repeat covers
+    *every* placement (the union of its left- and right-aligned forms, Tan et al. 2015,
+    Bioinformatics 31:2202), so ``chr1:10 CA>C`` and its right-shifted twin in ``CACACA`` give
+    the same span: anything computed from the span and the two haplotypes does not depend on
+    how the VCF wrote the variant (no normaliser needed). REF == ALT gives an empty span
+    ``(start, start, "")``. The local context grows until the span stops at a differing base or
+    a contig end, or exceeds ``limit`` (the caller then rejects the variant).
+    """
+    if v.ref == v.alt:
+        return v.start, v.start, ""
+    if len(v.ref) == 1 and len(v.alt) == 1:
+        return v.start, v.start + 1, v.alt
+    n = genome.length(v.chrom)
+    margin = 16
+    while True:
+        lo, hi = max(0, v.start - margin), min(n, v.start + len(v.ref) + margin)
+        R = genome.fetch(v.chrom, lo, hi).upper()
+        A = R[: v.start - lo] + v.alt + R[v.start - lo + len(v.ref):]
+        m = min(len(R), len(A))
+        p = next((k for k in range(m) if R[k] != A[k]), m)  # common prefix
+        q = next((k for k in range(m) if R[-1 - k] != A[-1 - k]), m)  # common suffix
+        left, right = min(p, m - q), min(q, m - p)  # left-aligned start, right-aligned end
+        u, w = lo + left, hi - right
+        grow = (left == 0 and lo > 0) or (right == 0 and hi < n)
+        if not grow or max(w - u, len(A) - right - left) > limit:
+            return u, w, A[left : len(A) - right]
+        margin *= 2
 
 
 def status_counts(status: np.ndarray) -> dict[str, int]:
@@ -329,7 +359,8 @@ def output_names(table: pd.DataFrame, names) -> dict[str, str]:
 
 def write_scored(vt: VariantTable, columns: dict[str, np.ndarray], path: str | Path,
                  info_key: str = "NUCFM_SCORE", description: str = "nucfm variant score") -> Path:
-    """Write the input rows plus ``columns`` (each (N,) float, NaN = not scored) and ``status``.
+    """Write the input rows plus ``columns`` (each (N,) float, NaN = not scored, or text such as
+    ``consequence``) and ``status``.
 
     Table outputs (``.tsv[.gz]``, ``.csv[.gz]``, ``.parquet``) keep every input column; nucfm's
     columns are renamed ``nucfm_*`` when their names are taken (:func:`output_names`). A VCF
@@ -367,7 +398,7 @@ def _write_table(vt: VariantTable, columns: dict[str, np.ndarray], status: np.nd
                     "written as %s", vt.path, ", ".join(OUTPUT_NAMES), ", ".join(names.values()))
     out = vt.table.copy()
     for k, v in columns.items():
-        out[names[k]] = np.asarray(v, dtype=np.float64)
+        out[names[k]] = _column(v)
     out[names["status"]] = status.astype(str)
     if fmt == "parquet":
         out.to_parquet(tmp, index=False)
@@ -376,7 +407,20 @@ def _write_table(vt: VariantTable, columns: dict[str, np.ndarray], status: np.nd
             out.to_csv(f, sep="\t" if fmt == "tsv" else ",", index=False, na_rep="NA", float_format="%.7g")
 
 
-def _fmt(x: float) -> str:
+def _column(v) -> np.ndarray:
+    """Scores as float64 (NaN = not scored); text columns (consequence, gene) as str."""
+    v = np.asarray(v)
+    return v.astype(str) if v.dtype.kind in "OUS" else v.astype(np.float64)
+
+
+def _is_text(v) -> bool:
+    return np.asarray(v).dtype.kind in "OUS"
+
+
+def _fmt(x) -> str:
+    if isinstance(x, str):  # text INFO values: no spaces, commas or semicolons allowed
+        return "." if not x else x.replace(",", "&").replace(";", "&").replace(" ", "_")
+    x = float(x)
     return "." if np.isnan(x) else f"{x:.7g}"
 
 
@@ -387,10 +431,11 @@ def _write_vcf(vt, columns, status, path, gz, info_key, description):
         per_rec[r].append(i)
     names = {k: info_key if k == "score" else f"{info_key}_{k.removeprefix('score_').upper()}" for k in columns}
     header = list(vt.header)
-    decl = [f'##INFO=<ID={names[k]},Number=A,Type=Float,Description="{description}'
-            f'{"" if k == "score" else " (" + k + ")"}; . = not scored, see {info_key}_STATUS">' for k in columns]
+    decl = [f'##INFO=<ID={names[k]},Number=A,Type={"String" if _is_text(v) else "Float"},Description="{description}'
+            f'{"" if k == "score" else " (" + k + ")"}; . = not scored, see {info_key}_STATUS">'
+            for k, v in columns.items()]
     decl.append(f'##INFO=<ID={info_key}_STATUS,Number=A,Type=String,Description="ok, or why the allele was not '
-                f'scored (invalid_pos, symbolic_allele, unknown_contig, ref_mismatch, unsupported_indel, ...)">')
+                f'scored (invalid_pos, symbolic_allele, unknown_contig, ref_mismatch, allele_too_long, ...)">')
     header = [h for h in header[:-1] if not any(h.startswith(f"##INFO=<ID={n},") for n in
                                                   [*names.values(), f"{info_key}_STATUS"])]
     header += decl + [vt.header[-1]]
@@ -403,7 +448,7 @@ def _write_vcf(vt, columns, status, path, gz, info_key, description):
             fields = [f for f in cols[7].split(";") if f and f != "." and f.split("=")[0] not in
                       {*names.values(), f"{info_key}_STATUS"}]
             for k, v in columns.items():
-                fields.append(f"{names[k]}=" + ",".join(_fmt(float(v[i])) for i in rows))
+                fields.append(f"{names[k]}=" + ",".join(_fmt(v[i]) for i in rows))
             fields.append(f"{info_key}_STATUS=" + ",".join(str(status[i]).replace(":", "_").replace("=", "_")
                                                            for i in rows))
             cols[7] = ";".join(fields)

@@ -116,34 +116,57 @@ def site_logits(model, genome: Genome, sites: Sequence[tuple[str, int]], window:
 
 
 def score_variants(model, genome: Genome, variants: Sequence[Variant], window: int = 512, method: str = "llr",
-                   per_strand: bool = False, batch_size: int | None = None, progress=None) -> dict[str, np.ndarray]:
-    """Score SNVs with a masked DNA LM; returns ``{"score": (N,)}`` float64 (plus
+                   per_strand: bool = False, batch_size: int | None = None, progress=None,
+                   indel_method: str = "pll_centred", flank: int = 4) -> dict[str, np.ndarray]:
+    """Score variants with a masked DNA LM; returns ``{"score": (N,)}`` float64 (plus
     ``score_fwd``/``score_rev`` with ``per_strand``), the mean over the two strands.
 
-    ``variants`` must be A/C/G/T SNVs whose REF matches the genome (see
-    :func:`nucfm.io.variants.check_variants`). ``method`` is a key of :data:`STRATEGIES`.
-    Alleles at the same site share one forward pass (the masked input does not depend on the
-    allele). ``progress`` is an optional tqdm-like bar, advanced per site.
+    ``variants`` must have A/C/G/T alleles and a REF that matches the genome (see
+    :func:`nucfm.io.variants.check_variants`). Single-base substitutions (after trimming shared
+    bases: ``AC>AG`` is an SNV) take GPN's rule with ``method`` (a key of :data:`STRATEGIES`);
+    MNVs and indels take ``indel_method`` (``pll_centred``, ``pll`` or ``unmasked``, with ``flank`` bases each
+    side, :mod:`nucfm.tasks.indels`). Alleles at the same site share one forward pass (the
+    masked input does not depend on the allele). ``progress`` is an optional tqdm-like bar,
+    advanced per site and per MNV/indel.
 
     >>> score_variants(model, genome, [Variant("1", 99, "A", "G")])["score"]  # doctest: +SKIP
     array([-1.23])
     """
+    from nucfm.io.variants import variant_span
+    from nucfm.tasks.indels import METHODS, score_haplotypes
+
     if method not in STRATEGIES:
         raise InputError(f"unknown scoring method {method!r}; known: {sorted(STRATEGIES)}")
+    if indel_method not in METHODS:
+        raise InputError(f"unknown indel method {indel_method!r}; known: {list(METHODS)}")
+    spans = []
     for v in variants:
-        if v.kind != "snv" or v.ref not in BASES or v.alt not in BASES:
-            raise InputError(f"{v.chrom}:{v.pos} {v.ref}>{v.alt}: only A/C/G/T SNVs can be scored")
-        base = genome.fetch(v.chrom, v.start, v.start + 1).upper()
-        if base != v.ref:
-            raise InputError(f"{v.chrom}:{v.pos}: REF {v.ref} differs from the genome ({base}); check variants first")
-    sites = list(dict.fromkeys((genome.resolve(v.chrom), v.start) for v in variants))
-    row = {s: i for i, s in enumerate(sites)}
-    fwd, rev = site_logits(model, genome, sites, window=window, batch_size=batch_size, progress=progress)
-    idx = np.array([row[(genome.resolve(v.chrom), v.start)] for v in variants], dtype=np.int64)
-    ref = np.array([BASES.index(v.ref) for v in variants], dtype=np.int64)
-    alt = np.array([BASES.index(v.alt) for v in variants], dtype=np.int64)
-    strategy = STRATEGIES[method]
-    s_fwd, s_rev = strategy(fwd[idx], ref, alt), strategy(rev[idx], ref, alt)
+        if not (set(v.ref) <= set(BASES) and set(v.alt) <= set(BASES)) or not v.ref or not v.alt:
+            raise InputError(f"{v.chrom}:{v.pos} {v.ref}>{v.alt}: only A/C/G/T alleles can be scored")
+        seq = genome.fetch(v.chrom, v.start, v.start + len(v.ref)).upper()
+        if seq != v.ref:
+            raise InputError(f"{v.chrom}:{v.pos}: REF {v.ref} differs from the genome ({seq}); check variants first")
+        spans.append(variant_span(genome, v, limit=window // 4))
+    chrom = [genome.resolve(v.chrom) for v in variants]
+    is_snv = np.array([w - u == 1 and len(a) == 1 for u, w, a in spans], dtype=bool)
+    s_fwd, s_rev = np.zeros(len(variants)), np.zeros(len(variants))
+    snv = np.flatnonzero(is_snv)
+    if len(snv):
+        sites = list(dict.fromkeys((chrom[i], spans[i][0]) for i in snv))
+        row = {s: k for k, s in enumerate(sites)}
+        fwd, rev = site_logits(model, genome, sites, window=window, batch_size=batch_size, progress=progress)
+        idx = np.array([row[(chrom[i], spans[i][0])] for i in snv], dtype=np.int64)
+        ref = np.array([BASES.index(genome.fetch(chrom[i], spans[i][0], spans[i][0] + 1).upper()) for i in snv])
+        alt = np.array([BASES.index(spans[i][2]) for i in snv], dtype=np.int64)
+        strategy = STRATEGIES[method]
+        s_fwd[snv], s_rev[snv] = strategy(fwd[idx], ref, alt), strategy(rev[idx], ref, alt)
+    other = np.flatnonzero(~is_snv)
+    if len(other):
+        changes = [(chrom[i], *spans[i]) for i in other]
+        s_fwd[other], s_rev[other] = score_haplotypes(model, genome, changes, window=window, method=indel_method,
+                                                      flank=flank, batch_size=batch_size)
+        if progress is not None:
+            progress.update(len(other))
     out = {"score": (s_fwd + s_rev) / 2}
     if per_strand:
         out["score_fwd"], out["score_rev"] = s_fwd, s_rev
@@ -211,17 +234,45 @@ def _prepare_parts(parts: Path, manifest: dict, restart: bool) -> None:
     (parts / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
 
+def saturation_table(genome: Genome, chrom: str, start: int, end: int) -> VariantTable:
+    """Every SNV of ``[start, end)`` (0-based): three rows per A/C/G/T position (``chrom, pos,
+    ref, alt``; ``pos`` 1-based), in position order, alternatives in A, C, G, T order. Positions
+    whose genome base is not A/C/G/T (``N``) have no substitution to score and are left out."""
+    import pandas as pd
+
+    n = genome.length(chrom)
+    if not 0 <= start < end <= n:
+        raise InputError(f"region {chrom}:{start + 1}-{end} is not inside {chrom} (1-{n})")
+    seq = genome.fetch(chrom, start, end).upper()
+    rows = [(p, b, a) for p, b in zip(range(start, end), seq) if b in BASES for a in BASES if a != b]
+    skipped = sum(b not in BASES for b in seq)
+    if skipped:
+        log.warning("%s:%d-%d: %d position(s) with a non-ACGT genome base (N) have no SNVs and are left out",
+                    chrom, start + 1, end, skipped)
+    name = genome.resolve(chrom)
+    table = pd.DataFrame({"chrom": name, "pos": [p + 1 for p, _, _ in rows], "ref": [b for _, b, _ in rows],
+                          "alt": [a for _, _, a in rows]})
+    return VariantTable(Path(f"{name}:{start + 1}-{end}"), "tsv", table,
+                        [Variant(name, p, b, a) for p, b, a in rows],
+                        read_status=np.full(len(rows), "", dtype=object))
+
+
 def score_variant_file(model, genome: Genome, variants: str | Path | VariantTable, output: str | Path,
                        window: int = 512, method: str = "llr", per_strand: bool = False,
                        batch_size: int | None = None, chunk_size: int = 2048, strict_ref: bool = False,
                        restart: bool = False, progress: bool = True, info_key: str = "NUCFM_SCORE",
-                       model_name: str = "") -> dict[str, int] | None:
-    """Score a variant file into ``output`` (TSV/CSV/Parquet/VCF by its name); resumable.
+                       model_name: str = "", indel_method: str = "pll_centred", flank: int = 4,
+                       annotate=None, calibrate=None) -> dict[str, int] | None:
+    """Score a variant file (or a :func:`saturation_table`) into ``output``
+    (TSV/CSV/Parquet/VCF by its name); resumable.
 
     Scores are written per chunk of ``chunk_size`` scorable variants into ``OUTPUT.parts/``
     (atomically); rerunning the same command skips finished chunks. Under ``torchrun`` each of
-    the N processes scores chunks ``i % N == rank``, and rank 0 merges. Returns the status
-    counts (rank 0) or None (other ranks).
+    the N processes scores chunks ``i % N == rank``, and rank 0 merges. Variants longer than
+    ``window // 4`` get ``allele_too_long``. ``annotate(vt) -> {column: (N,) str}`` adds
+    columns (consequences, :mod:`nucfm.tasks.consequence`); ``calibrate(scores, kinds) -> (N,)``
+    adds ``score_percentile`` (:mod:`nucfm.tasks.calibration`). Both run on rank 0 only, after
+    scoring. Returns the status counts (rank 0) or None (other ranks).
     """
     ctx = distributed.setup()
     rank, world = ctx.rank, ctx.world
@@ -229,16 +280,18 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
     if method not in STRATEGIES:
         raise InputError(f"unknown scoring method {method!r}; known: {sorted(STRATEGIES)}")
     vt = variants if isinstance(variants, VariantTable) else read_variants(variants)
-    status = check_variants(vt, genome, strict_ref=strict_ref)
+    status = check_variants(vt, genome, strict_ref=strict_ref, max_span=window // 4)
     ok = np.flatnonzero(status == "ok")
     columns = ["score"] + (["score_fwd", "score_rev"] if per_strand else [])
     n_chunks = (len(ok) + chunk_size - 1) // chunk_size
     src = Path(vt.path)
+    source = ({"variants": str(src.resolve()), "variants_bytes": src.stat().st_size,
+               "variants_mtime_ns": src.stat().st_mtime_ns} if src.is_file()
+              else {"variants": str(vt.path), "rows": len(vt)})  # a saturation scan: its region
     manifest = {
-        "variants": str(src.resolve()), "variants_bytes": src.stat().st_size,
-        "variants_mtime_ns": src.stat().st_mtime_ns,
-        "genome": str(genome.path.resolve()), "aliases": genome.aliases,
+        **source, "genome": str(genome.path.resolve()), "aliases": genome.aliases,
         "model_fingerprint": fingerprint(model), "window": window, "method": method, "columns": columns,
+        "indel_method": indel_method, "flank": flank,
         "chunk_size": chunk_size, "scorable": int(len(ok)), "chunks": n_chunks,
     }
     parts = parts_dir(output)
@@ -255,7 +308,8 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
         for i in mine:
             rows = ok[i * chunk_size : (i + 1) * chunk_size]
             res = score_variants(model, genome, [vt.variants[j] for j in rows], window=window, method=method,
-                                 per_strand=per_strand, batch_size=batch_size, progress=bar)
+                                 per_strand=per_strand, batch_size=batch_size, progress=bar,
+                                 indel_method=indel_method, flank=flank)
             with atomic_path(parts / f"chunk_{i:06d}.npy") as tmp:
                 np.save(tmp, np.stack([res[c] for c in columns], axis=1))  # (n, columns)
     distributed.barrier(ctx)
@@ -265,9 +319,15 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
     for i in range(n_chunks):
         rows = ok[i * chunk_size : (i + 1) * chunk_size]
         values[rows] = np.load(parts / f"chunk_{i:06d}.npy")
-    write_scored(vt, {c: values[:, k] for k, c in enumerate(columns)}, output, info_key=info_key,
-                 description=f"{method} of alt vs ref, masked LM, mean of both strands, window {window}"
-                             + (f", model {model_name}" if model_name else ""))
+    out = {c: values[:, k] for k, c in enumerate(columns)}
+    if calibrate is not None:
+        snv = np.array([s == "ok" and v.kind == "snv" for v, s in zip(vt.variants, status)], dtype=bool)
+        out["score_percentile"] = calibrate(out["score"], snv)
+    if annotate is not None:
+        out.update(annotate(vt))
+    write_scored(vt, out, output, info_key=info_key,
+                 description=f"{method} of alt vs ref (indels/MNVs: {indel_method}, flank {flank}), masked LM, "
+                             f"mean of both strands, window {window}" + (f", model {model_name}" if model_name else ""))
     shutil.rmtree(parts)
     return status_counts(status)
 

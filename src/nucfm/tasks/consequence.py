@@ -1,0 +1,247 @@
+"""Variant consequences from a GFF3 annotation and the genome: Sequence Ontology terms as
+Ensembl VEP names them, the most severe over all overlapping transcripts.
+
+Transcripts are the parents of ``exon`` and ``CDS`` features (mRNA, lnc_RNA, tRNA, ...; exons
+whose parent is a gene or pseudogene make that feature a transcript). A transcript with CDS is
+coding; its exons default to its CDS when it has none. Per transcript, a variant (its REF span
+after trimming shared bases; a pure insertion touches the two bases around it) gets, in
+Ensembl's order of severity (:data:`SEVERITY`):
+
+* ``splice_acceptor_variant`` / ``splice_donor_variant``: the 2 intron bases at the 3' / 5' end
+  of an intron (transcript strand); ``splice_region_variant``: 1-3 exon bases or 3-8 intron bases
+  from a splice site;
+* in the CDS (every changed base inside it): ``frameshift_variant``, ``inframe_insertion``,
+  ``inframe_deletion`` for indels; for substitutions the codons are translated (standard code,
+  the first CDS segment's phase honoured, codons split across exons joined): ``stop_gained``,
+  ``stop_lost``, ``start_lost`` (codon 1 is ATG in REF and is changed; a CDS that does not start
+  with ATG or starts with a non-zero phase has no start to lose), ``missense_variant``,
+  ``stop_retained_variant``, ``synonymous_variant``; partly in the CDS: ``coding_sequence_variant``;
+* ``5_prime_UTR_variant`` / ``3_prime_UTR_variant`` (exon bases before / after the CDS),
+  ``non_coding_transcript_exon_variant``, ``intron_variant``;
+* ``upstream_gene_variant`` / ``downstream_gene_variant``: within ``distance`` (5,000 bp, VEP's
+  default) of the transcript's 5' / 3' end; else ``intergenic_variant``.
+
+Overlapping transcripts: the most severe term wins (Ensembl's ``--most_severe`` / ``--pick``
+order); ties go to the transcript listed first in the GFF. The ``gene`` and ``transcript``
+columns name the winner. Contig names go through the genome's aliases (``--chrom-alias``); a GFF
+whose contigs are not in the genome is counted and warned about, never fatal.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nucfm.alphabet import reverse_complement
+from nucfm.io.genome import Genome
+from nucfm.io.gff import read_gff
+from nucfm.io.variants import Variant, VariantTable
+
+log = logging.getLogger("nucfm")
+
+SEVERITY = [  # Ensembl VEP's order (most severe first), the terms nucfm assigns
+    "splice_acceptor_variant", "splice_donor_variant", "stop_gained", "frameshift_variant", "stop_lost",
+    "start_lost", "inframe_insertion", "inframe_deletion", "missense_variant", "splice_region_variant",
+    "stop_retained_variant", "synonymous_variant", "coding_sequence_variant", "5_prime_UTR_variant",
+    "3_prime_UTR_variant", "non_coding_transcript_exon_variant", "intron_variant", "upstream_gene_variant",
+    "downstream_gene_variant", "intergenic_variant",
+]
+RANK = {t: k for k, t in enumerate(SEVERITY)}
+CODE = dict(zip(
+    [a + b + c for a in "TCAG" for b in "TCAG" for c in "TCAG"],
+    "FFLLSSSSYY**CC*WLLLLPPPPHHQQRRRRIIIMTTTTNNKKSSRRVVVVAAAADDEEGGGG"))
+
+
+@dataclass
+class Transcript:
+    id: str
+    gene: str
+    contig: str
+    strand: str
+    order: int
+    exons: list[tuple[int, int]] = field(default_factory=list)  # 0-based half-open, sorted
+    cds: list[tuple[int, int, int]] = field(default_factory=list)  # (start, end, phase)
+
+    @property
+    def start(self) -> int:
+        return min(s for s, _ in self.exons)
+
+    @property
+    def end(self) -> int:
+        return max(e for _, e in self.exons)
+
+
+class Annotation:
+    """Transcripts of a GFF3 file, indexed by contig (names after the genome's aliases)."""
+
+    def __init__(self, gff: str | Path, genome: Genome, distance: int = 5000):
+        self.genome, self.distance = genome, distance
+        feats, seen = list(read_gff(gff, aliases=genome.aliases, seen=(seen := set()))), seen
+        missing = sorted(c for c in seen if not genome.has(c))
+        self.unmatched = sum(1 for f in feats if f.contig in missing)
+        if missing:
+            log.warning("%s: %d feature(s) on %d contig(s) not in the genome (%s); they are ignored "
+                        "(use --chrom-alias if the names differ)", gff, self.unmatched, len(missing),
+                        ", ".join(missing[:5]))
+        by_id = {f.id: f for f in feats if f.id}
+        tx: dict[str, Transcript] = {}
+        for f in feats:
+            if f.type not in ("exon", "CDS") or f.contig in missing:
+                continue
+            for pid in f.parents():
+                par = by_id.get(pid)
+                if pid not in tx:
+                    gene = (par.parents() or [pid])[0] if par is not None else pid
+                    tx[pid] = Transcript(pid, gene, f.contig, f.strand, len(tx))
+                t = tx[pid]
+                if f.type == "exon":
+                    t.exons.append((f.start, f.end))
+                else:
+                    t.cds.append((f.start, f.end, f.phase or 0))
+        self.by_contig: dict[str, list[Transcript]] = {}
+        for t in tx.values():
+            if not t.exons:
+                t.exons = [(s, e) for s, e, _ in t.cds]
+            t.exons.sort()
+            t.cds.sort()
+            self.by_contig.setdefault(t.contig, []).append(t)
+        self._starts = {}
+        for c, ts in self.by_contig.items():
+            ts.sort(key=lambda t: t.start)
+            self._starts[c] = [t.start for t in ts]
+        self._maxlen = {c: max(t.end - t.start for t in ts) for c, ts in self.by_contig.items()}
+        self.transcripts = len(tx)
+        self._cds_cache: dict[str, tuple[str, dict[int, int]]] = {}
+
+    def near(self, contig: str, lo: int, hi: int) -> list[Transcript]:
+        """Transcripts whose span +- ``distance`` overlaps ``[lo, hi)``, in GFF order."""
+        ts = self.by_contig.get(contig, [])
+        if not ts:
+            return []
+        k = bisect.bisect_right(self._starts[contig], hi + self.distance)
+        k0 = bisect.bisect_left(self._starts[contig], lo - self.distance - self._maxlen[contig])
+        out = [t for t in ts[k0:k] if t.start - self.distance < hi and t.end + self.distance > lo]
+        return sorted(out, key=lambda t: t.order)
+
+    def consequence(self, v: Variant) -> tuple[str, str, str]:
+        """(term, gene, transcript) of the most severe consequence of ``v`` (REF matching)."""
+        contig = self.genome.resolve(v.chrom)
+        ref, alt, s = v.ref, v.alt, v.start
+        while ref and alt and ref[-1] == alt[-1]:  # trim shared bases (suffix, then prefix)
+            ref, alt = ref[:-1], alt[:-1]
+        while ref and alt and ref[0] == alt[0]:
+            ref, alt, s = ref[1:], alt[1:], s + 1
+        lo, hi = (s - 1, s + 1) if not ref else (s, s + len(ref))  # an insertion touches both sides
+        best = ("intergenic_variant", "", "")
+        for t in self.near(contig, lo, hi):
+            term = self._transcript_term(t, s, ref, alt, lo, hi)
+            if RANK[term] < RANK[best[0]]:
+                best = (term, t.gene, t.id)
+        return best
+
+    def _transcript_term(self, t: Transcript, s: int, ref: str, alt: str, lo: int, hi: int) -> str:
+        plus = t.strand != "-"
+        if hi <= t.start or lo >= t.end:
+            before = hi <= t.start
+            return "upstream_gene_variant" if before == plus else "downstream_gene_variant"
+        terms = []
+        for (_, b), (c, _) in zip(t.exons, t.exons[1:]):  # intron [b, c)
+            if c <= b:
+                continue
+            donor, acceptor = ((b, b + 2), (c - 2, c)) if plus else ((c - 2, c), (b, b + 2))
+            if _hits(lo, hi, *donor):
+                terms.append("splice_donor_variant")
+            if _hits(lo, hi, *acceptor):
+                terms.append("splice_acceptor_variant")
+            region = [(b - 3, b), (b + 2, b + 8), (c - 8, c - 2), (c, c + 3)]
+            if any(_hits(lo, hi, x, y) for x, y in region):
+                terms.append("splice_region_variant")
+        in_exon = [_hits(lo, hi, a, b) for a, b in t.exons]
+        if not any(in_exon):
+            terms.append("intron_variant")
+        elif not t.cds:
+            terms.append("non_coding_transcript_exon_variant")
+        else:
+            terms.append(self._coding_term(t, s, ref, alt, lo, hi))
+        return min(terms, key=RANK.__getitem__)
+
+    def _cds(self, t: Transcript) -> tuple[str, dict[int, int]]:
+        """(CDS sequence 5'->3', {genome position: CDS offset}) of ``t``, built once."""
+        if t.id not in self._cds_cache:
+            plus = t.strand != "-"
+            offsets, seq, n = {}, [], 0
+            for a, b, _ in (t.cds if plus else t.cds[::-1]):
+                part = self.genome.fetch(t.contig, a, b).upper()
+                seq.append(part if plus else reverse_complement(part))
+                for x in (range(a, b) if plus else range(b - 1, a - 1, -1)):
+                    offsets[x] = n
+                    n += 1
+            self._cds_cache[t.id] = ("".join(seq), offsets)
+        return self._cds_cache[t.id]
+
+    def _coding_term(self, t: Transcript, s: int, ref: str, alt: str, lo: int, hi: int) -> str:
+        plus = t.strand != "-"
+        cs = t.cds[0][0]
+        if not all(any(a <= x < b for a, b, _ in t.cds) for x in range(lo, hi)):
+            if any(_hits(lo, hi, a, b) for a, b, _ in t.cds):
+                return "coding_sequence_variant"
+            return "5_prime_UTR_variant" if (hi <= cs) == plus else "3_prime_UTR_variant"
+        if len(ref) != len(alt):
+            return "frameshift_variant" if (len(alt) - len(ref)) % 3 else (
+                "inframe_insertion" if len(alt) > len(ref) else "inframe_deletion")
+        # substitution: the CDS in transcript orientation (cached per transcript), ALT applied
+        cds, offsets = self._cds(t)
+        segs = t.cds if plus else t.cds[::-1]
+        phase = segs[0][2]
+        alt_cds = list(cds)
+        for k, x in enumerate(range(s, s + len(ref))):
+            base = alt[k] if plus else reverse_complement(alt[k])
+            alt_cds[offsets[x]] = base
+        alt_cds = "".join(alt_cds)
+        idx = sorted(offsets[x] for x in range(s, s + len(ref)))
+        codons = sorted({(i - phase) // 3 for i in idx if i >= phase})
+        if not codons:
+            return "coding_sequence_variant"  # only in the incomplete first codon
+        terms = []
+        for k in codons:
+            r, a = cds[phase + 3 * k : phase + 3 * k + 3], alt_cds[phase + 3 * k : phase + 3 * k + 3]
+            if len(r) < 3:
+                terms.append("coding_sequence_variant")  # incomplete terminal codon
+                continue
+            ra, aa = CODE.get(r, "X"), CODE.get(a, "X")
+            if k == 0 and phase == 0 and r == "ATG" and a != "ATG":
+                terms.append("start_lost")
+            elif ra != "*" and aa == "*":
+                terms.append("stop_gained")
+            elif ra == "*" and aa != "*":
+                terms.append("stop_lost")
+            elif ra != aa:
+                terms.append("missense_variant")
+            else:
+                terms.append("stop_retained_variant" if ra == "*" else "synonymous_variant")
+        return min(terms, key=RANK.__getitem__)
+
+
+def _hits(lo: int, hi: int, a: int, b: int) -> bool:
+    return lo < b and hi > a
+
+
+def annotate_variants(vt: VariantTable, genome: Genome, gff: str | Path, distance: int = 5000
+                      ) -> dict[str, np.ndarray]:
+    """``{"consequence", "gene", "transcript"}`` (N,) str for every row of ``vt``; rows whose
+    contig, position or REF is unusable (status other than ok/scorable) get empty strings."""
+    ann = Annotation(gff, genome, distance)
+    n = len(vt)
+    out = {k: np.full(n, "", dtype=object) for k in ("consequence", "gene", "transcript")}
+    status = vt.status if vt.status is not None else np.full(n, "ok", dtype=object)
+    usable = {"ok", "allele_too_long", "ref_not_acgt", "alt_not_acgt"}
+    for i, v in enumerate(vt.variants):
+        if status[i] in usable and set(v.alt) <= set("ACGTN"):
+            out["consequence"][i], out["gene"][i], out["transcript"][i] = ann.consequence(v)
+    log.info("consequences from %s: %d transcripts%s", gff, ann.transcripts,
+             f", {ann.unmatched} feature(s) on contigs not in the genome" if ann.unmatched else "")
+    return out
