@@ -333,7 +333,7 @@ def run_fold(args):
 
 
 # Options of train-ss that are shortcuts for KEY=VALUE overrides of its config.
-TRAIN_SS_SHORTCUTS = {"train": str, "valid": str, "lm": str, "lm_layer": int, "features": str, "blocks": int,
+TRAIN_SS_SHORTCUTS = {"task": str, "init_from": str, "train": str, "valid": str, "lm": str, "lm_layer": int, "features": str, "blocks": int,
                       "channels": int, "reduction": int, "crop": int, "batch_pairs": int, "max_steps": int,
                       "eval_every": int, "threads": int, "seed": int, "limit_train": int, "lr": float,
                       "max_minutes": float, "dropout": float, "pos_weight": float, "description": str}
@@ -350,7 +350,9 @@ def add_train_ss(sub):
     p.add_argument("-o", "--output", default=None, help="run directory (default runs/ss); best model in OUTPUT/best")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--restart", action="store_true", help="discard an earlier run in OUTPUT and start over")
-    helps = {"train": "training structures (default ../shared/data/ss/bprna/TR0.dbn)",
+    helps = {"task": "structure (base pairs, default) or contact (3D closeness; train/valid are contact .jsonl.gz)",
+             "init_from": "start the head from this trained structure model (directory or name); same architecture",
+             "train": "training structures (default ../shared/data/ss/bprna/TR0.dbn)",
              "valid": "validation structures (default ../shared/data/ss/bprna/VL0.dbn)",
              "lm": "language model (name or path) for embeddings; 'none' = pair features only",
              "lm_layer": "LM layer to read (default -1, the final output)",
@@ -379,7 +381,8 @@ def run_train_ss(args):
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
     summary = train_structure(cfg, restart=args.restart)
-    print(json.dumps({k: summary[k] for k in ("steps", "train_minutes", "threshold", "valid")}, indent=2))
+    keys = ("steps", "train_minutes", "threshold", "valid_score", "valid")
+    print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
 
 
 def add_score_ss(sub):
