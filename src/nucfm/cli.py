@@ -300,7 +300,12 @@ def add_fold(sub):
     p.add_argument("--decode", choices=["greedy", "matching"], default=None, help="decoding (default: the model's)")
     p.add_argument("--canonical-only", action="store_true", help="keep only AU, GC and GU pairs")
     p.add_argument("--no-pseudoknots", action="store_true", help="remove crossing pairs")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.add_argument("--max-span", type=int, default=None, metavar="N",
+                   help="local mode for records longer than N+1 nt: pairs span at most N nt (ViennaRNA local "
+                        "folding, the head on overlapping blocks; memory O(L*N)). Default: records over 1500 nt "
+                        "fold locally with N = 200")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads, and processes for the ViennaRNA features (default: all threads, 1 process)")
     p.set_defaults(run=run_fold)
 
 
@@ -312,8 +317,13 @@ def run_fold(args):
 
     from nucfm.checkpoint import registry
     from nucfm.checkpoint.structure import load_structure_model
+    from nucfm.errors import InputError
     from nucfm.tasks.structure import fold_fasta
 
+    if args.max_span is not None and args.max_span < 1:
+        raise InputError(f"--max-span must be >= 1, not {args.max_span}")
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be >= 1, not {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
     name = args.model or registry.default_model("ss")
@@ -327,7 +337,7 @@ def run_fold(args):
     opts = dataclasses.replace(opts, **changes)
     fmt = args.format or {".ct": "ct", ".bpseq": "bpseq"}.get(Path(args.output).suffix.lower(), "dbn")
     summary = fold_fasta(predictor, args.input, args.output, fmt=fmt, probs_path=args.probs,
-                         plot_dir=args.plot, opts=opts)
+                         plot_dir=args.plot, opts=opts, workers=args.threads or 1, max_span=args.max_span)
     if "pairs" in summary:  # rank 0 (or the only process) wrote the outputs
         log.info(f"folded {summary['records']} records ({summary['pairs']} pairs) with {name} -> {args.output}")
 
@@ -419,8 +429,87 @@ def run_score_ss(args):
                 fh.write(f"{rid}\t{s.precision:.4f}\t{s.recall:.4f}\t{s.f1:.4f}\t{s.mcc:.4f}\t{s.tp}\t{s.fp}\t{s.fn}\n")
 
 
+# ---- contacts -----------------------------------------------------------------------------------
+def add_contacts(sub):
+    p = sub.add_parser("contacts", help="predict 3D closeness (contact) maps from a FASTA file",
+                       description="Contact probability map of every FASTA record with a contact model (default: "
+                       "the shipped one), the top pairs as TSV beside the output, optional plots and scores "
+                       "against known contacts. Long records use the local mode of `fold`.")
+    p.add_argument("-i", "--input", required=True, help="FASTA (plain or gzip); T is read as U, other letters as N")
+    p.add_argument("-o", "--output", required=True,
+                   help="maps, one (L, L) float16 array per record key (.npz or .h5); top pairs go to "
+                        "OUTPUT_STEM.top.tsv")
+    p.add_argument("-m", "--model", default=None, help="contact model name or directory (default: the shipped one)")
+    p.add_argument("--plot", default=None, metavar="DIR", help="also draw a PNG per record into DIR")
+    p.add_argument("--top-k", type=int, default=None, metavar="K",
+                   help="pairs listed per record (default L), |i - j| >= 6, best first")
+    p.add_argument("--ref", default=None, help="known contacts (JSON lines: id, seq, contacts) to plot and score")
+    p.add_argument("--max-span", type=int, default=None, metavar="N", help="local mode as in `fold --max-span`")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads and ViennaRNA feature processes")
+    p.set_defaults(run=run_contacts)
+
+
+def run_contacts(args):
+    from pathlib import Path
+
+    import torch
+
+    from nucfm.checkpoint import registry
+    from nucfm.checkpoint.structure import load_structure_model
+    from nucfm.errors import InputError
+    from nucfm.tasks.contacts import contacts_fasta
+    from nucfm.tasks.structure import PROBS_FORMATS
+
+    for opt in ("top_k", "max_span", "threads"):
+        if getattr(args, opt) is not None and getattr(args, opt) < 1:
+            raise InputError(f"--{opt.replace('_', '-')} must be >= 1, not {getattr(args, opt)}")
+    if Path(args.output).suffix.lower() not in PROBS_FORMATS:
+        raise InputError(f"{args.output}: contact maps are written as {', '.join(PROBS_FORMATS)}")
+    for path in (args.input, args.ref):
+        if path is not None and not Path(path).exists():
+            raise InputError(f"{path}: no such file")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    name = args.model or registry.default_model("contact")
+    summary = contacts_fasta(load_structure_model(name), args.input, args.output, plot_dir=args.plot,
+                             top_k=args.top_k, ref=args.ref, workers=args.threads or 1, max_span=args.max_span)
+    log.info(f"{summary['records']} contact maps with {name} -> {args.output}; top pairs -> {summary['top_pairs']}")
+    if "scores" in summary:
+        _print_contact_scores(summary["scores"], summary["scored"])
+
+
+def _print_contact_scores(metrics: dict, scored: int) -> None:
+    print("range	top	precision	pooled	chains	skipped")
+    for key, v in metrics.items():
+        rng, top = key.split("_")
+        print(f"{rng}	{top}	{v['precision']:.4f}	{v['pooled']:.4f}	{v['chains']}	{v['skipped']}")
+
+
+def add_score_contacts(sub):
+    p = sub.add_parser("score-contacts", help="top-L/k precision of predicted contact maps against known contacts",
+                       description="Long-range (|i-j| >= 24) and medium-range (12-23) precision of the top L/10, "
+                       "L/5, L/2 and L predicted pairs, per chain then averaged (chains with no contact in the "
+                       "range skipped and counted), and pooled over chains.")
+    p.add_argument("--pred", required=True, help="predicted maps (`nucfm contacts` .npz)")
+    p.add_argument("--ref", required=True, help="known contacts (JSON lines: id, seq, contacts; .gz allowed)")
+    p.add_argument("--json", default=None, help="also write the scores as JSON")
+    p.set_defaults(run=run_score_contacts)
+
+
+def run_score_contacts(args):
+    from nucfm.paths import atomic_write_text
+    from nucfm.tasks.contacts import score_contact_files
+
+    avg, _ = score_contact_files(args.pred, args.ref)
+    _print_contact_scores(avg["metrics"], avg["scored"])
+    if avg["missing"]:
+        log.warning(f"{avg['missing']} reference record(s) had no predicted map and were not scored")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(avg, indent=2) + "\n")
+
+
 COMMANDS = [add_models, add_embed, add_convert, add_vep, add_probs, add_fold, add_score_ss, add_train_ss,
-            add_pretrain, add_eval_mlm]
+            add_contacts, add_score_contacts, add_pretrain, add_eval_mlm]
 
 
 def build_parser() -> argparse.ArgumentParser:
