@@ -343,7 +343,8 @@ def run_fold(args):
 
 
 # Options of train-ss that are shortcuts for KEY=VALUE overrides of its config.
-TRAIN_SS_SHORTCUTS = {"task": str, "init_from": str, "train": str, "valid": str, "lm": str, "lm_layer": int, "features": str, "blocks": int,
+TRAIN_SS_SHORTCUTS = {"task": str, "init_from": str,
+                      "train": str, "valid": str, "lm": str, "lm_layer": int, "features": str, "blocks": int,
                       "channels": int, "reduction": int, "crop": int, "batch_pairs": int, "max_steps": int,
                       "eval_every": int, "threads": int, "seed": int, "limit_train": int, "lr": float,
                       "max_minutes": float, "dropout": float, "pos_weight": float, "description": str}
