@@ -244,11 +244,12 @@ def init_head_from(head: PairHead, config: StructureConfig, source: str, lm=None
     one-line :class:`InputError` naming the first difference."""
     src = load_structure_model(source, lm=lm)
     ours, theirs = config.head_config, src.config.head_config
-    diffs = [f"{k}={getattr(theirs, k)!r} (this run {getattr(ours, k)!r})" for k in PairHeadConfig.__dataclass_fields__
-             if k != "dropout" and getattr(ours, k) != getattr(theirs, k)]
+    diffs = []  # pair features first: they explain a different channel count
     if tuple(src.config.features) != tuple(config.features):
         diffs.append(f"features={','.join(src.config.features) or 'none'} (this run "
                      f"{','.join(config.features) or 'none'})")
+    diffs += [f"{k}={getattr(theirs, k)!r} (this run {getattr(ours, k)!r})" for k in PairHeadConfig.__dataclass_fields__
+              if k != "dropout" and getattr(ours, k) != getattr(theirs, k)]
     if diffs:
         raise InputError(f"init_from {source}: its head differs: {diffs[0]}")
     head.load_state_dict(src.head.state_dict(), strict=True)
