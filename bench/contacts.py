@@ -14,8 +14,9 @@ then averaged over the chains with a long-range contact, plus pooled; ``nucfm.me
 * oracle — the known contacts ranked first: the ceiling of each cut-off (< 1 where a chain
   has fewer contacts in range than predictions).
 
-Trained rows get the same time budget (``--minutes``, one thread each); an existing finished run
-directory may stand for a row (``--reuse transfer=RUN``). Wall time per row: training plus TS1
+Trained rows get the same budget (``--minutes``, or ``--steps`` optimizer steps: fairer on a
+shared machine), one thread each; an existing finished run directory may stand for a row
+(``--reuse transfer=RUN``). Wall time per row: training plus TS1
 prediction, or the baseline's own computation.
 
     python bench/contacts.py --minutes 15 --train-only scratch &   # trained rows: parallel processes
@@ -74,7 +75,8 @@ def train_row(key: str, extra: dict, args) -> Path:
     cfg = TrainStructureConfig.from_dict({
         "task": "contact", "train": str(args.data / "TR.jsonl.gz"), "valid": str(args.data / "VL.jsonl.gz"),
         "output": str(args.runs / key), "lm": None, "features": FEATURES, "blocks": 8, "channels": 24,
-        "crop": 160, "lr": 1e-3, "threads": 1, "max_minutes": args.minutes, "eval_every": 40,
+        "crop": 160, "lr": 1e-3, "threads": 1, "eval_every": 40,
+        "max_minutes": 0 if args.steps else args.minutes, "max_steps": args.steps or 100_000,
         "description": f"bench/contacts.py row {key}"} | extra)
     train_structure(cfg)
     return args.runs / key
@@ -95,6 +97,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--runs", type=Path, default=Path("runs/bench-contacts"))
     ap.add_argument("--minutes", type=float, default=15.0, help="training budget of each trained row")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="train each row for this many steps instead (no time limit; fair on a shared machine)")
     ap.add_argument("--reuse", action="append", default=[], metavar="ROW=RUN",
                     help="use a finished run directory for a trained row (scratch, lm, transfer)")
     ap.add_argument("--train-only", default=None, metavar="ROW",
@@ -128,8 +132,9 @@ def main() -> None:
     for name, (key, extra) in TRAIN_ROWS.items():
         run = Path(reuse[key]) if key in reuse else train_row(key, extra, args)
         metrics, train_s, predict_s = model_row(run, recs)
+        summary = json.loads((run / "summary.json").read_text())
         add(name, metrics, train_s + predict_s, train_seconds=round(train_s, 1), predict_seconds=round(predict_s, 1),
-            run=str(run), valid_score=json.loads((run / "summary.json").read_text()).get("valid_score"))
+            run=str(run), steps=summary["steps"], best_step=summary["best_step"], valid_score=summary["valid_score"])
     if args.shipped:
         from nucfm.checkpoint.structure import load_structure_model
 
@@ -144,7 +149,8 @@ def main() -> None:
         oracle.append(m)
     t = time.time()
     add("oracle (known contacts ranked first)", scored(recs, oracle), time.time() - t)
-    doc = {"test_set": str(args.data / "TS1.jsonl.gz"), "chains": len(recs), "minutes_per_trained_row": args.minutes,
+    doc = {"test_set": str(args.data / "TS1.jsonl.gz"), "chains": len(recs),
+           "budget_per_trained_row": f"{args.steps} steps" if args.steps else f"{args.minutes} minutes",
            "threads": 1, "rows": rows}
     from nucfm.paths import atomic_write_text
 
