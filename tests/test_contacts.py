@@ -276,3 +276,17 @@ def test_fold_odd_records_warn_and_keep_every_record(tmp_path, caplog):
     z = np.load(tmp_path / "p.npz")
     assert "long.sparse" in z.files and z["long.sparse"].shape[1] == 3
     assert main(["fold", "-i", str(fa), "-o", str(tmp_path / "o2.dbn"), "--max-span", "0"]) == 2
+
+
+def test_parallel_prediction_identical_to_one_thread():
+    model = _tiny_structure_model()
+    seqs = [_seq(n, n + 7) for n in (30, 12, 45, 0, 1, 26)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        serial = model.predict_probs(seqs)
+    finally:
+        torch.set_num_threads(threads)
+    parallel = model.predict_probs(seqs, workers=2)
+    assert [p.shape for p in parallel] == [p.shape for p in serial]
+    assert all(np.array_equal(a, b) for a, b in zip(serial, parallel))

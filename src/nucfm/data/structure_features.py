@@ -157,13 +157,14 @@ def _parallel(jobs: list, workers: int, pool=None) -> list:
     return out
 
 
-def feature_pool(workers: int):
+def feature_pool(workers: int, initializer=None, initargs: tuple = ()):
     """A process pool for :func:`bpp_maps` (fork where available: workers start in milliseconds
-    and inherit ViennaRNA; each job loads its energy set anyway)."""
+    and inherit ViennaRNA; each job loads its energy set anyway). ``initializer(*initargs)`` runs
+    in each worker (a structure model installs itself there for whole predictions)."""
     import multiprocessing as mp
 
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    return mp.get_context(method).Pool(workers)
+    return mp.get_context(method).Pool(workers, initializer=initializer, initargs=initargs)
 
 
 def pair_features(seq: str, features, bpps: dict[str, np.ndarray] | None = None) -> np.ndarray:

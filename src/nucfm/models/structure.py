@@ -39,6 +39,21 @@ def span_for(length: int, max_span: int | None = None, local_above: int = LOCAL_
     return DEFAULT_SPAN if length > local_above else None
 
 
+_WORKER: dict = {}  # the model inside a worker process of predict_probs
+
+
+def _init_worker(model) -> None:
+    torch.set_num_threads(1)
+    _WORKER["model"] = model
+
+
+def _predict_in_worker(seq: str) -> np.ndarray:
+    """One whole-map prediction in a worker: features and head on one thread, so the result is
+    the one a single-threaded process gives."""
+    model = _WORKER["model"]
+    return model._predict_chunk([seq], [None], None, None)[0]
+
+
 class StructureModel:
     """A pair head, its optional language model and decoding options.
 
@@ -85,10 +100,13 @@ class StructureModel:
     @torch.inference_mode()
     def predict_probs(self, seqs: list[str], embeddings=None, bpps=None, chunk: int = 16, workers: int = 1,
                       max_span: int | None = None, local_above: int = LOCAL_ABOVE) -> list:
-        """Pair probabilities per sequence (sigmoid of the head's logits). Sequences are read
-        with :func:`nucfm.alphabet.structure_letters`; inputs are built ``chunk`` sequences at a
-        time, so memory holds one chunk's pair features; ViennaRNA folds run in ``workers``
-        processes. A sequence folds whole, as a (L, L) float32 symmetric array, unless it is
+        """Pair probabilities per sequence (sigmoid of the head's logits). Sequences are read with
+        :func:`nucfm.alphabet.structure_letters`; inputs are built ``chunk`` sequences at a
+        time, so memory holds one chunk's pair features. With ``workers > 1`` (and a model with
+        bpp channels) sequences are predicted in that many processes, each sequence whole in one
+        process on one thread (its ViennaRNA folds and its head pass), so the output is
+        identical to one thread's; local-mode sequences run their ViennaRNA folds in the
+        workers. A sequence folds whole, as a (L, L) float32 symmetric array, unless it is
         longer than ``max_span + 1`` (or, with no ``max_span``, than ``local_above``): then in
         local mode (:meth:`predict_local`), as a ``scipy.sparse.csr_matrix`` (L, L) holding the
         upper triangle ``i < j <= i + span`` above :data:`SPARSE_CUTOFF`."""
@@ -97,16 +115,25 @@ class StructureModel:
         seqs = [structure_letters(s) for s in seqs]
         spans = [span_for(len(s), max_span, local_above) for s in seqs]
         thermo = any(f in BPP_PARAMS for f in self.config.features)
-        pool = feature_pool(workers) if workers > 1 and thermo and bpps is None else None
+        given = embeddings is not None or bpps is not None
+        pool = feature_pool(workers, _init_worker, (self,)) if workers > 1 and thermo and not given else None
         try:
-            probs = []
-            for c in range(0, len(seqs), chunk):
-                part, part_spans = seqs[c : c + chunk], spans[c : c + chunk]
-                e_part = None if embeddings is None else embeddings[c : c + chunk]
-                b_part = None if bpps is None else bpps[c : c + chunk]
-                if b_part is None and thermo:
+            probs: list = [None] * len(seqs)
+            whole = [k for k, span in enumerate(spans) if span is None] if pool is not None else []
+            # whole-map sequences: one worker predicts each (features and head, one thread), longest first
+            order = sorted(whole, key=lambda k: -len(seqs[k]))
+            for k, p in zip(order, pool.imap(_predict_in_worker, [seqs[k] for k in order]) if order else ()):
+                probs[k] = p
+            rest = [k for k in range(len(seqs)) if probs[k] is None]
+            for c in range(0, len(rest), chunk):
+                idx = rest[c : c + chunk]
+                part, part_spans = [seqs[k] for k in idx], [spans[k] for k in idx]
+                e_part = None if embeddings is None else [embeddings[k] for k in idx]
+                b_part = None if bpps is None else [bpps[k] for k in idx]
+                if b_part is None and thermo:  # local-mode sequences: their ViennaRNA folds in the workers
                     b_part = bpp_maps(part, self.config.features, spans=part_spans, pool=pool)
-                probs += self._predict_chunk(part, part_spans, e_part, b_part)
+                for k, p in zip(idx, self._predict_chunk(part, part_spans, e_part, b_part)):
+                    probs[k] = p
             return probs
         finally:
             if pool is not None:
