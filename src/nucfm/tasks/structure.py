@@ -227,6 +227,9 @@ def fold_fasta(model: StructureModel, fasta: str, output: str, fmt: str = "dbn",
     from nucfm.paths import unique_names
 
     opts = opts or model.decode_options
+    if model.config.task != "structure":
+        log.warning("model %s predicts %s maps, not base pairs: the structures decoded from them are not "
+                    "secondary structures", model.name, model.config.task)
     recs, seqs, counts = clean_records(fasta, "written")
     long = [r.id for r, s in zip(recs, seqs) if model.lm is not None and model.lm.max_len
             and len(s) > model.lm.max_len]
