@@ -12,7 +12,7 @@ from nucfm.cli import main
 
 
 def test_defaults_are_shipped_for_each_kind():
-    assert set(registry.DEFAULTS) >= {"rna", "dna", "ss"}
+    assert set(registry.DEFAULTS) >= {"rna", "dna", "ss", "contact"}
     for name in registry.DEFAULTS.values():
         assert registry.MODELS[name].shipped
         assert (registry.SHIPPED_DIR / name / "MODEL_CARD.md").exists()
@@ -64,3 +64,19 @@ def test_ss_default_golden_probabilities():
     from nucfm.tasks.structure import fold_sequences
 
     assert fold_sequences(p, [seq])[0][0] == [(0, 19), (1, 18), (2, 17), (3, 16), (4, 15), (5, 14), (6, 13), (7, 12)]
+
+
+def test_contact_default_golden_probabilities_and_command(tmp_path):
+    from nucfm.checkpoint.structure import load_structure_model
+
+    assert set(registry.DEFAULTS) >= {"contact"}
+    p = load_structure_model(registry.DEFAULTS["contact"])
+    assert p.config.task == "contact"
+    seq = "GGGGAAACUUCGGUUUCCCCAUGCAUGCAAAGCAUGCAUGGG"
+    probs = p.predict_probs([seq])[0]
+    np.testing.assert_allclose([probs[0, 19], probs[3, 16], probs[0, 41], probs[5, 30]],
+                               [0.87100118, 0.96497047, 0.21189073, 0.09536768], atol=1e-4)
+    fa = tmp_path / "r.fa"
+    fa.write_text(f">a\n{seq}\n")
+    assert main(["contacts", "-i", str(fa), "-o", str(tmp_path / "c.npz")]) == 0
+    assert (tmp_path / "c.top.tsv").read_text().count("\n") == 1 + len(seq)

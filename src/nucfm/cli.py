@@ -637,6 +637,10 @@ def add_fold(sub):
     p.add_argument("--decode", choices=["greedy", "matching"], default=None, help="decoding (default: the model's)")
     p.add_argument("--canonical-only", action="store_true", help="keep only AU, GC and GU pairs")
     p.add_argument("--no-pseudoknots", action="store_true", help="remove crossing pairs")
+    p.add_argument("--max-span", type=positive_int, default=None, metavar="N",
+                   help="local mode for records longer than N+1 nt: pairs span at most N nt (ViennaRNA local "
+                        "folding, the head on overlapping blocks; memory O(L*N)). Default: records over 1500 nt "
+                        "fold locally with N = 200")
     p.set_defaults(run=run_fold)
 
 
@@ -684,8 +688,8 @@ def run_fold(args):
         torch.set_num_threads(args.threads)
     name = args.model or registry.default_model("ss")
     if str(name) in registry.MODELS and registry.MODELS[str(name)].kind != "ss":
-        raise InputError(f"{name} is a {registry.MODELS[str(name)].kind.upper()} language model; fold needs a "
-                         "structure (SS) model (see `nucfm models`)")
+        raise InputError(f"{name} is a {registry.MODELS[str(name)].kind.upper()} model; fold needs a structure "
+                         "(SS) model (see `nucfm models`)")
     predictor = load_structure_model(name).to(device)
     opts = predictor.decode_options
     changes = {k: v for k, v in {"threshold": args.threshold, "method": args.decode}.items() if v is not None}
@@ -695,13 +699,14 @@ def run_fold(args):
         changes["pseudoknots"] = False
     opts = dataclasses.replace(opts, **changes)
     summary = fold_fasta(predictor, args.input, args.output, fmt=fmt, probs_path=args.probs,
-                         plot_dir=args.plot, opts=opts)
+                         plot_dir=args.plot, opts=opts, workers=args.threads or 1, max_span=args.max_span)
     if "pairs" in summary:  # rank 0 (or the only process) wrote the outputs
         log.info(f"folded {summary['records']} records ({summary['pairs']} pairs) with {name} -> {args.output}")
 
 
 # Options of train-ss that are shortcuts for KEY=VALUE overrides of its config.
-TRAIN_SS_SHORTCUTS = {"train": str, "valid": str, "lm": str, "lm_layer": int, "features": str, "blocks": int,
+TRAIN_SS_SHORTCUTS = {"task": str, "init_from": str,
+                      "train": str, "valid": str, "lm": str, "lm_layer": int, "features": str, "blocks": int,
                       "channels": int, "reduction": int, "crop": int, "batch_pairs": int, "max_steps": int,
                       "eval_every": int, "threads": int, "seed": int, "limit_train": int, "lr": float,
                       "max_minutes": float, "dropout": float, "pos_weight": float, "description": str}
@@ -719,7 +724,9 @@ def add_train_ss(sub):
     p.add_argument("-o", "--output", default=None, help="run directory (default runs/ss); best model in OUTPUT/best")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--restart", action="store_true", help="discard an earlier run in OUTPUT and start over")
-    helps = {"train": "training structures (default ../shared/data/ss/bprna/TR0.dbn)",
+    helps = {"task": "structure (base pairs, default) or contact (3D closeness; train/valid are contact .jsonl.gz)",
+             "init_from": "start the head from this trained structure model (directory or name); same architecture",
+             "train": "training structures (default ../shared/data/ss/bprna/TR0.dbn)",
              "valid": "validation structures (default ../shared/data/ss/bprna/VL0.dbn)",
              "lm": "language model (name or path) for embeddings; 'none' = pair features only",
              "lm_layer": "LM layer to read (default -1, the final output)",
@@ -757,7 +764,8 @@ def run_train_ss(args):
     check_output(cfg.output, [args.config, cfg.train, cfg.valid], "run directory", directory=True)
     with _new_run_dir(cfg.output):
         summary = train_structure(cfg, restart=args.restart)
-    print(json.dumps({k: summary[k] for k in ("steps", "train_minutes", "threshold", "valid")}, indent=2))
+    keys = ("steps", "train_minutes", "threshold", "valid_score", "valid")
+    print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
 
 
 def add_score_ss(sub):
@@ -800,6 +808,90 @@ def run_score_ss(args):
             fh.write("id\tprecision\trecall\tf1\tmcc\ttp\tfp\tfn\n")
             for rid, s in per:
                 fh.write(f"{rid}\t{s.precision:.4f}\t{s.recall:.4f}\t{s.f1:.4f}\t{s.mcc:.4f}\t{s.tp}\t{s.fp}\t{s.fn}\n")
+
+
+# ---- contacts -----------------------------------------------------------------------------------
+def add_contacts(sub):
+    p = sub.add_parser("contacts", help="predict 3D closeness (contact) maps from a FASTA file",
+                       description="Contact probability map of every FASTA record with a contact model (default: "
+                       "the shipped one), the top pairs as TSV beside the output, optional plots and scores "
+                       "against known contacts. Long records use the local mode of `fold`.")
+    add_common(p, model_kind="contact", input_help="FASTA (plain or gzip); T is read as U, other letters as N",
+               input_names=("--fasta",), output_help="maps, one (L, L) float16 array per record key (.npz or "
+               ".h5); the top pairs go to OUTPUT_STEM.top.tsv", device=False)
+    p.add_argument("--plot", default=None, metavar="DIR", help="also draw a PNG per record into DIR")
+    p.add_argument("--top-k", type=positive_int, default=None, metavar="K",
+                   help="pairs listed per record (default L), |i - j| >= 6, best first")
+    p.add_argument("--ref", default=None, help="known contacts (JSON lines: id, seq, contacts) to plot and score")
+    p.add_argument("--max-span", type=positive_int, default=None, metavar="N",
+                   help="local mode as in `fold --max-span`")
+    p.set_defaults(run=run_contacts)
+
+
+def run_contacts(args):
+    import torch
+
+    from nucfm.checkpoint import registry
+    from nucfm.checkpoint.structure import load_structure_model
+    from nucfm.paths import check_output_dir
+    from nucfm.tasks.contacts import contacts_fasta
+    from nucfm.tasks.structure import PROBS_FORMATS
+
+    check_input(args.input, "FASTA")
+    check_input(args.ref, "--ref contacts")
+    if Path(args.output).suffix.lower() not in PROBS_FORMATS:
+        raise InputError(f"{args.output}: contact maps are written as {', '.join(PROBS_FORMATS)}")
+    out = check_output(args.output, [args.input, args.ref])
+    check_output(str(out.with_suffix(".top.tsv")), [args.input, args.ref], "top-pairs table")
+    if args.plot:
+        check_output(args.plot, [args.input, args.ref], "--plot directory", directory=True)
+        check_output_dir(args.plot, (".png",), "plot")
+    check_model_name(args.model)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    name = args.model or registry.default_model("contact")
+    if str(name) in registry.MODELS and registry.MODELS[str(name)].kind != "contact":
+        raise InputError(f"{name} is a {registry.MODELS[str(name)].kind.upper()} model; contacts needs a contact "
+                         "model (see `nucfm models`)")
+    summary = contacts_fasta(load_structure_model(name), args.input, args.output, plot_dir=args.plot,
+                             top_k=args.top_k, ref=args.ref, workers=args.threads or 1, max_span=args.max_span)
+    log.info(f"{summary['records']} contact maps with {name} -> {args.output}; top pairs -> {summary['top_pairs']}")
+    if "scores" in summary:
+        _print_contact_scores(summary["scores"], summary["scored"])
+
+
+def _print_contact_scores(metrics: dict, scored: int) -> None:
+    print("range\ttop\tprecision\tpooled\tchains\tskipped")
+    for key, v in metrics.items():
+        rng, top = key.split("_")
+        print(f"{rng}\t{top}\t{v['precision']:.4f}\t{v['pooled']:.4f}\t{v['chains']}\t{v['skipped']}")
+
+
+def add_score_contacts(sub):
+    p = sub.add_parser("score-contacts", help="top-L/k precision of predicted contact maps against known contacts",
+                       description="Long-range (|i-j| >= 24) and medium-range (12-23) precision of the top L/10, "
+                       "L/5, L/2 and L predicted pairs, per chain then averaged (chains with no contact in the "
+                       "range skipped and counted), and pooled over chains.")
+    add_common(p, input_help="predicted maps (`nucfm contacts` .npz or .h5)", input_names=("--pred",),
+               output_help="also write the scores as JSON here", output_names=("--json",), output_required=False,
+               threads=False)
+    p.add_argument("--ref", required=True, help="known contacts (JSON lines: id, seq, contacts; .gz allowed)")
+    p.set_defaults(run=run_score_contacts)
+
+
+def run_score_contacts(args):
+    from nucfm.paths import atomic_write_text
+    from nucfm.tasks.contacts import score_contact_files
+
+    check_input(args.input, "predicted maps")
+    check_input(args.ref, "--ref contacts")
+    check_output(args.output, [args.input, args.ref], "scores JSON")
+    avg, _ = score_contact_files(args.input, args.ref)
+    _print_contact_scores(avg["metrics"], avg["scored"])
+    if avg["missing"]:
+        log.warning(f"{avg['missing']} reference record(s) had no predicted map and were not scored")
+    if args.output:
+        atomic_write_text(args.output, json.dumps(avg, indent=2) + "\n")
 
 
 # ---- serve --------------------------------------------------------------------------------------
@@ -878,7 +970,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 COMMANDS = [add_models, add_embed, add_convert, add_vep, add_vep_report, add_probs, add_fold, add_score_ss,
-            add_train_ss, add_pretrain, add_eval_mlm, add_serve]
+            add_train_ss, add_contacts, add_score_contacts, add_pretrain, add_eval_mlm, add_serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -79,3 +79,63 @@ def macro_average(scores: Sequence[PairScores]) -> dict[str, float]:
     if not scores:
         return {m: float("nan") for m in METRICS} | {"n": 0}
     return {m: float(np.mean([getattr(s, m) for s in scores])) for m in METRICS} | {"n": len(scores)}
+
+
+# ---- contact (3D closeness) maps ----------------------------------------------------------------
+# Sequence-separation ranges of contact evaluation: the CASP convention for protein contacts
+# (short 6-11, medium 12-23, long >= 24), as RNAcontact (Sun et al. 2021) and SPOT-RNA-2D
+# (Singh et al. 2021) use it for RNA. Bounds are inclusive; None = no upper bound.
+CONTACT_RANGES: dict[str, tuple[int, int | None]] = {"short": (6, 11), "medium": (12, 23), "long": (24, None)}
+CONTACT_TOPS = (10, 5, 2, 1)  # top-L/k predictions
+
+
+def range_candidates(length: int, separation: tuple[int, int | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Row-major ``(i, j)`` with ``i < j`` and ``lo <= j - i <= hi``: two int arrays."""
+    lo, hi = separation
+    i, j = np.triu_indices(length, max(lo, 1))
+    if hi is not None:
+        keep = (j - i) <= hi
+        i, j = i[keep], j[keep]
+    return i, j
+
+
+def contact_hits(probs: np.ndarray, contacts, length: int, k: int,
+                 separation: tuple[int, int | None] = CONTACT_RANGES["long"]) -> tuple[int, int] | None:
+    """(true contacts among the top ``max(1, length // k)`` predicted pairs in the separation
+    range, number of predictions). ``probs`` (L, L) scores, read on the upper triangle; ties are
+    broken by row-major order. None when the reference has no contact in the range (such chains
+    are skipped and counted). Fewer candidates than L/k: all candidates are taken.
+
+    >>> p = np.zeros((30, 30)); p[0, 29] = 0.9; p[1, 28] = 0.8
+    >>> contact_hits(p, [(0, 29), (2, 27)], 30, k=10)  # top 3 of the 21 pairs with j - i >= 24
+    (1, 3)
+    """
+    i, j = range_candidates(length, separation)
+    ref = {(min(a, b), max(a, b)) for a, b in contacts}
+    lo, hi = separation
+    if not any(lo <= b - a and (hi is None or b - a <= hi) for a, b in ref):
+        return None
+    n = min(max(1, length // k), len(i))
+    order = np.argsort(-np.asarray(probs, dtype=np.float64)[i, j], kind="stable")[:n]
+    return sum((int(i[t]), int(j[t])) in ref for t in order), n
+
+
+def score_contacts(probs: np.ndarray, contacts, length: int, ranges=("long", "medium"),
+                   tops=CONTACT_TOPS) -> dict[str, tuple[int, int] | None]:
+    """:func:`contact_hits` for every range and top-L/k, keyed ``"long_L/5"`` etc."""
+    return {f"{r}_L/{k}": contact_hits(probs, contacts, length, k, CONTACT_RANGES[r]) for r in ranges for k in tops}
+
+
+def average_contact_scores(per_chain: Sequence[dict[str, tuple[int, int] | None]]) -> dict[str, dict]:
+    """Per metric key: ``precision`` (mean over chains of hits / n: the headline, as in RNAcontact
+    and the RNA-FM paper), ``pooled`` (all hits / all predictions), ``chains`` scored and
+    ``skipped`` (chains without a reference contact in the range) and ``precision_all`` (the mean
+    over every chain with skipped chains scored 0, for tables that count them so)."""
+    out = {}
+    for key in per_chain[0] if per_chain else ():
+        vals = [s[key] for s in per_chain if s[key] is not None]
+        out[key] = {"precision": float(np.mean([h / n for h, n in vals])) if vals else float("nan"),
+                    "pooled": sum(h for h, _ in vals) / sum(n for _, n in vals) if vals else float("nan"),
+                    "chains": len(vals), "skipped": len(per_chain) - len(vals),
+                    "precision_all": float(sum(h / n for h, n in vals) / len(per_chain))}
+    return out

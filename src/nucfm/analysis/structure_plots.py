@@ -75,3 +75,38 @@ def plot_structure(seq: str, pairs: list[tuple[int, int]], probs: np.ndarray | N
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_arc_panels(panels: list[dict], path: str | Path, title: str = "") -> Path:
+    """Arc diagrams of several structures, one row each: a panel is ``{"label", "length",
+    "start" (1-based number of the first residue, for the axis), "pairs" (0-based in the
+    panel), "compare" (optional pairs drawn below the axis, grey)}``. Arcs above the axis are
+    ``pairs``; pairs shared with ``compare`` are drawn in colour, the others in black."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Arc
+
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.3 * len(panels)), squeeze=False)
+    for ax, panel in zip(axes[:, 0], panels):
+        L, start = panel["length"], panel.get("start", 1)
+        other = {tuple(p) for p in panel.get("compare") or ()}
+        for i, j in panel["pairs"]:
+            colour = "tab:red" if (i, j) in other else "black"
+            ax.add_patch(Arc(((i + j) / 2 + start, 0), j - i, j - i, theta1=0, theta2=180, lw=0.7, color=colour))
+        for i, j in other:
+            ax.add_patch(Arc(((i + j) / 2 + start, 0), j - i, j - i, theta1=180, theta2=360, lw=0.7, color="0.5"))
+        span = max([j - i for i, j in list(panel["pairs"]) + list(other)] or [10])
+        ax.set_xlim(start - 1, start + L)
+        ax.set_ylim(-span / 2 - 2 if other else -2, span / 2 + 2)
+        ax.axhline(0, color="0.3", lw=0.5)
+        ax.set_yticks([])
+        ax.set_title(panel["label"], fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("genome position (nt, 1-based)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return Path(path)

@@ -97,15 +97,74 @@ def onehot_outer(seq: str) -> np.ndarray:
     return (oh[:, None, :, None] * oh[None, :, None, :]).reshape(16, len(seq), len(seq))
 
 
-def bpp_maps(seqs: list[str], features) -> list[dict[str, np.ndarray]]:
-    """``{feature: (L, L)}`` per sequence for the ``bpp*`` features among ``features``, one
-    energy parameter set at a time (ViennaRNA switches sets once per call)."""
-    out: list[dict[str, np.ndarray]] = [{} for _ in seqs]
-    for f in check_features(features):
-        if f in BPP_PARAMS:
-            for d, s in zip(out, seqs):
-                d[f] = vienna_bpp(s, BPP_PARAMS[f])
+def vienna_bpp_local(seq: str, params: str = "Turner2004", span: int = 200, window: int | None = None,
+                     cutoff: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Local base-pair probabilities (RNAplfold: pairs spanning at most ``span`` residues,
+    averaged over all ``window``-residue windows; default ``window = span + span // 2``) under
+    the energy set ``params``: (idx (N, 2) int64 0-based with i < j, values (N,) float32), the
+    entries above ``cutoff``. Memory and time are O(L · window · span) and O(L · span): any
+    length. With ``span`` and ``window`` >= L it is the global partition function (RNAfold -p)
+    up to ``cutoff``."""
+    L = len(seq)
+    if L < 2:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.float32)
+    window = window or span + span // 2
+    span, window = min(span, L), min(max(window, span), L)
+    plist = energy_parameters(params).pfl_fold(seq, window, span, cutoff)
+    ij = np.array([(e.i - 1, e.j - 1) for e in plist if e.i > 0], dtype=np.int64).reshape(-1, 2)
+    val = np.array([e.p for e in plist if e.i > 0], dtype=np.float32)
+    return ij, val
+
+
+def _bpp_job(job: tuple[str, str, int | None]):
+    """One ViennaRNA fold in a worker: dense (L, L) map, or sparse local pairs when ``span`` is set.
+    The energy set is named per job: ViennaRNA's parameters are global to each process."""
+    seq, params, span = job
+    return vienna_bpp(seq, params) if span is None else vienna_bpp_local(seq, params, span)
+
+
+def bpp_maps(seqs: list[str], features, workers: int = 1, spans: list[int | None] | None = None,
+             pool=None) -> list[dict]:
+    """``{feature: map}`` per sequence for the ``bpp*`` features among ``features``: a dense
+    (L, L) map, or, where ``spans[k]`` is set, sparse local probabilities (idx, values) of
+    :func:`vienna_bpp_local`. Folds run one energy set at a time; with ``workers > 1`` (or a
+    given multiprocessing ``pool``) they run in parallel worker processes, each folding whole
+    sequences, with results identical to the serial ones."""
+    names = [f for f in check_features(features) if f in BPP_PARAMS]
+    spans = spans or [None] * len(seqs)
+    jobs = [(s, BPP_PARAMS[f], span) for f in names for s, span in zip(seqs, spans)]
+    if pool is not None or (workers > 1 and len(jobs) > 1):
+        results = _parallel(jobs, workers, pool)
+    else:
+        results = [_bpp_job(j) for j in jobs]
+    out: list[dict] = [{} for _ in seqs]
+    for k, r in enumerate(results):
+        out[k % len(seqs)][names[k // len(seqs)]] = r
     return out
+
+
+def _parallel(jobs: list, workers: int, pool=None) -> list:
+    """``_bpp_job`` over ``jobs`` in worker processes, longest first (balance), results in order."""
+    order = sorted(range(len(jobs)), key=lambda k: -len(jobs[k][0]))
+    if pool is None:
+        with feature_pool(workers) as own:
+            done = own.map(_bpp_job, [jobs[k] for k in order], chunksize=1)
+    else:
+        done = pool.map(_bpp_job, [jobs[k] for k in order], chunksize=1)
+    out: list = [None] * len(jobs)
+    for k, r in zip(order, done):
+        out[k] = r
+    return out
+
+
+def feature_pool(workers: int, initializer=None, initargs: tuple = ()):
+    """A process pool for :func:`bpp_maps` (fork where available: workers start in milliseconds
+    and inherit ViennaRNA; each job loads its energy set anyway). ``initializer(*initargs)`` runs
+    in each worker (a structure model installs itself there for whole predictions)."""
+    import multiprocessing as mp
+
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    return mp.get_context(method).Pool(workers, initializer=initializer, initargs=initargs)
 
 
 def pair_features(seq: str, features, bpps: dict[str, np.ndarray] | None = None) -> np.ndarray:

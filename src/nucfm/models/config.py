@@ -217,6 +217,7 @@ class PairHeadConfig:
 
 
 DECODE_METHODS = ("greedy", "matching")
+PAIR_TASKS = ("structure", "contact")  # what a pair head's map means: base pairs or 3D closeness
 
 
 @dataclass(frozen=True)
@@ -261,6 +262,9 @@ class StructureConfig:
         None for a head on pair features only; ``lm_hidden_size`` guards against a mismatch.
     lm_layer: which LM layer (RNA-FM numbering, -1 = final output).
     decode: :class:`DecodeOptions` as a dict (threshold chosen on validation data).
+    task: what the pair map means: ``structure`` (base pairs, decoded into a structure) or
+        ``contact`` (3D closeness, ranked; ``decode`` unused). Checkpoints written before the
+        field existed are structure models.
     """
 
     head: dict
@@ -269,10 +273,13 @@ class StructureConfig:
     lm_hidden_size: int = 0
     lm_layer: int = -1
     decode: dict = None  # type: ignore[assignment]
+    task: str = "structure"
 
     def __post_init__(self):
         from nucfm.data.structure_features import check_features
 
+        if self.task not in PAIR_TASKS:
+            raise InputError(f"unknown pair task {self.task!r}; known: {', '.join(PAIR_TASKS)}")
         object.__setattr__(self, "features", check_features(self.features))
         if self.decode is None:
             object.__setattr__(self, "decode", DecodeOptions().to_dict())

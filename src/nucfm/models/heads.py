@@ -53,6 +53,13 @@ class PairHead(nn.Module):
         )
         self.final = nn.Conv2d(config.channels, 1, kernel_size=3, padding=1)
 
+    @property
+    def receptive_radius(self) -> int:
+        """How far (in residues, along either axis) an output pair sees its inputs: conv1 (1) +
+        dilated conv2 (d) per block, the final 3×3 conv (1). Blocks of a pair map cut with this
+        margin give exactly the logits of the whole map (:meth:`StructureModel.predict_local`)."""
+        return sum(1 + 2 ** (k % self.config.dilation_cycle) for k in range(self.config.blocks)) + 1
+
     def forward(self, embeddings: torch.Tensor | None = None, pair_features: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
         """

@@ -25,19 +25,33 @@ CANONICAL = frozenset({("A", "U"), ("U", "A"), ("G", "C"), ("C", "G"), ("G", "U"
 
 
 # ---- decoding -----------------------------------------------------------------------------------
-def candidate_pairs(probs: np.ndarray, seq: str, opts: DecodeOptions) -> tuple[np.ndarray, np.ndarray]:
-    """Allowed pairs above threshold: (idx (N, 2) with i < j, probabilities (N,))."""
-    L = probs.shape[0]
-    allowed = np.triu(np.ones((L, L), dtype=bool), opts.min_hairpin + 1)
-    allowed &= probs > opts.threshold
+def candidate_pairs(probs, seq: str, opts: DecodeOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Allowed pairs above threshold: (idx (N, 2) with i < j, probabilities (N,)). ``probs`` is
+    a dense (L, L) map or a sparse upper triangle (local mode)."""
+    if is_sparse(probs):
+        coo = probs.tocoo()
+        i, j, v = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data.astype(np.float64)
+        keep = (j - i > opts.min_hairpin) & (v > opts.threshold)
+        i, j, v = i[keep], j[keep], v[keep]
+    else:
+        L = probs.shape[0]
+        allowed = np.triu(np.ones((L, L), dtype=bool), opts.min_hairpin + 1)
+        allowed &= probs > opts.threshold
+        i, j = np.nonzero(allowed)
+        v = probs[i, j]
     if opts.canonical_only:
         s = np.array(list(structure_letters(seq)))
-        ok = np.zeros((L, L), dtype=bool)
+        ok = np.zeros(len(i), dtype=bool)
         for a, b in CANONICAL:
-            ok |= (s[:, None] == a) & (s[None, :] == b)
-        allowed &= ok
-    i, j = np.nonzero(allowed)
-    return np.stack([i, j], 1), probs[i, j]
+            ok |= (s[i] == a) & (s[j] == b)
+        i, j, v = i[ok], j[ok], v[ok]
+    order = np.lexsort((j, i))  # row-major, as np.nonzero gives: ties decode the same either way
+    return np.stack([i[order], j[order]], 1).reshape(-1, 2), v[order]
+
+
+def is_sparse(probs) -> bool:
+    """True for a local-mode map (a scipy sparse upper triangle)."""
+    return hasattr(probs, "tocoo")
 
 
 def _greedy(idx: np.ndarray, p: np.ndarray) -> list[tuple[int, int]]:
@@ -65,8 +79,9 @@ def _matching(idx: np.ndarray, p: np.ndarray) -> list[tuple[int, int]]:
 DECODERS = {"greedy": _greedy, "matching": _matching}
 
 
-def decode_structure(probs: np.ndarray, seq: str, opts: DecodeOptions | None = None) -> list[tuple[int, int]]:
-    """A valid structure from a (L, L) pair-probability map: every residue in at most one pair,
+def decode_structure(probs, seq: str, opts: DecodeOptions | None = None) -> list[tuple[int, int]]:
+    """A valid structure from a pair-probability map (dense (L, L) or a local-mode sparse upper
+    triangle): every residue in at most one pair,
     every pair leaving ``min_hairpin`` residues inside, optional canonical-only and nesting.
 
     >>> p = np.zeros((8, 8)); p[0, 7] = p[7, 0] = 0.9; p[0, 6] = p[6, 0] = 0.8
@@ -76,7 +91,8 @@ def decode_structure(probs: np.ndarray, seq: str, opts: DecodeOptions | None = N
     from nucfm.io.structure import remove_pseudoknots
 
     opts = opts or DecodeOptions()
-    probs = np.asarray(probs, dtype=np.float64)
+    if not is_sparse(probs):
+        probs = np.asarray(probs, dtype=np.float64)
     idx, p = candidate_pairs(probs, seq, opts)
     pairs = DECODERS[opts.method](idx, p) if len(p) else []
     if not opts.pseudoknots:
@@ -84,16 +100,20 @@ def decode_structure(probs: np.ndarray, seq: str, opts: DecodeOptions | None = N
     return pairs
 
 
-def fold_sequences(model: StructureModel, seqs: list[str], opts: DecodeOptions | None = None
-                   ) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
-    """(pairs, (L, L) probabilities) per sequence.
+def fold_sequences(model: StructureModel, seqs: list[str], opts: DecodeOptions | None = None,
+                   workers: int = 1, max_span: int | None = None) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
+    """(pairs, probabilities) per sequence: a dense (L, L) map, or a sparse upper triangle for
+    sequences folded in local mode (longer than ``max_span + 1``, or than
+    :data:`~nucfm.models.structure.LOCAL_ABOVE` without one). ViennaRNA features of different
+    sequences run in ``workers`` processes (the same result as one).
 
     >>> fold_sequences(model, ["GGGAAACUUCGGUUUCCC"])[0][0]  # doctest: +SKIP
     [(0, 17), (1, 16), ...]
     """
     opts = opts or model.decode_options
     seqs = [structure_letters(s) for s in seqs]
-    return [(decode_structure(p, s, opts), p) for s, p in zip(seqs, model.predict_probs(seqs))]
+    probs = model.predict_probs(seqs, workers=workers, max_span=max_span)
+    return [(decode_structure(p, s, opts), p) for s, p in zip(seqs, probs)]
 
 
 def score_structures(preds, refs, shift: int = 0) -> list:
@@ -111,7 +131,9 @@ PROBS_FORMATS = (".npz", ".h5", ".hdf5")
 
 def write_pair_probs(path, keys: list[str], probs: list[np.ndarray]) -> None:
     """Each record's (L, L) pair probabilities (float16) under its unique key, atomically:
-    ``.npz`` arrays or ``.h5`` datasets under ``/probs/<key>``, plus ``ids`` in input order."""
+    ``.npz`` arrays or ``.h5`` datasets under ``/probs/<key>``, plus ``ids`` in input order.
+    A local-mode (sparse) map is written as ``<key>.sparse``: an (N, 3) float32 array of rows
+    ``i, j, p`` (0-based, i < j; unlisted pairs are 0)."""
     from pathlib import Path
 
     from nucfm.paths import atomic_path
@@ -129,7 +151,7 @@ def write_pair_probs(path, keys: list[str], probs: list[np.ndarray]) -> None:
 
             # numpy.savez's own layout, written by hand: any key (even "file") is a valid name
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-                for k, p in [("__keys__", np.array(keys)), *zip(keys, (p.astype(np.float16) for p in probs))]:
+                for k, p in [("__keys__", np.array(keys)), *(_stored(k, p) for k, p in zip(keys, probs))]:
                     with zf.open(f"{k}.npy", "w", force_zip64=True) as fh:
                         np.lib.format.write_array(fh, np.asanyarray(p), allow_pickle=False)
         else:
@@ -138,42 +160,100 @@ def write_pair_probs(path, keys: list[str], probs: list[np.ndarray]) -> None:
             with h5py.File(tmp, "w") as f:
                 g = f.create_group("probs")
                 for k, p in zip(keys, probs):
-                    g.create_dataset(k, data=p.astype(np.float16), compression="gzip")
+                    name, data = _stored(k, p)
+                    g.create_dataset(name, data=data, compression="gzip")
                 f.create_dataset("keys", data=np.array(keys, dtype=object), dtype=h5py.string_dtype())
+
+
+def _stored(key: str, p) -> tuple[str, np.ndarray]:
+    if is_sparse(p):
+        coo = p.tocoo()
+        return f"{key}.sparse", np.stack([coo.row, coo.col, coo.data], 1).astype(np.float32)
+    return key, np.asarray(p).astype(np.float16)
+
+
+def read_pair_probs(path, lengths: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """``{key: (L, L) float32}`` from :func:`write_pair_probs` ``.npz`` output; sparse
+    (local-mode) maps are made dense and symmetric, L from ``lengths`` (else their last listed
+    residue), so only for maps that fit in memory."""
+    from pathlib import Path
+
+    if not Path(path).exists():
+        raise InputError(f"{path}: no such file")
+    z = np.load(path)
+    out = {}
+    for name in z.files:
+        if name == "__keys__":
+            continue
+        a = z[name].astype(np.float32)
+        if name.endswith(".sparse"):
+            key = name[: -len(".sparse")]
+            n = (lengths or {}).get(key) or (int(a[:, :2].max()) + 1 if len(a) else 0)
+            m = np.zeros((n, n), dtype=np.float32)
+            m[a[:, 0].astype(int), a[:, 1].astype(int)] = a[:, 2]
+            out[name[: -len(".sparse")]] = m + m.T
+        else:
+            out[name] = a
+    return out
+
+
+def clean_records(fasta: str, what: str = "folded") -> tuple[list, list[str], dict]:
+    """Records of ``fasta`` and their sequences in structure letters, with one counted warning
+    per kind of odd input (no record is dropped): empty, 1-nt (nothing to pair), all-N, letters
+    other than A, C, G, U/T (read as N). Returns (records, sequences, counts)."""
+    from nucfm.io.fasta import read_fasta
+
+    recs = list(read_fasta(fasta))
+    seqs = [structure_letters(r.seq, drop_gaps=True) for r in recs]
+    counts = {"empty": [r.id for r, s in zip(recs, seqs) if not s],
+              "single": [r.id for r, s in zip(recs, seqs) if len(s) == 1],
+              "all_n": [r.id for r, s in zip(recs, seqs) if len(s) > 1 and set(s) == {"N"}]}
+    why = {"empty": "empty record(s) {} with no pairs", "single": "1-nt record(s) {} with no pairs",
+           "all_n": "all-N record(s) {} (no known nucleotide: predictions carry no information)"}
+    for k, ids in counts.items():
+        if ids:
+            shown = ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
+            log.warning("%d %s: %s", len(ids), why[k].format(what), shown)
+    converted = sum(c not in "ACGUT" for r in recs for c in r.seq.upper() if c not in "-.")
+    if converted:
+        log.warning("%d residue(s) other than A, C, G, U/T are read as N (unknown nucleotide)", converted)
+    return recs, seqs, {k: len(v) for k, v in counts.items()} | {"converted": converted}
 
 
 def fold_fasta(model: StructureModel, fasta: str, output: str, fmt: str = "dbn",
                probs_path: str | None = None, plot_dir: str | None = None,
-               opts: DecodeOptions | None = None) -> dict:
+               opts: DecodeOptions | None = None, workers: int = 1, max_span: int | None = None) -> dict:
     """Fold every record of ``fasta`` and write structures to ``output`` (see
     :func:`nucfm.io.structure.write_structures` for the layout). ``probs_path`` (.npz or .h5)
     receives each record's (L, L) float16 pair probabilities; ``plot_dir`` a PNG per record
     (probability map + 2D diagram). Records are keyed by :func:`nucfm.paths.unique_names` of
-    their ids in every output. Under ``torchrun`` each process folds its share and rank 0 writes
-    all outputs (the same files as one process). Returns a summary dict."""
-    from pathlib import Path
-
-    from nucfm.io.fasta import read_fasta
+    their ids in every output. ``workers``: processes for the ViennaRNA features; ``max_span``:
+    local mode for longer records (default: records over
+    :data:`~nucfm.models.structure.LOCAL_ABOVE` nt fold locally). Under ``torchrun`` each process
+    folds its share and rank 0 writes all outputs (the same files as one process). Returns a
+    summary dict."""
     from nucfm.io.structure import StructureRecord, write_structures
-    from nucfm.paths import atomic_path, check_output_dir, unique_names
+    from nucfm.models.structure import span_for
+    from nucfm.paths import unique_names
 
-    recs = list(read_fasta(fasta))
     opts = opts or model.decode_options
-    seqs = [structure_letters(r.seq, drop_gaps=True) for r in recs]
-    empty = [r.id for r, s in zip(recs, seqs) if not s]
-    converted = sum(c not in "ACGUT" for r in recs for c in r.seq.upper() if c not in "-.")
-    if empty:
-        log.warning("%d empty record(s) written with no pairs: %s", len(empty), ", ".join(empty[:5]))
-    if converted:
-        log.warning("%d residue(s) other than A, C, G, U/T are read as N (unknown nucleotide)", converted)
+    if model.config.task != "structure":
+        log.warning("model %s predicts %s maps, not base pairs: the structures decoded from them are not "
+                    "secondary structures", model.name, model.config.task)
+    recs, seqs, counts = clean_records(fasta, "written")
     long = [r.id for r, s in zip(recs, seqs) if model.lm is not None and model.lm.max_len
             and len(s) > model.lm.max_len]
     if long:
         log.info("%d sequence(s) longer than the language model maximum (%d): embedded in overlapping windows",
                  len(long), model.lm.max_len)
+    local = [len(s) for s in seqs if span_for(len(s), max_span) is not None]
+    if local:
+        log.info("%d sequence(s) (up to %d nt) folded in local mode (pairs spanning at most %d nt)", len(local),
+                 max(local), span_for(max(local), max_span))
     ctx = distributed.setup()  # under torchrun: each process folds its share, rank 0 writes everything
     mine = distributed.shard(seqs, ctx)
-    results = distributed.gather(fold_sequences(model, [seqs[i] for i in mine], opts), ctx, len(seqs))
+    results = distributed.gather(fold_sequences(model, [seqs[i] for i in mine], opts, workers=workers,
+                                                max_span=max_span), ctx, len(seqs))
     if results is None:
         return {"records": len(mine), "rank": ctx.rank}
     out_recs = [StructureRecord(r.id, s, pairs) for r, s, (pairs, _) in zip(recs, seqs, results)]
@@ -182,14 +262,34 @@ def fold_fasta(model: StructureModel, fasta: str, output: str, fmt: str = "dbn",
     if probs_path:
         write_pair_probs(probs_path, keys, [p for _, p in results])
     if plot_dir:
-        from nucfm.analysis.structure_plots import plot_structure
+        write_plots(plot_dir, [(r.seq, pairs, p, key, r.id) for r, key, (pairs, p) in zip(out_recs, keys, results)])
+    return {"records": len(recs), "pairs": sum(len(p) for p, _ in results), "empty": counts["empty"],
+            "windowed": len(long), "local": len(local), "converted": counts["converted"],
+            "single": counts["single"], "all_n": counts["all_n"]}
 
-        check_output_dir(plot_dir, (".png",), "plot")
-        with atomic_path(plot_dir, directory=True) as tmp:
-            for rec, key, (pairs, p) in zip(out_recs, keys, results):
-                plot_structure(rec.seq, pairs, p, Path(tmp) / f"{key}.png", title=rec.id)
-    return {"records": len(recs), "pairs": sum(len(p) for p, _ in results), "empty": len(empty),
-            "windowed": len(long), "converted": converted}
+
+MAX_PLOT_LENGTH = 3000  # longer records get no probability-map figure (an L x L image)
+
+
+def write_plots(plot_dir: str, items, ref_pairs: dict | None = None) -> None:
+    """A PNG per ``(seq, pairs, probs, key, title)`` into ``plot_dir`` (atomically, as a
+    whole); records over :data:`MAX_PLOT_LENGTH` nt are skipped with a counted warning."""
+    from pathlib import Path
+
+    from nucfm.analysis.structure_plots import plot_structure
+    from nucfm.paths import atomic_path, check_output_dir
+
+    check_output_dir(plot_dir, (".png",), "plot")
+    skipped = 0
+    with atomic_path(plot_dir, directory=True) as tmp:
+        for seq, pairs, p, key, title in items:
+            if len(seq) > MAX_PLOT_LENGTH:
+                skipped += 1
+                continue
+            dense = p.toarray() + p.toarray().T if is_sparse(p) else p
+            plot_structure(seq, pairs, dense, Path(tmp) / f"{key}.png", title=title)
+    if skipped:
+        log.warning("%d record(s) longer than %d nt were not plotted", skipped, MAX_PLOT_LENGTH)
 
 
 def score_files(pred_path: str, ref_path: str, shift: int = 0) -> tuple[dict, list[tuple[str, object]]]:

@@ -1,17 +1,23 @@
-"""``nucfm train-ss``: the structure-training recipe (a pair head for RNA secondary structure).
+"""``nucfm train-ss``: the pair-task recipe (a pair head for RNA secondary structure or for 3D
+closeness maps).
 
-Train on a structure file (bpRNA TR0 by default), pick the checkpoint and the decoding threshold
-on a validation file (VL0). The language model is frozen: its embeddings are computed once and
-cached (:mod:`nucfm.train.feature_cache`), as are the ViennaRNA bpp maps. Batches hold sequences
-of similar length (at most ``batch_pairs`` L² pairs each); sequences longer than ``crop`` are cut
-to a random ``crop``-residue window (the 2D head is translation-equivariant, so this only loses
-pairs spanning more than ``crop``). Loss: binary cross-entropy over the pairs ``i < j``.
+``task: structure`` (default): train on a structure file (bpRNA TR0 by default), pick the
+checkpoint and the decoding threshold on a validation file (VL0) by macro F1. ``task: contact``:
+train on a contact JSON-lines file (:mod:`nucfm.io.contacts`), pick the checkpoint by long-range
+contact precision on the validation file (:data:`CONTACT_SELECTION`). ``init_from`` starts the
+head from a trained structure model (RNA-FM's transfer from secondary structure to contacts).
+
+The language model is frozen: its embeddings are computed once and cached
+(:mod:`nucfm.train.feature_cache`), as are the ViennaRNA bpp maps. Batches hold sequences of similar
+length (at most ``batch_pairs`` L² pairs each); sequences longer than ``crop`` are cut to a random
+``crop``-residue window (the 2D head is translation-equivariant, so this only loses pairs spanning
+more than ``crop``). Loss: binary cross-entropy over the pairs ``i < j``.
 
 The run takes a YAML config (keys of :class:`TrainStructureConfig`) plus ``KEY=VALUE`` overrides,
 as ``pretrain`` does. Resumable: a training checkpoint (:mod:`nucfm.checkpoint.training_state`)
 every ``save_every`` steps; rerunning the same config continues from it, a different config into
-the same output is refused, ``restart`` starts over. The best checkpoint (macro F1 on a
-validation subset) is ``OUT/best/``, a self-describing structure model.
+the same output is refused, ``restart`` starts over. The best checkpoint (by the task's
+validation score) is ``OUT/best/``, a self-describing structure model.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from nucfm.data.structure_features import BPP_PARAMS, FEATURE_CHANNELS, check_fe
 from nucfm.errors import InputError
 from nucfm.io.structure import StructureRecord, read_structures
 from nucfm.metrics import macro_average
-from nucfm.models.config import DecodeOptions, PairHeadConfig, StructureConfig, from_dict_strict
+from nucfm.models.config import PAIR_TASKS, DecodeOptions, PairHeadConfig, StructureConfig, from_dict_strict
 from nucfm.models.heads import PairHead
 from nucfm.paths import atomic_write_text
 from nucfm.tasks.structure import decode_structure, score_structures
@@ -46,6 +52,10 @@ log = logging.getLogger("nucfm")
 
 DEFAULT_DATA = Path("../shared/data/ss/bprna")
 CONFIG_FILE = "config.yaml"
+# Contact checkpoints are chosen by the mean of the long-range top-L/5, L/2 and L precisions
+# (per chain, then averaged): the validation chains are short and sparse (VL: 19 of 30 have fewer
+# than L long-range contacts), so one cut-off alone is a noisy few predictions per chain.
+CONTACT_SELECTION = ("long_L/5", "long_L/2", "long_L/1")
 
 
 @dataclass
@@ -53,6 +63,8 @@ class TrainStructureConfig:
     train: str = str(DEFAULT_DATA / "TR0.dbn")
     valid: str = str(DEFAULT_DATA / "VL0.dbn")
     output: str = "runs/ss"
+    task: str = "structure"  # "structure" (base pairs) or "contact" (3D closeness)
+    init_from: str | None = None  # a trained structure model (dir or name) whose head weights start this run
     lm: str | None = None  # registered name or path; None = pair features only
     lm_layer: int = -1
     features: tuple[str, ...] = ("onehot", "bpp")
@@ -80,6 +92,8 @@ class TrainStructureConfig:
 
     def __post_init__(self):
         self.features = check_features(self.features)
+        if self.task not in PAIR_TASKS:
+            raise InputError(f"unknown task {self.task!r}; known: {', '.join(PAIR_TASKS)}")
         for key in ("crop", "batch_pairs", "max_steps", "eval_every", "save_every", "log_every", "threads",
                     "blocks", "channels", "reduction"):
             if getattr(self, key) < 1:
@@ -95,8 +109,9 @@ class TrainStructureConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainStructureConfig:
         d = dict(d)
-        if d.get("lm") in ("none", ""):
-            d["lm"] = None
+        for key in ("lm", "init_from"):
+            if d.get(key) in ("none", ""):
+                d[key] = None
         if isinstance(d.get("features"), str):
             d["features"] = [] if d["features"] in ("none", "") else d["features"].split(",")
         return from_dict_strict(cls, d, "train-ss option")
@@ -115,12 +130,23 @@ class Example:
     id: str = ""
 
 
+def read_pair_records(path: str, task: str) -> list:
+    """Labelled records of a pair task (each with ``id``, ``seq`` and ``pairs``): structures
+    (.dbn, .bpseq, .ct) for ``structure``, contact JSON lines for ``contact``."""
+    if task == "contact":
+        from nucfm.io.contacts import read_contacts
+
+        return read_contacts(path)
+    records: list[StructureRecord] = read_structures(path)
+    return records
+
+
 def load_examples(path: str, cfg: TrainStructureConfig, lm, limit: int = 0) -> list[Example]:
     """Records of a structure file with their cached features (sequences cleaned here, once)."""
     from nucfm.data.structure_features import bpp_to_sparse
     from nucfm.train.feature_cache import bpp_maps, lm_embeddings
 
-    recs: list[StructureRecord] = [r for r in read_structures(path) if len(r.seq) > 0]
+    recs = [r for r in read_pair_records(path, cfg.task) if len(r.seq) > 0]
     if limit:
         recs = recs[:limit]
     if not recs:
@@ -212,6 +238,45 @@ def evaluate_thresholds(probs: list[np.ndarray], examples: list[Example], thresh
     return res
 
 
+def init_head_from(head: PairHead, config: StructureConfig, source: str, lm=None) -> None:
+    """Copy the head weights of the trained structure model ``source`` (directory or name) into
+    ``head``. Architectures must match (head sizes but dropout, pair features, LM width); else a
+    one-line :class:`InputError` naming the first difference."""
+    src = load_structure_model(source, lm=lm)
+    ours, theirs = config.head_config, src.config.head_config
+    diffs = []  # pair features first: they explain a different channel count
+    if tuple(src.config.features) != tuple(config.features):
+        diffs.append(f"features={','.join(src.config.features) or 'none'} (this run "
+                     f"{','.join(config.features) or 'none'})")
+    diffs += [f"{k}={getattr(theirs, k)!r} (this run {getattr(ours, k)!r})" for k in PairHeadConfig.__dataclass_fields__
+              if k != "dropout" and getattr(ours, k) != getattr(theirs, k)]
+    if diffs:
+        raise InputError(f"init_from {source}: its head differs: {diffs[0]}")
+    head.load_state_dict(src.head.state_dict(), strict=True)
+    log.info("head initialised from %s", source)
+
+
+def evaluate_structure(probs: list[np.ndarray], examples: list[Example]) -> dict:
+    """Best macro F1 over a few decoding thresholds (checkpoint choice during training)."""
+    res = evaluate_thresholds(probs, examples, [0.3, 0.4, 0.5, 0.6], DecodeOptions())
+    t_best = max(res, key=lambda t: res[t]["f1"])
+    return {"name": "F1", "score": res[t_best]["f1"], "threshold": t_best, "log": {"threshold": t_best}}
+
+
+def evaluate_contacts(probs: list[np.ndarray], examples: list[Example]) -> dict:
+    """Contact precisions (long and medium range, top-L/k); the score is the mean of the
+    :data:`CONTACT_SELECTION` precisions."""
+    from nucfm.metrics import average_contact_scores, score_contacts
+
+    avg = average_contact_scores([score_contacts(p, e.pairs, len(e.seq)) for p, e in zip(probs, examples)])
+    score = float(np.mean([avg[k]["precision"] for k in CONTACT_SELECTION]))
+    return {"name": "long-range precision (L/5, L/2, L)", "score": score, "metrics": avg,
+            "log": {k: round(v["precision"], 4) for k, v in avg.items()}}
+
+
+TASK_EVALUATORS = {"structure": evaluate_structure, "contact": evaluate_contacts}
+
+
 class StructureRecipe(Recipe):
     """Train a pair head; ``run()`` returns the summary written to ``OUT/summary.json``."""
 
@@ -256,6 +321,8 @@ class StructureRecipe(Recipe):
                                           extra_channels=sum(FEATURE_CHANNELS[f] for f in cfg.features))
         torch.manual_seed(cfg.seed)
         self.head = PairHead(self.head_config)
+        if cfg.init_from:
+            init_head_from(self.head, self.structure_config(0.5), cfg.init_from, self.lm)
         self.opt = torch.optim.AdamW(self.head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # The random streams exact resume depends on, by name (saved in every training checkpoint).
         self.streams = {"shuffle": random.Random(f"{cfg.seed}:shuffle"), "crop": random.Random(f"{cfg.seed}:crop")}
@@ -267,7 +334,7 @@ class StructureRecipe(Recipe):
         cfg = self.cfg
         return StructureConfig(head=self.head_config.to_dict(), features=cfg.features, lm=cfg.lm,
                                lm_hidden_size=self.head_config.embed_dim, lm_layer=cfg.lm_layer,
-                               decode=DecodeOptions(threshold=threshold).to_dict())
+                               decode=DecodeOptions(threshold=threshold).to_dict(), task=cfg.task)
 
     # ---- resume -------------------------------------------------------------------------------
     def maybe_resume(self) -> None:
@@ -281,7 +348,7 @@ class StructureRecipe(Recipe):
             training_state.restore_rng(st["rng"], self.streams)
             self.step, self.epoch, self.best = st["step"], st["epoch"], st["best"]
             self.elapsed, self.pending = st["elapsed"], st["pending"]
-            log.info("resumed from step %d (best valid F1 %.4f)", self.step, self.best)
+            log.info("resumed from step %d (best valid score %.4f)", self.step, self.best)
         elif (self.output / "metrics.jsonl").exists():
             (self.output / "metrics.jsonl").unlink()
         log.info("head: %s, %d parameters", self.head_config, self.n_params)
@@ -343,18 +410,22 @@ class StructureRecipe(Recipe):
     # ---- evaluate / save / finish ---------------------------------------------------------------
     def evaluate(self) -> dict:
         probs = predict_examples(self.head, self.valid_subset, self.cfg.features)
-        res = evaluate_thresholds(probs, self.valid_subset, [0.3, 0.4, 0.5, 0.6], DecodeOptions())
-        t_best = max(res, key=lambda t: res[t]["f1"])
-        f1 = res[t_best]["f1"]
-        self.log_metrics({"step": self.step, "epoch": self.epoch, "valid_subset_f1": f1, "threshold": t_best,
-                          "minutes": self.minutes()})
-        log.info("eval step %d: valid-subset F1 %.4f at threshold %.2f", self.step, f1, t_best)
-        if f1 > self.best:
-            self.best = f1
-            save_structure_model(self.head, self.structure_config(t_best), self.output / "best",
-                                 metadata={"kind": "ss", "step": self.step, "valid_subset_f1": f1})
+        res = TASK_EVALUATORS[self.cfg.task](probs, self.valid_subset)
+        score = res["score"]
+        self.log_metrics({"step": self.step, "epoch": self.epoch, "valid_subset_score": score,
+                          "minutes": self.minutes()} | res["log"])
+        log.info("eval step %d: valid-subset %s %.4f", self.step, res["name"], score)
+        if score > self.best:
+            self.best = score
+            save_structure_model(self.head, self.structure_config(res.get("threshold", 0.5)), self.output / "best",
+                                 metadata={"kind": self.kind, "step": self.step, "valid_subset_score": score})
         self.head.train()
-        return {"valid_subset_f1": f1, "threshold": t_best}
+        return res
+
+    @property
+    def kind(self) -> str:
+        """The registry kind of the models this run writes."""
+        return "contact" if self.cfg.task == "contact" else "ss"
 
     def save(self) -> None:
         trainer = {"step": self.step, "epoch": self.epoch, "best": self.best, "elapsed": self.minutes() * 60,
@@ -365,29 +436,38 @@ class StructureRecipe(Recipe):
                                  lambda d: save_structure_model(self.head, config, d), trainer, keep=1)
 
     def finish(self) -> dict:
-        """Choose the threshold on the full validation set with the best head; write the summary."""
+        """Score the best head on the full validation set (structure: choose the threshold there);
+        write the final model and the summary."""
         cfg = self.cfg
         train_minutes = self.minutes()
         head = load_structure_model(self.output / "best").head
         probs = predict_examples(head, self.valid_set, cfg.features)
-        grid = [round(t, 2) for t in np.arange(0.1, 0.91, 0.05)]
-        res = evaluate_thresholds(probs, self.valid_set, grid, DecodeOptions())
-        t_best = max(res, key=lambda t: res[t]["f1"])
         meta = json.loads((self.output / "best" / "config.json").read_text()).get("metadata", {})
-        summary = {"train_records": len(self.train_set), "valid_records": len(self.valid_set), "steps": self.step,
-                   "epochs": self.epoch, "train_minutes": round(train_minutes, 1), "head_parameters": self.n_params,
-                   "best_step": meta.get("step"), "threshold": t_best, "valid": res[t_best],
-                   "valid_by_threshold": {str(k): v["f1"] for k, v in res.items()}, "config": cfg.to_dict()}
-        save_structure_model(head, self.structure_config(t_best), self.output / "best",
-                             metadata={"kind": "ss", "description": cfg.description or "nucfm pair head",
+        summary = {"task": cfg.task, "train_records": len(self.train_set), "valid_records": len(self.valid_set),
+                   "steps": self.step, "epochs": self.epoch, "train_minutes": round(train_minutes, 1),
+                   "head_parameters": self.n_params, "best_step": meta.get("step")}
+        if cfg.task == "contact":
+            res = evaluate_contacts(probs, self.valid_set)
+            threshold = 0.5
+            summary |= {"valid_score": res["score"], "valid": res["metrics"]}
+        else:
+            grid = [round(t, 2) for t in np.arange(0.1, 0.91, 0.05)]
+            res = evaluate_thresholds(probs, self.valid_set, grid, DecodeOptions())
+            threshold = max(res, key=lambda t: res[t]["f1"])
+            summary |= {"threshold": threshold, "valid": res[threshold],
+                        "valid_by_threshold": {str(k): v["f1"] for k, v in res.items()}}
+        summary["config"] = cfg.to_dict()
+        save_structure_model(head, self.structure_config(threshold), self.output / "best",
+                             metadata={"kind": self.kind, "description": cfg.description or "nucfm pair head",
                                        "default": False, "training": summary})
         from nucfm.paths import atomic_path
 
         with atomic_path(self.output / "valid_probs.npz") as tmp:
             np.savez_compressed(tmp, *[p.astype(np.float16) for p in probs])
         atomic_write_text(self.output / "summary.json", json.dumps(summary, indent=2) + "\n")
-        log.info("done: %d steps in %.1f min; validation macro F1 %.4f at threshold %.2f", self.step, train_minutes,
-                 res[t_best]["f1"], t_best)
+        log.info("done: %d steps in %.1f min; validation %s", self.step, train_minutes,
+                 f"score {summary['valid_score']:.4f}" if cfg.task == "contact"
+                 else f"macro F1 {res[threshold]['f1']:.4f} at threshold {threshold:.2f}")
         return summary
 
 
