@@ -182,7 +182,7 @@ def run_models(args):
         else:
             where = "cached" if registry.is_cached(e.name) else "download on first use"
         default = " (default)" if registry.DEFAULTS.get(e.kind) == e.name else ""
-        print(f"{e.name:32s} {e.kind:4s} {where:22s} {e.description}{default}")
+        print(f"{e.name:32s} {e.kind:7s} {where:22s} {e.description}{default}")
 
 
 # ---- embed --------------------------------------------------------------------------------------
