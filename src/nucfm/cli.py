@@ -176,13 +176,14 @@ def add_models(sub):
 def run_models(args):
     from nucfm.checkpoint import registry
 
+    width = max(len(n) for n in registry.MODELS)
     for e in registry.MODELS.values():
         if e.shipped:
             where = "shipped"
         else:
             where = "cached" if registry.is_cached(e.name) else "download on first use"
         default = " (default)" if registry.DEFAULTS.get(e.kind) == e.name else ""
-        print(f"{e.name:32s} {e.kind:7s} {where:22s} {e.description}{default}")
+        print(f"{e.name:{width}s} {e.kind:7s} {where:22s} {e.description}{default}")
 
 
 # ---- embed --------------------------------------------------------------------------------------
