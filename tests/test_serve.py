@@ -81,8 +81,9 @@ def test_capabilities_follow_what_is_loaded():
     assert [c.name for c in offered({"a": "ss"}, {})] == ["fold"]
     assert [c.name for c in offered({"a": "dna"}, {})] == []  # variant tasks need a genome
     assert [c.name for c in offered({"a": "dna"}, {"g": 1})] == ["vep", "probs"]
-    # a new capability is one entry: offered as soon as a model of its kind is loaded
-    extra = Capability("contacts", "Contacts", "contact", "contact maps")
+    # a capability is one entry: offered as soon as a model of its kind is loaded
+    assert [c.name for c in offered({"a": "contact"}, {})] == ["contacts"]
+    extra = Capability("rbp", "RNA-protein binding", "task", "a function-task head")
     assert extra.model_kind not in {c.model_kind for c in CAPABILITIES}
 
 
@@ -372,3 +373,32 @@ def test_cli_serve_warns_when_bound_beyond_loopback(monkeypatch, caplog, genome_
     assert "anyone who can reach port 8123" in caplog.text
     assert "no DNA model" in caplog.text
     json.dumps(TestClient(seen["app"]).get("/api/capabilities").json())
+
+
+def test_contacts_capability_appears_with_a_contact_model(genome_path):
+    """A contact model makes the contacts capability (one entry) appear; its endpoint returns top
+    pairs and a maps download; a structure model is not taken for it."""
+    import dataclasses as dc
+
+    from nucfm.models.structure import StructureModel
+    from nucfm.serve.resources import ModelSlot
+
+    from serve_fixtures import tiny_structure_model
+
+    ss = tiny_structure_model()
+    contact = StructureModel(ss.head, dc.replace(ss.config, task="contact"), name="tiny-contact")
+    app = create_app([ModelSlot("tiny-contact", "contact", contact)], [], Limits(max_fold_len=200))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        caps = c.get("/api/capabilities").json()["capabilities"]
+        assert [x["name"] for x in caps] == ["contacts"]
+        r = c.post("/api/contacts", data={"text": FASTA, "top_k": "3"})
+        assert r.status_code == 200, r.text
+        recs = r.json()["result"]["records"]
+        assert [x["id"] for x in recs] == ["hairpin", "trna"]
+        top = recs[0]["top_pairs"]
+        assert len(top) == 3 and all(t["j"] - t["i"] >= 6 for t in top)
+        assert [t["p"] for t in top] == sorted((t["p"] for t in top), reverse=True)
+        maps = c.get(r.json()["result"]["downloads"]["maps"]).content
+        assert maps[:2] == b"PK"  # a .npz (zip)
+        assert c.post("/api/fold", data={"text": FASTA}).status_code == 422  # no structure model here
+        assert c.post("/api/contacts", data={"text": FASTA, "top_k": "0"}).status_code == 422

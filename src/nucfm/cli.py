@@ -919,7 +919,8 @@ def add_serve(sub):
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=positive_int, default=8000, help="port (default 8000)")
     p.add_argument("-m", "--model", action="append", default=None, metavar="NAME",
-                   help="model to serve, name or path (repeatable; default: the shipped SS, RNA and DNA models)")
+                   help="model to serve, name or path (repeatable; default: the shipped SS, contact, RNA and DNA "
+                        "models)")
     p.add_argument("--genome", action="append", default=[], metavar="NAME=PATH",
                    help="reference FASTA clients may score variants against, under NAME (repeatable)")
     add_common(p, device=True)

@@ -259,6 +259,18 @@ def create_app(models: list[ModelSlot], genomes: list[GenomeSlot] = (), limits: 
         job = manager.submit("fold", lambda j: work.fold(j, slot, _stage(j, data, _fasta_name(data)), opts, limits))
         return await _answer(job, wait)
 
+    @app.post("/api/contacts", summary="Contact maps and top pairs of FASTA records (as `nucfm contacts`)")
+    async def contacts(text: Annotated[str | None, Form(description="FASTA text")] = None,
+                       file: Annotated[UploadFile | None, File(description="FASTA file (plain or gzip)")] = None,
+                       model: Annotated[str | None, Form()] = None,
+                       top_k: Annotated[int | None, Form(ge=1, le=100_000)] = None,
+                       wait: bool = True):
+        slot = _pick(model_slots, model, "contact model", "contact")
+        data, _ = await _input_bytes(text, file, "FASTA")
+        job = manager.submit("contacts", lambda j: work.contacts(j, slot, _stage(j, data, _fasta_name(data)), top_k,
+                                                                 limits))
+        return await _answer(job, wait)
+
     @app.post("/api/embed", status_code=202, summary="Embed FASTA records (as `nucfm embed`); poll the job")
     async def embed(text: Annotated[str | None, Form(description="FASTA text")] = None,
                     file: Annotated[UploadFile | None, File(description="FASTA file (plain or gzip)")] = None,
@@ -348,7 +360,7 @@ def serve(models: list[str], genomes: list[str], host: str = "127.0.0.1", port: 
     from nucfm.checkpoint import registry
     from nucfm.serve.resources import load_genome_slot, load_model_slot
 
-    names = list(models) or [registry.DEFAULTS[k] for k in ("ss", "rna", "dna") if k in registry.DEFAULTS]
+    names = list(models) or [registry.DEFAULTS[k] for k in ("ss", "contact", "rna", "dna") if k in registry.DEFAULTS]
     slots = []
     for name in dict.fromkeys(names):
         log.info("loading model %s", name)

@@ -28,6 +28,8 @@ CAPABILITIES: tuple[Capability, ...] = (
                "against a configured genome; download in the input's format", needs_genome=True),
     Capability("probs", "Probabilities / logo", "dna", "A/C/G/T distribution at each position of a region of a "
                "configured genome, and its sequence logo", needs_genome=True),
+    Capability("contacts", "Contacts", "contact", "3D closeness (contact) probability maps of FASTA records and "
+               "their top pairs (as `nucfm contacts`); maps as .npz"),
 )
 
 

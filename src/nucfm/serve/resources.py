@@ -20,12 +20,12 @@ PLOT_LOCK = threading.Lock()
 @dataclass
 class ModelSlot:
     name: str
-    kind: str  # "ss", "rna", "dna" (registry kinds)
+    kind: str  # "ss", "contact", "rna", "dna" (registry kinds)
     model: object
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self):
-        if self.kind == "ss":  # pair features call ViennaRNA, whose energy parameters are global
+        if self.kind in ("ss", "contact"):  # pair features call ViennaRNA, whose energy parameters are global
             self.lock = VIENNA_LOCK
 
     def info(self) -> dict:
@@ -55,7 +55,7 @@ def model_kind(model) -> str:
     from nucfm.models.structure import StructureModel
 
     if isinstance(model, StructureModel):
-        return "ss"
+        return "contact" if model.config.task == "contact" else "ss"
     return "rna" if getattr(model.alphabet, "name", "") == "rna-fm" else "dna"
 
 
@@ -68,7 +68,8 @@ def load_model_slot(name: str, device=None) -> ModelSlot:
     path = Path(name)
     if entry is None and not path.exists():
         raise InputError(f"unknown model {name!r}: not a file or directory, nor a name of `nucfm models`")
-    if (entry is not None and entry.kind == "ss") or (entry is None and path.is_dir() and is_structure_dir(path)):
+    if (entry is not None and entry.kind in ("ss", "contact")) or (
+            entry is None and path.is_dir() and is_structure_dir(path)):
         model = load_structure_model(name)
     elif entry is None and path.is_file() and "ResNet" in path.name:  # an official RNA-FM SS head .pth
         model = load_structure_model(name)

@@ -94,6 +94,34 @@ def fold(job: Job, slot: ModelSlot, path: Path, opts, limits: Limits) -> dict:
     return {"model": slot.name, "threshold": opts.threshold, "records": records, "downloads": downloads}
 
 
+def contacts(job: Job, slot: ModelSlot, path: Path, top_k: int | None, limits: Limits) -> dict:
+    """Contact probability maps (a .npz download) and each record's top pairs (``nucfm contacts``)."""
+    from nucfm.alphabet import structure_letters
+    from nucfm.paths import unique_names
+    from nucfm.tasks.contacts import top_pairs
+    from nucfm.tasks.structure import write_pair_probs
+
+    recs = read_records(path, limits, limits.max_fold_len, limits.max_fold_residues, "contacts")
+    seqs = [structure_letters(r.seq, drop_gaps=True) for r in recs]
+    job.set_total(sum(map(len, seqs)), "nt")
+    maps = []
+    for s in seqs:
+        job.check()
+        if not s:
+            maps.append(np.zeros((0, 0), dtype=np.float32))
+        else:
+            with slot.lock:
+                maps.extend(slot.model.predict_probs([s]))
+        job.update(len(s))
+    keys = unique_names([r.id for r in recs])
+    write_pair_probs(job.dir / "contacts.npz", keys, maps)
+    downloads = {"maps": job.add_file("contacts.npz", job.dir / "contacts.npz", "application/octet-stream")}
+    records = [{"id": r.id, "key": key, "length": len(s), "sequence": s,
+                "top_pairs": [{"i": i, "j": j, "p": round(p, 5)} for i, j, p in top_pairs(m, top_k or len(s))]}
+               for r, key, s, m in zip(recs, keys, seqs, maps)]
+    return {"model": slot.name, "records": records, "downloads": downloads}
+
+
 def fold_plot(job: Job, index: int) -> Path:
     """The PNG of record ``index`` of a finished fold job (``nucfm fold --plot``'s picture),
     drawn once and kept with the job."""
