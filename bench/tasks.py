@@ -154,8 +154,11 @@ def bench_rbp(args, random_lm: str) -> list[dict]:
         pos = [r.seq for r in read_fasta(d / f"{exp}.ls.positives.fa.gz")]
         neg = [r.seq for r in read_fasta(d / f"{exp}.ls.negatives.fa.gz")]
         leak = edge_leak_auroc(pos, neg)
-        for name, over in rows(args, random_lm).items():
-            for transform in ("none", "site-random"):
+        variants = [(n, o, t) for n, o in rows(args, random_lm).items() for t in ("none", "site-random")]
+        if args.structure:
+            variants.append(("one-hot + unpaired", {"backbone": None, "inputs": ["onehot", "unpaired"]}, "site-random"))
+        for name, over, transform in variants:
+            if True:
                 cfg = lm_inputs({**task_configs("rbp", args), **split, **over, "transform": transform})
                 slug = f"{exp}-{name}-{transform}".replace(" ", "_")
                 s = run_row(cfg, args.runs / "rbp" / slug, args.force)
@@ -195,6 +198,7 @@ def main(argv=None):
     ap.add_argument("--ft-minutes", type=float, default=25, help="time limit of the fine-tuned-LM row")
     ap.add_argument("--cv", action="store_true", help="MRL: add 5-fold CV rows (one-hot and frozen LM)")
     ap.add_argument("--cv-epochs", type=int, default=15)
+    ap.add_argument("--structure", action="store_true", help="RBP: add a one-hot + ViennaRNA unpaired row")
     ap.add_argument("--backbone", default=None, help="rna-fm: add the official model (frozen) when present")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", type=Path, default=Path("runs/bench-tasks"))

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tiny import rna_model
 
 from nucfm.checkpoint import load_model, save_model
 from nucfm.errors import InputError, ModelNotFoundError
 from nucfm.train.finetune import FinetuneConfig, finetune
+
+from tiny import rna_model
 
 RNG = np.random.default_rng(0)
 

@@ -77,6 +77,8 @@ class FinetuneConfig:
     description: str = ""
 
     def __post_init__(self):
+        if self.backbone_mode not in ("none", "frozen", "full", "lora"):
+            raise InputError(f"backbone_mode must be frozen, full or lora, not {self.backbone_mode!r}")
         if self.backbone in ("none", ""):
             self.backbone = None
         if self.backbone is None:
@@ -84,8 +86,6 @@ class FinetuneConfig:
             self.inputs = [f for f in self.inputs if f != "lm"] or ["onehot"]
         elif "lm" not in self.inputs:
             self.inputs = ["lm", *self.inputs]
-        if self.backbone_mode not in ("none", "frozen", "full", "lora"):
-            raise InputError(f"backbone_mode must be frozen, full or lora, not {self.backbone_mode!r}")
         self.metric = self.metric or DEFAULT_METRIC.get(self.task, "accuracy")
         if not self.train:
             raise InputError("finetune needs training data: train=PATH (a table or FASTA)")
