@@ -106,9 +106,10 @@ def random_backbone(runs: Path) -> str:
 def bench_simple(task: str, args, random_lm: str) -> list[dict]:
     results = []
     for name, over in rows(args, random_lm).items():
-        variants = [("split", {})]
-        if task == "mrl" and args.cv and "frozen" in name or task == "mrl" and args.cv and name == "one-hot":
-            variants.append(("5-fold CV", {"split": "kfold", "max_epochs": args.cv_epochs}))
+        variants = [] if args.cv_only else [("split", {})]
+        if task == "mrl" and (args.cv or args.cv_only) and ("frozen" in name or name == "one-hot"):
+            variants.append(("5-fold CV", {"split": "kfold", "max_epochs": args.cv_epochs,
+                                           "patience": args.cv_patience}))
         for vname, vover in variants:
             cfg = lm_inputs({**task_configs("utr-mrl" if task == "mrl" else task, args), **over, **vover})
             slug = f"{name}-{vname}".replace(" ", "_").replace("/", "_")
@@ -197,7 +198,9 @@ def main(argv=None):
     ap.add_argument("--ft-epochs", type=int, default=4, help="epochs of the fine-tuned-LM row (CPU budget)")
     ap.add_argument("--ft-minutes", type=float, default=25, help="time limit of the fine-tuned-LM row")
     ap.add_argument("--cv", action="store_true", help="MRL: add 5-fold CV rows (one-hot and frozen LM)")
+    ap.add_argument("--cv-only", action="store_true", help="MRL: only the 5-fold CV rows")
     ap.add_argument("--cv-epochs", type=int, default=15)
+    ap.add_argument("--cv-patience", type=int, default=3)
     ap.add_argument("--structure", action="store_true", help="RBP: add a one-hot + ViennaRNA unpaired row")
     ap.add_argument("--backbone", default=None, help="rna-fm: add the official model (frozen) when present")
     ap.add_argument("--threads", type=int, default=1)

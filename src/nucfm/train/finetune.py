@@ -152,9 +152,12 @@ class FinetuneRecipe(Recipe):
             log.info("resumed from step %d (best valid %s %.4f)", self.step, self.cfg.metric, self.best)
         elif (self.output / "metrics.jsonl").exists():
             (self.output / "metrics.jsonl").unlink()
+        from tqdm.auto import tqdm
+
         self.start_wall = time.time() - self.elapsed
         self.running: list[float] = []
         self.epoch_done = False
+        self.bar = tqdm(initial=self.step, unit="step", desc="finetune", disable=None, mininterval=2, leave=False)
         self.model.train()
 
     def train_step(self, step: int) -> dict:
@@ -175,6 +178,8 @@ class FinetuneRecipe(Recipe):
 
     def on_step_end(self, metrics: dict) -> None:
         self.running.append(metrics["loss"])
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{metrics['loss']:.4f}", epoch=self.epoch, refresh=False)
         if self.step % self.cfg.log_every == 0:
             rec = {"step": self.step, "epoch": self.epoch, "loss": float(np.mean(self.running)),
                    "minutes": self.minutes()}
@@ -236,6 +241,7 @@ class FinetuneRecipe(Recipe):
     def finish(self) -> dict:
         from nucfm.train.finetune_data import final_summary
 
+        self.bar.close()
         summary = final_summary(self)
         atomic_write_text(self.output / "summary.json", json.dumps(summary, indent=2, default=float) + "\n")
         return summary
