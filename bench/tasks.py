@@ -159,16 +159,15 @@ def bench_rbp(args, random_lm: str) -> list[dict]:
         if args.structure:
             variants.append(("one-hot + unpaired", {"backbone": None, "inputs": ["onehot", "unpaired"]}, "site-random"))
         for name, over, transform in variants:
-            if True:
-                cfg = lm_inputs({**task_configs("rbp", args), **split, **over, "transform": transform})
-                slug = f"{exp}-{name}-{transform}".replace(" ", "_")
-                s = run_row(cfg, args.runs / "rbp" / slug, args.force)
-                test = s.get("test_mean") or s["test"]
-                row = {"experiment": exp, "protocol": "train->ls" if has_train else "5-fold CV on ls", "row": name,
-                       "input": transform, "wall_s": s["wall_s"], "auroc": test["auroc"], "auprc": test["auprc"],
-                       "edge_leak_auroc": leak}
-                results.append(row)
-                print(json.dumps(row, default=float), flush=True)
+            cfg = lm_inputs({**task_configs("rbp", args), **split, **over, "transform": transform})
+            slug = f"{exp}-{name}-{transform}".replace(" ", "_")
+            s = run_row(cfg, args.runs / "rbp" / slug, args.force)
+            test = s.get("test_mean") or s["test"]
+            row = {"experiment": exp, "protocol": "train->ls" if has_train else "5-fold CV on ls", "row": name,
+                   "input": transform, "wall_s": s["wall_s"], "auroc": test["auroc"], "auprc": test["auprc"],
+                   "edge_leak_auroc": leak}
+            results.append(row)
+            print(json.dumps(row, default=float), flush=True)
     return results
 
 
