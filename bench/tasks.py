@@ -54,6 +54,8 @@ def task_configs(task: str, args) -> dict[str, dict]:
 
     base = load_dict(Path(__file__).resolve().parents[1] / "configs" / "tasks" / f"{task}.yaml")
     base.update(threads=args.threads)
+    if args.max_minutes:
+        base.update(max_minutes=args.max_minutes)
     return base
 
 
@@ -76,15 +78,20 @@ def lm_inputs(cfg: dict) -> dict:
     return cfg
 
 
-def run_row(cfg: dict, out: Path, force: bool) -> dict:
-    """Run one finetune config (or reuse its finished summary); adds wall seconds."""
+def run_row(cfg: dict, out: Path, force: bool, collect: bool = False) -> dict | None:
+    """Run one finetune config (or reuse its finished summary); adds wall seconds. ``collect``:
+    only read finished rows (None for a row that has not finished)."""
     from nucfm.train.finetune import FinetuneConfig, finetune
 
     done = out / "summary.json"
-    if done.exists() and (out / "wall.json").exists() and not force:
-        return json.loads(done.read_text()) | json.loads((out / "wall.json").read_text())
+    if done.exists() and not force and (collect or (out / "wall.json").exists()):
+        wall = json.loads((out / "wall.json").read_text()) if (out / "wall.json").exists() else {"wall_s": None}
+        return json.loads(done.read_text()) | wall
+    if collect:
+        return None
     t0 = time.time()
-    summary = finetune(FinetuneConfig.from_dict({**cfg, "output": str(out)}), restart=True)
+    # an unfinished row resumes (e.g. rerun with a --max-minutes); --force starts it over
+    summary = finetune(FinetuneConfig.from_dict({**cfg, "output": str(out)}), restart=force)
     wall = {"wall_s": round(time.time() - t0, 1)}
     (out / "wall.json").write_text(json.dumps(wall))
     return summary | wall
@@ -113,9 +120,13 @@ def bench_simple(task: str, args, random_lm: str) -> list[dict]:
         for vname, vover in variants:
             cfg = lm_inputs({**task_configs("utr-mrl" if task == "mrl" else task, args), **over, **vover})
             slug = f"{name}-{vname}".replace(" ", "_").replace("/", "_")
-            s = run_row(cfg, args.runs / task / slug, args.force)
+            s = run_row(cfg, args.runs / task / slug, args.force, args.collect)
+            if s is None:
+                results.append({"row": name, "eval": vname, "missing": "not finished in the CPU budget"})
+                continue
             test = s.get("test_mean") or s["test"]
-            row = {"row": name, "eval": vname, "wall_s": s["wall_s"], "test": test}
+            row = {"row": name, "eval": vname, "wall_s": s["wall_s"], "train_minutes": s["train_minutes"],
+                   "test": test}
             if s.get("test_unseen"):
                 row["test_unseen"] = s["test_unseen"]
             results.append(row)
@@ -161,10 +172,13 @@ def bench_rbp(args, random_lm: str) -> list[dict]:
         for name, over, transform in variants:
             cfg = lm_inputs({**task_configs("rbp", args), **split, **over, "transform": transform})
             slug = f"{exp}-{name}-{transform}".replace(" ", "_")
-            s = run_row(cfg, args.runs / "rbp" / slug, args.force)
+            s = run_row(cfg, args.runs / "rbp" / slug, args.force, args.collect)
+            if s is None:
+                continue
             test = s.get("test_mean") or s["test"]
             row = {"experiment": exp, "protocol": "train->ls" if has_train else "5-fold CV on ls", "row": name,
-                   "input": transform, "wall_s": s["wall_s"], "auroc": test["auroc"], "auprc": test["auprc"],
+                   "input": transform, "wall_s": s["wall_s"], "train_minutes": s["train_minutes"],
+                   "auroc": test["auroc"], "auprc": test["auprc"],
                    "edge_leak_auroc": leak}
             results.append(row)
             print(json.dumps(row, default=float), flush=True)
@@ -174,18 +188,33 @@ def bench_rbp(args, random_lm: str) -> list[dict]:
 def print_table(task: str, results: list[dict]) -> None:
     print(f"\n== {task} ==   anchors: {ANCHORS[task]}")
     for r in results:
+        if "missing" in r:
+            print(f"{r['row']:34s} {r.get('eval', ''):10s} -- {r['missing']}")
+            continue
         t = r.get("test", r)
         if task == "mrl":
             print(f"{r['row']:34s} {r['eval']:10s} R2(pearson²) {t['r2_pearson']:.3f}  R2(CoD) {t['r2']:.3f}  "
-                  f"spearman {t['spearman']:.3f}  MSE {t['mse']:.3f}  {r['wall_s']:7.0f} s")
+                  f"spearman {t['spearman']:.3f}  MSE {t['mse']:.3f}  train {r['train_minutes']:5.1f} min")
         elif task == "nrc":
             u = r.get("test_unseen") or {}
             nan = float("nan")
             print(f"{r['row']:34s} acc {t['accuracy']:.3f} F1 {t['macro_f1']:.3f} | 2,253 unseen: acc "
-                  f"{u.get('accuracy', nan):.3f} F1 {u.get('macro_f1', nan):.3f}  {r['wall_s']:7.0f} s")
+                  f"{u.get('accuracy', nan):.3f} F1 {u.get('macro_f1', nan):.3f}  train {r['train_minutes']:5.1f} min")
         else:
             print(f"{r['experiment']:22s} {r['protocol']:16s} {r['row']:30s} {r['input']:11s} AUROC {r['auroc']:.3f} "
-                  f"AUPRC {r['auprc']:.3f} (edge leak {r['edge_leak_auroc']:.3f}) {r['wall_s']:6.0f} s")
+                  f"AUPRC {r['auprc']:.3f} (edge leak {r['edge_leak_auroc']:.3f}) {r['train_minutes']:5.1f} min")
+
+
+def rbp_means(results: list[dict]) -> list[dict]:
+    """Mean AUROC / AUPRC per (protocol, row, input) over the experiments that finished."""
+    import numpy as np
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["protocol"], r["row"], r["input"]), []).append(r)
+    return [{"protocol": k[0], "row": k[1], "input": k[2], "experiments": len(v),
+             "mean_auroc": float(np.mean([r["auroc"] for r in v])), "mean_auprc": float(np.mean([r["auprc"] for r in v])),
+             "mean_edge_leak_auroc": float(np.mean([r["edge_leak_auroc"] for r in v]))} for k, v in groups.items()]
 
 
 def main(argv=None):
@@ -203,8 +232,10 @@ def main(argv=None):
     ap.add_argument("--structure", action="store_true", help="RBP: add a one-hot + ViennaRNA unpaired row")
     ap.add_argument("--backbone", default=None, help="rna-fm: add the official model (frozen) when present")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--max-minutes", type=float, default=0, help="training time limit of every row (CPU budget)")
     ap.add_argument("--runs", type=Path, default=Path("runs/bench-tasks"))
     ap.add_argument("--force", action="store_true", help="rerun finished rows")
+    ap.add_argument("--collect", action="store_true", help="only gather finished rows into the tables")
     ap.add_argument("-o", "--output", type=Path, default=Path("bench/results/tasks.json"))
     args = ap.parse_args(argv)
     import torch
@@ -216,9 +247,14 @@ def main(argv=None):
     for task in args.tasks:
         res = bench_rbp(args, random_lm) if task == "rbp" else bench_simple(task, args, random_lm)
         out[task] = {"anchors": ANCHORS[task], "rows": res, "device": f"CPU, {args.threads} thread(s)"}
+        if task == "rbp":
+            out[task]["means"] = rbp_means(res)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(out, indent=2, default=float) + "\n")
         print_table(task, res)
+        for m in out[task].get("means", []):
+            print(f"MEAN {m['protocol']:16s} {m['row']:30s} {m['input']:11s} AUROC {m['mean_auroc']:.3f} AUPRC "
+                  f"{m['mean_auprc']:.3f} over {m['experiments']} experiments (edge leak {m['mean_edge_leak_auroc']:.3f})")
 
 
 if __name__ == "__main__":

@@ -168,3 +168,16 @@ def test_missing_backbone_names_it(tables, tmp_path):
     (tmp_path / "ref" / "config.json").write_text(json.dumps(doc))
     with pytest.raises(ModelNotFoundError, match="needs the backbone"):
         load_model(tmp_path / "ref")
+
+
+@pytest.mark.parametrize("name", [e.name for e in __import__("nucfm.checkpoint.registry", fromlist=["MODELS"])
+                                  .MODELS.values() if e.kind == "task"])
+def test_shipped_task_models_predict_offline(name, monkeypatch):
+    from nucfm.checkpoint import registry
+
+    monkeypatch.setenv("NUCFM_OFFLINE", "1")
+    assert (registry.SHIPPED_DIR / name / "MODEL_CARD.md").exists()
+    assert sum(f.stat().st_size for f in (registry.SHIPPED_DIR / name).iterdir()) < 50 * 2**20
+    model = load_model(name)
+    out = model.predict(["ACGUACGUAGGCUAGCUAGCUAGCAUCGAUCGAUGCAUGC", ""])
+    assert np.isfinite(out[0]).all() and np.isnan(out[1]).all()
