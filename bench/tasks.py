@@ -213,7 +213,8 @@ def rbp_means(results: list[dict]) -> list[dict]:
     for r in results:
         groups.setdefault((r["protocol"], r["row"], r["input"]), []).append(r)
     return [{"protocol": k[0], "row": k[1], "input": k[2], "experiments": len(v),
-             "mean_auroc": float(np.mean([r["auroc"] for r in v])), "mean_auprc": float(np.mean([r["auprc"] for r in v])),
+             "mean_auroc": float(np.mean([r["auroc"] for r in v])),
+             "mean_auprc": float(np.mean([r["auprc"] for r in v])),
              "mean_edge_leak_auroc": float(np.mean([r["edge_leak_auroc"] for r in v]))} for k, v in groups.items()]
 
 
@@ -254,7 +255,8 @@ def main(argv=None):
         print_table(task, res)
         for m in out[task].get("means", []):
             print(f"MEAN {m['protocol']:16s} {m['row']:30s} {m['input']:11s} AUROC {m['mean_auroc']:.3f} AUPRC "
-                  f"{m['mean_auprc']:.3f} over {m['experiments']} experiments (edge leak {m['mean_edge_leak_auroc']:.3f})")
+                  f"{m['mean_auprc']:.3f} over {m['experiments']} experiments "
+                  f"(edge leak {m['mean_edge_leak_auroc']:.3f})")
 
 
 if __name__ == "__main__":
