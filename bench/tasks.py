@@ -66,7 +66,11 @@ def rows(args, random_lm: str) -> dict[str, dict]:
            f"{LM} {args.finetune}": {"backbone": LM, "backbone_mode": args.finetune, "max_epochs": args.ft_epochs,
                                           "max_minutes": args.ft_minutes},
            "random-init LM frozen": {"backbone": random_lm, "backbone_mode": "frozen"}}
-    if args.backbone == "rna-fm":
+    from nucfm.checkpoint import registry
+
+    if args.backbone == "rna-fm" and not registry.is_cached("rna-fm"):
+        print("rna-fm: RNA-FM_pretrained.pth is not on this machine; its row is left out", flush=True)
+    elif args.backbone == "rna-fm":
         out["rna-fm frozen"] = {"backbone": "rna-fm", "backbone_mode": "frozen", "head": {"lm_proj": 64}}
     return {k: v for k, v in out.items() if not args.rows or any(r in k for r in args.rows)}
 
