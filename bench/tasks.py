@@ -166,7 +166,8 @@ def bench_rbp(args, random_lm: str) -> list[dict]:
         ls = {str(d / f"{exp}.ls.positives.fa.gz"): 1, str(d / f"{exp}.ls.negatives.fa.gz"): 0}
         has_train = exp in RBP_WITH_TRAIN
         split = ({"train": {str(d / f"{exp}.train.positives.fa.gz"): 1, str(d / f"{exp}.train.negatives.fa.gz"): 0},
-                  "test": ls} if has_train else {"train": ls, "split": "kfold", "max_epochs": args.cv_epochs})
+                  "test": ls} if has_train else {"train": ls, "test": None, "split": "kfold",
+                                                        "max_epochs": args.cv_epochs})
         pos = [r.seq for r in read_fasta(d / f"{exp}.ls.positives.fa.gz")]
         neg = [r.seq for r in read_fasta(d / f"{exp}.ls.negatives.fa.gz")]
         leak = edge_leak_auroc(pos, neg)

@@ -89,6 +89,8 @@ class FinetuneConfig:
         self.metric = self.metric or DEFAULT_METRIC.get(self.task, "accuracy")
         if not self.train:
             raise InputError("finetune needs training data: train=PATH (a table or FASTA)")
+        if self.split == "kfold" and self.test:
+            raise InputError("split kfold takes its test sets from the training data; drop test (test=null)")
 
     def to_dict(self) -> dict:
         return asdict(self)
