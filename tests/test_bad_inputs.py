@@ -273,6 +273,8 @@ CASES = [
     ("finetune-single-class", ["finetune", "train={w}/lab.csv", "task=binary", "label_col=seq", "-o", "{o}/ft",
                                "classes=[ACGU]"], E),
     ("finetune-unknown-backbone", ["finetune", "train={w}/lab.csv", "backbone=nope", "-o", "{o}/ft"], E),
+    ("finetune-kfold-with-test", ["finetune", "train={w}/lab.csv", "test={w}/lab.csv", "split=kfold",
+                                  "--print-config"], E),
     ("finetune-bad-mode", ["finetune", "train={w}/lab.csv", "backbone_mode=half", "--print-config"], E),
     ("finetune-print-ok", ["finetune", "train={w}/lab.csv", "label_col=y", "--print-config"], "ok"),
     # ---- predict
