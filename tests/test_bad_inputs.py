@@ -58,6 +58,13 @@ def ws(tmp_path_factory):
         (w / name).write_bytes(PREVIOUS)
     save_model(rna_model(max_len=40), w / "rna")
     save_model(dna_model(), w / "dna")
+    from nucfm.checkpoint.task import save_task_model
+    from nucfm.models.task import TaskConfig, TaskHead, TaskModel
+
+    tc = TaskConfig(task="regression", labels=("y",), inputs=("onehot",), target_mean=(0.0,), target_std=(1.0,))
+    save_task_model(TaskModel(tc, TaskHead(tc)), w / "task")
+    (w / "lab.csv").write_text("seq,y\nACGU,1\nGGCC,2\nAAAA,\nCCCA,3\n")
+    (w / "lab.fa").write_text(">a cls=x\nACGU\n>b something\nGGCC\n")
     from nucfm.io.genome import Genome
 
     Genome(w / "g.fa").fetch("chr1", 0, 1)  # build any index now, so runs leave the workspace as it is
@@ -286,6 +293,33 @@ CASES = [
     ("eval-no-counts", ["eval-mlm", "--fasta", "{w}/good.fa", "-m", "{w}/rna", "-o", "{w}/prev.json"], E),
     ("eval-empty-fasta", ["eval-mlm", "--fasta", "{w}/empty.fa", "-o", "{w}/prev.json"], E),
     ("eval-ss-model", ["eval-mlm", "--fasta", "{w}/good.fa", "-m", SS], E),
+    # ---- finetune
+    ("finetune-missing-config", ["finetune", "--config", "{w}/nope.yaml", "--print-config"], E),
+    ("finetune-no-train", ["finetune", "--print-config"], E),
+    ("finetune-unknown-key", ["finetune", "--config", "{w}/ss_unknown.yaml", "--print-config"], E),
+    ("finetune-lr-abc", ["finetune", "train={w}/lab.csv", "lr=abc", "--print-config"], E),
+    ("finetune-missing-data", ["finetune", "train={w}/nope.csv", "-o", "{o}/ft"], E),
+    ("finetune-missing-label-col", ["finetune", "train={w}/lab.csv", "label_col=z", "-o", "{o}/ft"], E),
+    ("finetune-header-regex-mismatch", ["finetune", "train={w}/lab.fa", "task=binary", "header_regex=cls=(\\w)",
+                                        "-o", "{o}/ft"], E),
+    ("finetune-single-class", ["finetune", "train={w}/lab.csv", "task=binary", "label_col=seq", "-o", "{o}/ft",
+                               "classes=[ACGU]"], E),
+    ("finetune-unknown-backbone", ["finetune", "train={w}/lab.csv", "backbone=nope", "-o", "{o}/ft"], E),
+    ("finetune-kfold-with-test", ["finetune", "train={w}/lab.csv", "test={w}/lab.csv", "split=kfold",
+                                  "--print-config"], E),
+    ("finetune-bad-mode", ["finetune", "train={w}/lab.csv", "backbone_mode=half", "--print-config"], E),
+    ("finetune-print-ok", ["finetune", "train={w}/lab.csv", "label_col=y", "--print-config"], "ok"),
+    # ---- predict
+    ("predict-missing-model", ["predict", "-m", "{w}/nope", "-i", "{w}/good.fa", "-o", "{o}/p.tsv"], E),
+    ("predict-lm-not-task", ["predict", "-m", "{w}/rna", "-i", "{w}/good.fa", "-o", "{o}/p.tsv"], E),
+    ("predict-binary-input", ["predict", "-m", "{w}/task", "-i", "{w}/binary.fa", "-o", "{o}/p.tsv"], E),
+    ("predict-empty-input", ["predict", "-m", "{w}/task", "-i", "{w}/empty.fa", "-o", "{o}/p.tsv"], E),
+    ("predict-bad-ext", ["predict", "-m", "{w}/task", "-i", "{w}/good.fa", "-o", "{o}/p.h5"], E),
+    ("predict-out-is-in", ["predict", "-m", "{w}/task", "-i", "{w}/good.fa", "-o", "{w}/good.fa"], E),
+    ("predict-no-seq-col", ["predict", "-m", "{w}/task", "-i", "{w}/lab.csv", "--seq-col", "s", "-o", "{o}/p.tsv"],
+     E),
+    ("predict-ok-table", ["predict", "-m", "{w}/task", "-i", "{w}/lab.csv", "-o", "{o}/p.parquet"], "ok"),
+    ("predict-ok", ["predict", "-m", "{w}/task", "-i", "{w}/good.fa", "-o", "{o}/p.tsv"], "ok"),
     ("eval-ok-json", ["eval-mlm", "--fasta", "{w}/good.fa", "-o", "{o}/t.json", "--no-progress", "--device", "cpu"],
      "ok"),
     # ---- serve (every mistake stops before a model loads or a port opens)

@@ -964,6 +964,78 @@ def run_serve(args):
           log_level="debug" if args.verbose else "info")
 
 
+# ---- finetune / predict -------------------------------------------------------------------------
+def add_finetune(sub):
+    p = sub.add_parser("finetune", help="train a task model (regression, classification, per-residue) on a table",
+                       description="Fine-tune on a labelled table (CSV/TSV/Parquet, or FASTA with the label in the "
+                       "header via header_regex): backbone frozen (cached embeddings), full, LoRA, or none (one-hot "
+                       "baseline). The config (YAML; keys as in --print-config) takes KEY=VALUE overrides. Rerun "
+                       "the same command to resume; --restart starts over. The model is OUTPUT/best.")
+    p.add_argument("-c", "--config", "-i", "--input", dest="config", default=None,
+                   help="task config YAML (see configs/tasks/)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. backbone=none lr=1e-3")
+    p.add_argument("-o", "--output", default=None, help="run directory (sets the config's output)")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (sets threads)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--restart", action="store_true", help="discard an earlier run in OUTPUT and start over")
+    p.set_defaults(run=run_finetune)
+
+
+def run_finetune(args):
+    import yaml
+
+    from nucfm.train.config import load_dict
+    from nucfm.train.finetune import FinetuneConfig, finetune
+
+    check_text(args.config, "config")
+    d = load_dict(args.config, args.overrides)
+    for key, value in (("output", args.output), ("threads", args.threads)):
+        if value is not None:
+            d[key] = value
+    cfg = FinetuneConfig.from_dict(d)
+    if args.print_config:
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    for spec in (cfg.train, cfg.test):
+        for path in ([spec] if isinstance(spec, str) else list(spec or [])):
+            check_input(path, "training/test data")
+    check_model_name(cfg.backbone)
+    check_output(cfg.output, [args.config], "run directory", directory=True)
+    with _new_run_dir(cfg.output):
+        summary = finetune(cfg, restart=args.restart)
+    key = "test_mean" if "test_mean" in summary else "test"
+    print(json.dumps({key: summary[key], "train_minutes": summary["train_minutes"]}, indent=2, default=float))
+
+
+def add_predict(sub):
+    p = sub.add_parser("predict", help="predict with a task model (from `nucfm finetune` or `nucfm models`)",
+                       description="One output row per input record, in input order, keyed by id.")
+    add_common(p, model_kind="any", input_help="sequences: FASTA or table (CSV/TSV/Parquet with a seq column)",
+               output_help="predictions: .tsv, .csv or .parquet")
+    p.add_argument("--seq-col", default=None, help="sequence column of a table (default seq/sequence/utr)")
+    p.set_defaults(run=run_predict)
+
+
+def run_predict(args):
+    import torch
+
+    from nucfm.checkpoint import load_model
+    from nucfm.tasks.predict import predict_file
+
+    check_input(args.input, "input")
+    check_output(args.output, [args.input])
+    if Path(args.output).suffix not in (".tsv", ".csv", ".parquet", ".txt"):
+        raise InputError(f"{args.output}: write predictions to .tsv, .csv or .parquet")
+    check_model_name(args.model)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(args.model)
+    if not hasattr(model, "predict"):
+        raise InputError(f"{args.model} is not a task model (use `nucfm embed` for language models)")
+    n = predict_file(model, args.input, args.output, args.seq_col)
+    log.info("wrote %d predictions to %s", n, args.output)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with nucfm's error format: one ``nucfm: error:`` line, exit 2."""
 
@@ -972,7 +1044,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 COMMANDS = [add_models, add_embed, add_convert, add_vep, add_vep_report, add_probs, add_fold, add_score_ss,
-            add_train_ss, add_contacts, add_score_contacts, add_pretrain, add_eval_mlm, add_serve]
+            add_train_ss, add_contacts, add_score_contacts, add_pretrain, add_eval_mlm, add_finetune, add_predict,
+            add_serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -138,4 +138,53 @@ def average_contact_scores(per_chain: Sequence[dict[str, tuple[int, int] | None]
                     "pooled": sum(h for h, _ in vals) / sum(n for _, n in vals) if vals else float("nan"),
                     "chains": len(vals), "skipped": len(per_chain) - len(vals),
                     "precision_all": float(sum(h / n for h, n in vals) / len(per_chain))}
+
+
+# ---- function tasks: regression and classification ---------------------------------------------
+def regression_metrics(y_true, y_pred) -> dict[str, float]:
+    """Scores of predicted values against measured ones (1-D arrays of equal length).
+
+    ``r2_pearson`` is the squared Pearson correlation (what Optimus 5-Prime and RNA-FM report as
+    R²); ``r2`` is the coefficient of determination ``1 - SSE / SST`` (penalises bias and scale).
+
+    >>> round(regression_metrics([1, 2, 3, 4], [2, 3, 4, 5])["r2_pearson"], 3)
+    1.0
+    """
+    from scipy.stats import pearsonr, spearmanr
+
+    y, p = np.asarray(y_true, float), np.asarray(y_pred, float)
+    if len(y) < 2 or np.std(y) == 0 or np.std(p) == 0:
+        r = rho = float("nan")
+    else:
+        r, rho = float(pearsonr(y, p)[0]), float(spearmanr(y, p)[0])
+    sst = float(((y - y.mean()) ** 2).sum())
+    sse = float(((y - p) ** 2).sum())
+    return {"r2_pearson": r * r, "r2": 1 - sse / sst if sst else float("nan"), "pearson": r, "spearman": rho,
+            "mse": sse / max(len(y), 1), "mae": float(np.abs(y - p).mean()) if len(y) else float("nan"), "n": len(y)}
+
+
+def classification_metrics(y_true, probs) -> dict[str, float]:
+    """AUROC, AUPRC, accuracy and macro-F1 of class probabilities ``probs`` (N, K) against
+    integer labels ``y_true`` (N,). Binary (K = 2): AUROC / AUPRC of class 1; K > 2: their
+    one-vs-rest macro averages over the classes present.
+
+    >>> classification_metrics([0, 1, 1, 0], [[.9, .1], [.2, .8], [.4, .6], [.3, .7]])["auroc"]
+    0.75
+    """
+    from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
+
+    y, P = np.asarray(y_true, int), np.asarray(probs, float)
+    K = P.shape[1]
+    pred = P.argmax(1)
+    out = {"accuracy": float(accuracy_score(y, pred)),
+           "macro_f1": float(f1_score(y, pred, average="macro", labels=sorted(set(y) | set(pred)))), "n": len(y)}
+    present = [k for k in range(K) if 0 < (y == k).sum() < len(y)]
+    if K == 2 and len(present) == 2:
+        out["auroc"] = float(roc_auc_score(y, P[:, 1]))
+        out["auprc"] = float(average_precision_score(y, P[:, 1]))
+    elif K > 2 and present:
+        out["auroc"] = float(np.mean([roc_auc_score(y == k, P[:, k]) for k in present]))
+        out["auprc"] = float(np.mean([average_precision_score(y == k, P[:, k]) for k in present]))
+    else:
+        out["auroc"] = out["auprc"] = float("nan")
     return out

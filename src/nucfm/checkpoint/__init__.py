@@ -26,7 +26,7 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 COUNTS_FILE = "mlm_counts.npz"  # training-data k-mer counts shipped beside a model (eval-mlm baselines)
-KNOWN_FORMATS = ("nucfm", "nucfm-ss")
+KNOWN_FORMATS = ("nucfm", "nucfm-ss", "nucfm-task")
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -148,7 +148,7 @@ def resolve(name_or_path: str | Path, download: bool | None = None, what: str = 
                              f"registered: {', '.join(registry.MODELS)} (see `nucfm models`)")
 
 
-def load_model(name_or_path: str | Path, download: bool | None = None) -> NucleotideLM:
+def load_model(name_or_path: str | Path, download: bool | None = None):
     """Load a model in eval mode, float32, on the CPU.
 
     ``name_or_path`` is one of:
@@ -156,6 +156,8 @@ def load_model(name_or_path: str | Path, download: bool | None = None) -> Nucleo
     * a nucfm checkpoint directory (``config.json`` + ``model.safetensors``);
     * an official RNA-FM ``.pth`` file (e.g. ``RNA-FM_pretrained.pth``);
     * an official GPN Hugging Face directory (``config.json`` with ``model_type: ConvNet``);
+    * a task model directory (``format: nucfm-task``): returns a
+      :class:`~nucfm.models.task.TaskModel` (``model.predict(seqs)``), see :mod:`.task`;
     * a registered name (``nucfm models`` lists them): shipped with nucfm, found in the cache
       (``$NUCFM_HOME``, default ``~/.cache/nucfm``), or downloaded there when ``download`` is
       true (default: unless ``NUCFM_OFFLINE=1``).
@@ -169,6 +171,10 @@ def load_model(name_or_path: str | Path, download: bool | None = None) -> Nucleo
         config = read_config(path)
         if config.get("format") == FORMAT:
             return _load_nucfm_dir(path)
+        if config.get("format") == "nucfm-task":
+            from nucfm.checkpoint.task import load_task_model
+
+            return load_task_model(path)
         if config.get("format") == "nucfm-ss":
             raise InputError(f"{path} is a secondary-structure model, not a language model: use `nucfm fold "
                              "--model` or nucfm.checkpoint.structure.load_structure_model")

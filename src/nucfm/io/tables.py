@@ -1,8 +1,21 @@
-"""Tabular files in: TSV / CSV (plain, gzip or bgzip, by content; UTF-8 with an optional BOM) and
-Parquet, read into a pandas DataFrame with every problem a one-line :class:`InputError`."""
+"""Tables in: TSV / CSV (plain, gzip or bgzip, by content; UTF-8 with an optional BOM) and
+Parquet, read into a pandas DataFrame with every problem a one-line :class:`InputError`
+(:func:`read_table`); and sequence tables, the labelled training data and the inputs of
+``nucfm predict`` (:func:`read_sequence_table`).
+
+A sequence table is such a table with a sequence column (``seq`` by default; ``sequence`` and
+``utr`` are found too) and any other columns, which are kept; or a FASTA file, which becomes a
+table with columns ``id``, ``seq`` and ``header`` (the whole header line), where a label can be
+read from the header with a regular expression (its named group ``label``, or its first group).
+Record order is file order; nothing is dropped or reordered here.
+
+>>> read_sequence_table("train.csv").columns.tolist()  # doctest: +SKIP
+['id', 'seq', 'rl']
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -10,14 +23,22 @@ import pandas as pd
 from nucfm.errors import InputError
 from nucfm.io.fasta import open_text
 
-TABLE_SUFFIXES = {".tsv": "tsv", ".txt": "tsv", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+TABLE_SUFFIXES = {".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".csv": "csv", ".parquet": "parquet",
+                  ".pq": "parquet"}
+FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas", ".ffn", ".fq", ".fastq")
+SEQ_COLUMNS = ("seq", "sequence", "utr", "Sequence", "SEQ")
+
+
+def _bare_name(path: str | Path) -> str:
+    name = Path(path).name.lower()
+    for suffix in (".gz", ".bgz"):
+        name = name.removesuffix(suffix)
+    return name
 
 
 def table_format(path: str | Path) -> str | None:
     """``tsv``, ``csv`` or ``parquet`` from the file name (``.gz`` / ``.bgz`` ignored), else None."""
-    name = Path(path).name.lower()
-    for suffix in (".gz", ".bgz"):
-        name = name.removesuffix(suffix)
+    name = _bare_name(path)
     return next((fmt for ext, fmt in TABLE_SUFFIXES.items() if name.endswith(ext)), None)
 
 
@@ -38,3 +59,55 @@ def read_table(path: str | Path, fmt: str | None = None, dtype=str) -> pd.DataFr
         raise
     except Exception as e:
         raise InputError(f"{path}: cannot read as {fmt.upper()} ({type(e).__name__}: {str(e)[:200]})") from e
+
+
+def read_sequence_table(path: str | Path, seq_col: str | None = None, header_regex: str | None = None,
+                        label_col: str = "label") -> pd.DataFrame:
+    """The records of ``path`` as a DataFrame with at least ``id`` and ``seq`` (strings).
+
+    FASTA: ``header_regex`` (when given) must match every header; the match fills ``label_col``.
+    Tables: ``seq_col`` names the sequence column (default: the first of ``seq``, ``sequence``,
+    ``utr`` present); an ``id`` column is used when present, else the row number.
+    """
+    if _bare_name(path).endswith(FASTA_SUFFIXES):
+        from nucfm.io.fasta import read_fasta
+
+        recs = list(read_fasta(path))
+        df = pd.DataFrame({"id": [r.id for r in recs], "seq": [r.seq for r in recs],
+                           "header": [f"{r.id} {r.description}".strip() for r in recs]})
+        if header_regex:
+            df[label_col] = _labels_from_headers(df["header"].tolist(), header_regex, path)
+        return df
+    if table_format(path) is None:
+        raise InputError(f"{path}: unknown table type; use FASTA, .csv, .tsv or .parquet (optionally .gz)")
+    df = read_table(path)
+    col = seq_col or next((c for c in SEQ_COLUMNS if c in df.columns), None)
+    if col is None or col not in df.columns:
+        raise InputError(f"{path}: no sequence column {seq_col or ' / '.join(SEQ_COLUMNS[:3])!r}; columns: "
+                         f"{', '.join(map(str, df.columns[:20]))}")
+    df = df.rename(columns={col: "seq"}) if col != "seq" else df
+    if "id" not in df.columns:
+        df.insert(0, "id", [str(i) for i in range(len(df))])
+    df["id"] = df["id"].astype(str)
+    df["seq"] = df["seq"].fillna("").astype(str)
+    return df
+
+
+def _labels_from_headers(headers: list[str], pattern: str, path) -> list[str]:
+    try:
+        rx = re.compile(pattern)
+    except re.error as e:
+        raise InputError(f"header regex {pattern!r} is not a regular expression ({e})") from None
+    if rx.groups == 0:
+        raise InputError(f"header regex {pattern!r} needs a group (e.g. '(\\S+)$' or '(?P<label>...)')")
+    out, bad = [], []
+    for h in headers:
+        m = rx.search(h)
+        if m is None:
+            bad.append(h)
+            continue
+        out.append(m.group("label") if "label" in rx.groupindex else m.group(1))
+    if bad:
+        raise InputError(f"{path}: {len(bad)} of {len(headers)} headers do not match the label regex {pattern!r} "
+                         f"(first: {bad[0][:80]!r})")
+    return out

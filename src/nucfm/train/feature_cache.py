@@ -82,3 +82,21 @@ def lm_embeddings(model, seqs: Sequence[str], layer: int = -1) -> list[np.ndarra
     offsets = np.concatenate([[0], np.cumsum(z["counts"])])
     emb = z["emb"]
     return [emb[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+def unpaired_probs(seqs: Sequence[str]) -> list[np.ndarray]:
+    """(L,) float16 ViennaRNA (Turner 2004) unpaired probabilities of ``seqs``, cached."""
+    from nucfm.data.task_inputs import unpaired
+
+    path = cache_dir() / f"unpaired-{_key(seqs, 'unpaired-v1')}.npz"
+    if not path.exists():
+        from tqdm.auto import tqdm
+
+        log.info("computing ViennaRNA unpaired probabilities for %d sequences (cache %s)", len(seqs), path)
+        vals = [unpaired(s)[:, 0] for s in tqdm(seqs, desc="unpaired", unit="seq", mininterval=5)]
+        counts = np.array([len(v) for v in vals], dtype=np.int64)
+        with atomic_path(path) as tmp:
+            np.savez(tmp, counts=counts, p=np.concatenate(vals).astype(np.float16) if vals else np.zeros(0))
+    z = np.load(path)
+    offsets = np.concatenate([[0], np.cumsum(z["counts"])])
+    return [z["p"][a:b] for a, b in zip(offsets[:-1], offsets[1:])]
