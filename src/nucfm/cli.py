@@ -89,6 +89,19 @@ def add_common(p, model_kind: str | None = None, input_help: str | None = None, 
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def add_recipe_options(p, config_help: str, overrides_example: str, output_help: str,
+                       config_required: bool = False) -> None:
+    """The options of every training recipe (``pretrain``, ``train-ss``, ``finetune``): a YAML
+    config, ``KEY=VALUE`` overrides, the run directory, ``--print-config`` and ``--restart`` (the
+    resume convention: rerunning the same config resumes)."""
+    p.add_argument("-c", "--config", "-i", "--input", dest="config", required=config_required, default=None,
+                   help=config_help)
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=f"config overrides, e.g. {overrides_example}")
+    p.add_argument("-o", "--output", default=None, help=output_help)
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--restart", action="store_true", help="discard an earlier run in the output and start over")
+
+
 def check_input(path: str | None, what: str = "input", directory: bool = False) -> Path | None:
     """``path`` exists and is a readable file (or a directory when ``directory``)."""
     if path is None:
@@ -499,18 +512,14 @@ def add_pretrain(sub):
                        description="Train a model with masked-token prediction. The config (YAML) has sections "
                        "model, data, train, output; KEY=VALUE overrides (e.g. train.steps=100) apply on top. "
                        "Run under torchrun for several processes (DDP).")
-    p.add_argument("-c", "--config", "-i", "--input", dest="config", required=True,
-                   help="run config YAML (see configs/)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.lr=3e-4")
-    p.add_argument("-o", "--output", default=None, help="run directory (sets the config's output)")
+    add_recipe_options(p, "run config YAML (see configs/)", "train.lr=3e-4",
+                       "run directory (sets the config's output)", config_required=True)
     p.add_argument("--device", type=device_name, default=None,
                    help="torch device (sets train.device: auto, cpu, cuda, cuda:N)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (sets train.threads)")
     p.add_argument("--resume", action="store_true",
                    help="insist on continuing from the run's latest checkpoint (rerunning the same config resumes "
                         "anyway)")
-    p.add_argument("--restart", action="store_true", help="discard an earlier run in the output and start over")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(run=run_pretrain)
 
 
@@ -719,12 +728,8 @@ def add_train_ss(sub):
                        "checkpoint and threshold are chosen on the validation file. The config (YAML, keys as "
                        "in OUTPUT/config.yaml) takes KEY=VALUE overrides, and the options below are shortcuts "
                        "for the common ones. Rerun the same command to resume; --restart starts over.")
-    p.add_argument("-c", "--config", "-i", "--input", dest="config", default=None,
-                   help="run config YAML (keys of TrainStructureConfig)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. lr=1e-3 crop=200")
-    p.add_argument("-o", "--output", default=None, help="run directory (default runs/ss); best model in OUTPUT/best")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    p.add_argument("--restart", action="store_true", help="discard an earlier run in OUTPUT and start over")
+    add_recipe_options(p, "run config YAML (keys of TrainStructureConfig)", "lr=1e-3 crop=200",
+                       "run directory (default runs/ss); best model in OUTPUT/best")
     helps = {"task": "structure (base pairs, default) or contact (3D closeness; train/valid are contact .jsonl.gz)",
              "init_from": "start the head from this trained structure model (directory or name); same architecture",
              "train": "training structures (default ../shared/data/ss/bprna/TR0.dbn)",
@@ -971,13 +976,9 @@ def add_finetune(sub):
                        "header via header_regex): backbone frozen (cached embeddings), full, LoRA, or none (one-hot "
                        "baseline). The config (YAML; keys as in --print-config) takes KEY=VALUE overrides. Rerun "
                        "the same command to resume; --restart starts over. The model is OUTPUT/best.")
-    p.add_argument("-c", "--config", "-i", "--input", dest="config", default=None,
-                   help="task config YAML (see configs/tasks/)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. backbone=none lr=1e-3")
-    p.add_argument("-o", "--output", default=None, help="run directory (sets the config's output)")
+    add_recipe_options(p, "task config YAML (see configs/tasks/)", "backbone=none lr=1e-3",
+                       "run directory (sets the config's output)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (sets threads)")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    p.add_argument("--restart", action="store_true", help="discard an earlier run in OUTPUT and start over")
     p.set_defaults(run=run_finetune)
 
 
