@@ -138,6 +138,7 @@ def average_contact_scores(per_chain: Sequence[dict[str, tuple[int, int] | None]
                     "pooled": sum(h for h, _ in vals) / sum(n for _, n in vals) if vals else float("nan"),
                     "chains": len(vals), "skipped": len(per_chain) - len(vals),
                     "precision_all": float(sum(h / n for h, n in vals) / len(per_chain))}
+    return out
 
 
 # ---- function tasks: regression and classification ---------------------------------------------
