@@ -93,7 +93,9 @@ def plot_by_consequence(df: pd.DataFrame, table: pd.DataFrame, png: str | Path, 
     order = list(table["consequence"])
     data = [df.loc[df["consequence"] == k, "score"].to_numpy() for k in order]
     fig, ax = plt.subplots(figsize=(7, 0.38 * len(order) + 1.4))
-    ax.boxplot(data, vert=False, showfliers=False, widths=0.6)
+    # horizontal boxes: `orientation` from Matplotlib 3.10 (where `vert` is deprecated), `vert` before
+    horizontal = {"orientation": "horizontal"} if _mpl_version() >= (3, 10) else {"vert": False}
+    ax.boxplot(data, showfliers=False, widths=0.6, **horizontal)
     ax.set_yticks(range(1, len(order) + 1), [f"{k} (n={len(d):,})" for k, d in zip(order, data)], fontsize=8)
     ax.invert_yaxis()
     ax.axvline(0, color="grey", lw=0.6, ls=":")
@@ -122,3 +124,10 @@ def write_report(scored: str | Path, outdir: str | Path, score: str = "score") -
     plot_by_consequence(df, table, outdir / "score_by_consequence.png", title=f"{Path(scored).name}: score by "
                         "consequence (ordered by median)")
     return {**summary, "table": table}
+
+
+def _mpl_version() -> tuple[int, int]:
+    import matplotlib
+
+    major, minor = matplotlib.__version__.split(".")[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
