@@ -174,8 +174,10 @@ def main() -> None:
     res["nucfm_share_of_peak"] = round(res["nucfm_gflops"] / peak, 3)
     print(json.dumps(res, indent=1))
     if args.json:
+        from nucfm.paths import atomic_write_text
+
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=1) + "\n")
+        atomic_write_text(args.json, json.dumps(res, indent=1) + "\n")
 
 
 if __name__ == "__main__":

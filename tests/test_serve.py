@@ -402,3 +402,38 @@ def test_contacts_capability_appears_with_a_contact_model(genome_path):
         assert maps[:2] == b"PK"  # a .npz (zip)
         assert c.post("/api/fold", data={"text": FASTA}).status_code == 422  # no structure model here
         assert c.post("/api/contacts", data={"text": FASTA, "top_k": "0"}).status_code == 422
+
+
+def test_fold_keeps_a_record_whose_pairs_cross_beyond_dot_bracket(genome_path):
+    """Pairs that cross more than 30 bracket types can write (as an untrained head's may): the
+    record is still folded, its dot-bracket holds what it can and says how many pairs it left out
+    (the pair list and the BPSEQ / CT downloads hold all of them)."""
+    import dataclasses as dc
+
+    import numpy as np
+
+    from nucfm.models.structure import StructureModel
+    from nucfm.serve.resources import ModelSlot
+
+    from serve_fixtures import tiny_structure_model
+
+    class Crossing(StructureModel):  # 40 mutually crossing pairs (i, i + 200): 40 bracket pages
+        def predict_probs(self, seqs, **kwargs):
+            out = []
+            for s in seqs:
+                p = np.zeros((len(s), len(s)), dtype=np.float32)
+                for i in range(40):
+                    p[i, i + 200] = p[i + 200, i] = 0.9
+                out.append(p)
+            return out
+
+    ss = tiny_structure_model()
+    decode = {**ss.config.decode, "pseudoknots": True, "min_hairpin": 0}
+    model = Crossing(ss.head, dc.replace(ss.config, decode=decode), name="crossing")
+    app = create_app([ModelSlot("crossing", "ss", model)], [], Limits(max_fold_len=500))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post("/api/fold", data={"text": ">long\n" + "A" * 300 + "\n"})
+        assert r.status_code == 200, r.text
+        rec = r.json()["result"]["records"][0]
+        assert len(rec["pairs"]) == 40 and rec["pairs_not_in_dot_bracket"] == 10
+        assert sum(ch != "." for ch in rec["dot_bracket"]) == 2 * 30

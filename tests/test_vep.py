@@ -21,7 +21,7 @@ from nucfm.tasks import variants as tv
 from nucfm.tasks.variants import score_variant_file, score_variants
 
 from reference import official_vep_scores
-from tiny import dna_model
+from tiny import vep_dna_model
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 rng = np.random.default_rng(0)
@@ -39,10 +39,7 @@ def alt_of(b):
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("vep")
     (d / "g.fa").write_text(f">chr1 test\n{CHR1}\n>chr2\n{CHR2}\n")
-    model = dna_model(seed=0, num_layers=3, dilation_max=4, dilation_cycle=3)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+    model = vep_dna_model()
     save_model(model, d / "model")
     vcf = [
         "##fileformat=VCFv4.2",

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,7 +10,7 @@ from nucfm.io.variants import Variant, check_variants, read_variants, variant_sp
 from nucfm.tasks.indels import haplotype_windows, score_haplotypes
 from nucfm.tasks.variants import score_variants
 
-from tiny import dna_model
+from tiny import vep_dna_model
 
 rng = np.random.default_rng(1)
 LEFT = "".join(rng.choice(list("ACGT"), 60))
@@ -24,10 +23,7 @@ COMP = str.maketrans("ACGT", "TGCA")
 def setup(tmp_path_factory):
     d = tmp_path_factory.mktemp("indel")
     (d / "g.fa").write_text(f">c\n{CHR}\n>rc\n{CHR.translate(COMP)[::-1]}\n")
-    model = dna_model(seed=0, num_layers=3, dilation_max=4, dilation_cycle=3)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+    model = vep_dna_model()
     return Genome(d / "g.fa"), model
 
 

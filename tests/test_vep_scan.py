@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from test_vep_consequence import CONTIG, D_SEQ, GFF
 
 from nucfm import save_model
@@ -18,7 +17,7 @@ from nucfm.tasks import variants as tv
 from nucfm.tasks.calibration import background_scores, percentiles
 from nucfm.tasks.variants import saturation_table, score_variant_file
 
-from tiny import dna_model
+from tiny import vep_dna_model
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +25,7 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("scan")
     (d / "g.fa").write_text(f">c\n{CONTIG[:150]}NN{CONTIG[152:]}\n>d\n{D_SEQ}\n")
     (d / "a.gff").write_text("".join(f"{c}\tt\t{t}\t{s}\t{e}\t.\t{st}\t{ph}\t{a}\n" for c, t, s, e, st, ph, a in GFF))
-    model = dna_model(seed=0, num_layers=3, dilation_max=4, dilation_cycle=3)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+    model = vep_dna_model()
     save_model(model, d / "model")
     return d, model
 

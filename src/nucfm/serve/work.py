@@ -47,27 +47,35 @@ def read_records(path: Path, limits: Limits, max_len: int, max_total: int, what:
     return recs
 
 
-# ---- fold ---------------------------------------------------------------------------------------
+# ---- fold and contacts ----------------------------------------------------------------------------
+def _per_record(job: Job, slot: ModelSlot, seqs: list[str], predict, empty):
+    """``predict(model, [seq])[0]`` for every sequence (``empty`` for an empty one), one record at
+    a time under the model's lock, with progress and the job's timeout checked between records."""
+    job.set_total(sum(map(len, seqs)), "nt")
+    out = []
+    for s in seqs:
+        job.check()
+        if not s:
+            out.append(empty)
+        else:
+            with slot.lock:
+                out.append(predict(slot.model, [s])[0])
+        job.update(len(s))
+    return out
+
+
 def fold(job: Job, slot: ModelSlot, path: Path, opts, limits: Limits) -> dict:
     """Structures, pair probabilities and downloads (dbn, ct, bpseq (a zip for several records),
     probabilities .npz) of every record; pictures are drawn on request (:func:`fold_plot`)."""
     from nucfm.alphabet import structure_letters
-    from nucfm.io.structure import StructureRecord, to_dot_bracket, write_structures
+    from nucfm.io.structure import StructureRecord, dot_bracket_pairs, to_dot_bracket, write_structures
     from nucfm.paths import unique_names
     from nucfm.tasks.structure import fold_sequences, write_pair_probs
 
     recs = read_records(path, limits, limits.max_fold_len, limits.max_fold_residues, "fold")
     seqs = [structure_letters(r.seq, drop_gaps=True) for r in recs]
-    job.set_total(sum(map(len, seqs)), "nt")
-    results = []
-    for s in seqs:
-        job.check()
-        if not s:
-            results.append(([], np.zeros((0, 0), dtype=np.float32)))
-        else:
-            with slot.lock:
-                results.extend(fold_sequences(slot.model, [s], opts))
-        job.update(len(s))
+    results = _per_record(job, slot, seqs, lambda m, s: fold_sequences(m, s, opts),
+                          ([], np.zeros((0, 0), dtype=np.float32)))
     keys = unique_names([r.id for r in recs])
     out = [StructureRecord(r.id, s, pairs) for r, s, (pairs, _) in zip(recs, seqs, results)]
     downloads = {}
@@ -88,9 +96,10 @@ def fold(job: Job, slot: ModelSlot, path: Path, opts, limits: Limits) -> dict:
     records = []
     for k, (rec, key, (pairs, probs)) in enumerate(zip(out, keys, results)):
         np.save(job.dir / f"probs_{k}.npy", probs.astype(np.float16))
+        writable, left_out = dot_bracket_pairs(pairs)  # as the .dbn download: every pair in BPSEQ / CT
         records.append({"id": rec.id, "key": key, "length": len(rec.seq), "sequence": rec.seq,
-                        "dot_bracket": to_dot_bracket(pairs, len(rec.seq)), "pairs": [list(p) for p in pairs],
-                        "plot": f"/api/jobs/{job.id}/plots/{k}.png"})
+                        "dot_bracket": to_dot_bracket(writable, len(rec.seq)), "pairs": [list(p) for p in pairs],
+                        "pairs_not_in_dot_bracket": left_out, "plot": f"/api/jobs/{job.id}/plots/{k}.png"})
     return {"model": slot.name, "threshold": opts.threshold, "records": records, "downloads": downloads}
 
 
@@ -103,16 +112,7 @@ def contacts(job: Job, slot: ModelSlot, path: Path, top_k: int | None, limits: L
 
     recs = read_records(path, limits, limits.max_fold_len, limits.max_fold_residues, "contacts")
     seqs = [structure_letters(r.seq, drop_gaps=True) for r in recs]
-    job.set_total(sum(map(len, seqs)), "nt")
-    maps = []
-    for s in seqs:
-        job.check()
-        if not s:
-            maps.append(np.zeros((0, 0), dtype=np.float32))
-        else:
-            with slot.lock:
-                maps.extend(slot.model.predict_probs([s]))
-        job.update(len(s))
+    maps = _per_record(job, slot, seqs, lambda m, s: m.predict_probs(s), np.zeros((0, 0), dtype=np.float32))
     keys = unique_names([r.id for r in recs])
     write_pair_probs(job.dir / "contacts.npz", keys, maps)
     downloads = {"maps": job.add_file("contacts.npz", job.dir / "contacts.npz", "application/octet-stream")}
