@@ -150,7 +150,7 @@ def ws(tmp_path_factory):
     other = random_seq(140)
     (w / "a.fa").write_text("".join(f">fam{i}\n{s}\n" for i, s in enumerate(fam)))
     (w / "b.fa.gz").write_bytes(__import__("gzip").compress(
-        f">other\n{other}\n>other_mut\n{other[:70]}{'G' if other[70] != 'G' else 'C'}{other[71:]}\n".encode()))
+        f">other\n{other}\n>other_mut\n{other[:70]}{'G' if other[70] != 'G' else 'C'}{other[71:-3]}NNN\n".encode()))
     return w
 
 
@@ -173,10 +173,13 @@ def test_compare_writes_every_output(ws, capsys):
     direct = np.sqrt(((emb[:, None] - emb[None]) ** 2).sum(-1))
     np.testing.assert_allclose(d_emb, direct, rtol=1e-5, atol=1e-6)
     d_seq = np.loadtxt(out / "distances_sequence.tsv", skiprows=1, usecols=range(1, 5), delimiter="\t")
-    assert d_seq[2, 3] == pytest.approx(1 / 140)  # one substitution in 140 compared columns
+    assert d_seq[2, 3] == pytest.approx(1 / 137)  # one substitution in 137 compared columns (3 N)
     m = summary["mantel"]
     assert m["r"] == pytest.approx(pearsonr(squareform(d_emb, checks=False), squareform(d_seq, checks=False))[0],
                                    abs=1e-6)
+    n_diff = squareform(np.abs(np.subtract.outer([0, 0, 0, 3], [0, 0, 0, 3])), checks=False)
+    assert summary["uncalled_mantel"]["r"] == pytest.approx(pearsonr(squareform(d_emb, checks=False), n_diff)[0],
+                                                            abs=1e-6)
     seq_tree = TreeNode.read(str(out / "tree_sequence.nwk"))
     assert sorted(t.name for t in seq_tree.tips()) == keys
     expected = TreeNode.read(["((fam0,fam1),(other,other_mut));"])

@@ -81,15 +81,15 @@ def newick(tree) -> str:
 
 
 def mantel_test(x: np.ndarray, y: np.ndarray, method: str = "pearson", permutations: int = 999,
-                seed: int = 0) -> dict:
+                seed: int = 0, names: tuple[str, str] = ("embedding distances", "sequence distances")) -> dict:
     """Mantel correlation of two (N, N) distance matrices (``skbio.stats.distance.mantel``,
     two-sided permutation p-value, seeded). ``r`` and ``p`` are NaN with a ``note`` when a matrix
     is constant (no correlation is defined); ``p`` is NaN when ``permutations`` is 0."""
     out = {"method": method, "permutations": permutations, "seed": seed, "n": len(x)}
-    for what, d in (("embedding", x), ("sequence", y)):
+    for what, d in zip(names, (x, y)):
         if is_constant(d):
             return {**out, "r": math.nan, "p": math.nan,
-                    "note": f"all {what} distances are equal: the Mantel correlation is undefined"}
+                    "note": f"all {what} are equal: the Mantel correlation is undefined"}
     from skbio import DistanceMatrix
     from skbio.stats.distance import mantel
 
@@ -230,12 +230,14 @@ def plot_comparison(d_emb: np.ndarray, d_seq: np.ndarray, tree_emb, tree_seq, na
     ax_m.set_ylim(-0.6, n - 0.4)
     ax_m.invert_yaxis()
     ax_m.axis("off")
-    mantel, rf = stats["mantel"], stats["robinson_foulds"]
+    mantel, rf, unc = stats["mantel"], stats["robinson_foulds"], stats.get("uncalled_mantel")
+    confound = "" if unc is None or math.isnan(unc["r"]) else \
+        f";  embedding vs |difference in N|: r = {_fmt(unc['r'])} (p = {_fmt(unc['p'])})"
     top.suptitle(f"Mantel r = {_fmt(mantel['r'])} ({mantel['method']}, p = {_fmt(mantel['p'])}, "
                  f"{mantel['permutations']} permutations);  Robinson-Foulds = {_fmt(rf['rf'], 0)} of "
                  f"{rf['splits_embedding'] + rf['splits_sequence']} splits (normalised {_fmt(rf['rf_normalised'])}; "
                  f"shuffled tips: mean {_fmt(rf['rf_null_mean'], 1)}, p = {_fmt(rf['rf_p'])})\n"
-                 "lines join each record's two positions; red: placed differently", fontsize=9)
+                 f"lines join each record's two positions; red: placed differently{confound}", fontsize=9)
     ax_he, ax_hs, ax_sc = bottom.subplots(1, 3)
     idx = [names.index(t) for t in tips_e]
     for ax, d, title in ((ax_he, d_emb, titles[0]), (ax_hs, d_seq, titles[1])):

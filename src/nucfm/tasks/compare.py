@@ -18,7 +18,9 @@ Output directory (replaced as a whole, atomically):
   ``aligned``, the counts behind the p-distance (differences, substitutions, gaps, compared);
 * ``tree_embedding.nwk``, ``tree_sequence.nwk`` — unrooted NJ trees (Newick);
 * ``compare.json``, ``compare.tsv`` — settings, Mantel r and p, Robinson-Foulds raw and
-  normalised, a note wherever a number is undefined (NaN);
+  normalised with a shuffled-tip null, and a confound check: the Mantel correlation of the
+  embedding distances with the difference in uncalled letters (N) between records; a note
+  wherever a number is undefined (NaN in the TSV, null in the JSON);
 * ``compare.png``, ``compare.svg`` — the figure (tanglegram, heatmaps, scatter).
 """
 
@@ -177,6 +179,10 @@ def compare_records(
 
     tree_emb, tree_seq = tc.nj_tree(d_emb, keys), tc.nj_tree(d_seq, keys)
     mantel = tc.mantel_test(d_emb, d_seq, mantel_method, permutations, seed)
+    # A confound check: uncalled letters (N runs of sequencing gaps) move a record's embedding
+    uncalled = np.array([len(r.seq) - sum(r.seq.count(c) for c in CALLED) for r in records], dtype=float)
+    uncalled_mantel = tc.mantel_test(d_emb, np.abs(uncalled[:, None] - uncalled[None]), mantel_method, permutations,
+                                     seed, names=("embedding distances", "counts of uncalled letters (N...)"))
     rf = tc.robinson_foulds(tree_emb, tree_seq, d_emb, d_seq, permutations, seed)
     for what, d in (("embedding", d_emb), ("sequence", d_seq)):
         if tc.is_constant(d):
@@ -198,6 +204,7 @@ def compare_records(
         "kmer": kmer if seq_distance == "mash" else None,
         "mantel": mantel,
         "robinson_foulds": rf,
+        "uncalled_mantel": uncalled_mantel,
     }
     with atomic_path(output, directory=True) as tmp:
         titles = (f"embedding distance ({metric})", f"sequence distance ({seq_label})")
@@ -249,6 +256,9 @@ def _stats_tsv(summary: dict) -> str:
             ("rf_null_mean", rf["rf_null_mean"], rf["note"] or f"mean rf with the sequence tree's tips shuffled "
              f"({rf['null_permutations']} times, seed {m['seed']})"),
             ("rf_p", rf["rf_p"], rf["note"] or "P(shuffled rf <= rf): small = the trees share more than chance"),
+            ("uncalled_mantel_r", summary["uncalled_mantel"]["r"], summary["uncalled_mantel"]["note"]
+             or "embedding distance vs |difference in uncalled letters (N)|: high = embeddings see sequencing gaps"),
+            ("uncalled_mantel_p", summary["uncalled_mantel"]["p"], summary["uncalled_mantel"]["note"]),
             ("splits_embedding", rf["splits_embedding"], ""),
             ("splits_sequence", rf["splits_sequence"], "")]
     return "statistic\tvalue\tnote\n" + "".join(f"{k}\t{_num(v)}\t{note}\n" for k, v, note in rows)
