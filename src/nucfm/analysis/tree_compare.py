@@ -209,8 +209,8 @@ def plot_comparison(d_emb: np.ndarray, d_seq: np.ndarray, tree_emb, tree_seq, na
     label_size = 7 if n <= 30 else 5 if n <= 60 else 0
     tall = 0.2 * min(n, 60)  # inches of tips / heatmap rows
     labels = 0.075 * max(map(len, names)) if label_size else 0.0  # inches of rotated heatmap labels
-    fig = plt.figure(figsize=(13, 1.2 + tall + 2.2 + 0.6 * tall + labels), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1.2 + tall, 2.2 + 0.6 * tall + labels])
+    fig = plt.figure(figsize=(13, 1.2 + tall + 1.6 + 0.6 * tall + labels), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.2 + tall, 1.6 + 0.6 * tall + labels])
     ax_l, ax_m, ax_r = top.subplots(1, 3, gridspec_kw={"width_ratios": [1, 0.35, 1]})
     _draw_tree(ax_l, t_emb, xe, ye, mirror=False)
     _draw_tree(ax_r, t_seq, xs, ys, mirror=True)
@@ -241,12 +241,12 @@ def plot_comparison(d_emb: np.ndarray, d_seq: np.ndarray, tree_emb, tree_seq, na
     ax_he, ax_hs, ax_sc = bottom.subplots(1, 3)
     idx = [names.index(t) for t in tips_e]
     for ax, d, title in ((ax_he, d_emb, titles[0]), (ax_hs, d_seq, titles[1])):
-        im = ax.imshow(d[np.ix_(idx, idx)], cmap="viridis", interpolation="nearest")
+        im = ax.imshow(d[np.ix_(idx, idx)], cmap="viridis", interpolation="nearest", aspect="auto")
         ax.set_title(f"{title}", fontsize=9)
         labels = tips_e if label_size else [""] * n
         ax.set_xticks(range(n), labels, rotation=90, fontsize=max(label_size - 1, 1))
         ax.set_yticks(range(n), labels, fontsize=max(label_size - 1, 1))
-        bottom.colorbar(im, ax=ax, shrink=0.8).ax.tick_params(labelsize=7)
+        bottom.colorbar(im, ax=ax).ax.tick_params(labelsize=7)
     iu = np.triu_indices(n, 1)
     ax_sc.scatter(d_seq[iu], d_emb[iu], s=12, alpha=0.7, color="tab:blue", edgecolors="none")
     ax_sc.set_xlabel(titles[1], fontsize=8)
