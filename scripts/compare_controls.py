@@ -7,9 +7,13 @@ the sequence tree does.
         --rfam ../shared/data/ncrna/rfam14.2_seed_typed.fasta.gz -o /work/runs/compare/controls
 
 writes ``OUT/mirna_4x4.fa`` (16 hairpins) and ``OUT/rfam_4x5.fa`` (20 seeds), ids prefixed by
-their family so the trees can be read at a glance. Both sets are drawn from the data the shipped
-RNA model was trained on (Rfam seeds + miRBase): they test whether its embeddings carry family
-structure, not whether it generalises.
+their family so the trees can be read at a glance. After ``nucfm compare`` on them,
+
+    python scripts/compare_controls.py --clades /work/runs/compare/mirna_4x4 /work/runs/compare/rfam_4x5
+
+prints which families are a clade (one side of a split of the unrooted tree) in each tree.
+Both sets are drawn from the data the shipped RNA model was trained on (Rfam seeds +
+miRBase): they test whether its embeddings carry family structure, not whether it generalises.
 """
 
 from __future__ import annotations
@@ -50,12 +54,42 @@ def rfam_set(path: str) -> list[Record]:
     return [r for acc in RFAM for r in picked[acc]]
 
 
+def family(tip: str) -> str | None:
+    for fam, ids in MIRNA.items():
+        if tip in ids:
+            return fam
+    return next((fam for fam in RFAM.values() if tip.startswith(f"{fam}_")), None)
+
+
+def clades(outdir: Path) -> None:
+    """Print, for each tree of a ``nucfm compare`` output, the families that form a clade."""
+    from skbio import TreeNode
+
+    for which in ("embedding", "sequence"):
+        tree = TreeNode.read(str(outdir / f"tree_{which}.nwk"))
+        tips = frozenset(t.name for t in tree.tips())
+        sides = set()
+        for node in tree.non_tips():
+            side = frozenset(t.name for t in node.tips())
+            sides |= {side, tips - side}
+        fams = sorted({family(t) for t in tips} - {None})
+        good = [f for f in fams if frozenset(t for t in tips if family(t) == f) in sides]
+        print(f"{outdir.name}\t{which}\t{len(good)} of {len(fams)} families are clades\t{', '.join(good)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mirbase", required=True, help="miRBase hairpin FASTA (mirbase_hairpin.fa.gz)")
-    ap.add_argument("--rfam", required=True, help="typed Rfam seed FASTA (rfam14.2_seed_typed.fasta.gz)")
-    ap.add_argument("-o", "--output", required=True, help="output directory")
+    ap.add_argument("--mirbase", help="miRBase hairpin FASTA (mirbase_hairpin.fa.gz)")
+    ap.add_argument("--rfam", help="typed Rfam seed FASTA (rfam14.2_seed_typed.fasta.gz)")
+    ap.add_argument("-o", "--output", help="output directory")
+    ap.add_argument("--clades", nargs="+", metavar="DIR", help="instead: count family clades in compare outputs")
     args = ap.parse_args()
+    if args.clades:
+        for d in args.clades:
+            clades(Path(d))
+        return
+    if not (args.mirbase and args.rfam and args.output):
+        ap.error("give --mirbase, --rfam and -o (or --clades DIR...)")
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     for name, records in (("mirna_4x4.fa", mirna_set(args.mirbase)), ("rfam_4x5.fa", rfam_set(args.rfam))):

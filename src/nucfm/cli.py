@@ -307,8 +307,9 @@ def add_compare(sub):
                    "as context)")
     p.add_argument("--mantel", choices=["pearson", "spearman"], default="pearson",
                    help="Mantel correlation (default pearson)")
-    p.add_argument("--permutations", type=nonnegative_int, default=999, help="Mantel permutations (default 999)")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the Mantel permutations (default 0)")
+    p.add_argument("--permutations", type=nonnegative_int, default=999,
+                   help="permutations of the Mantel test and of the shuffled-tip RF null (default 999; 0: none)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the permutations (default 0)")
     p.add_argument("--batch-tokens", type=positive_int, default=1024, help="tokens per batch (padding included)")
     p.add_argument("--overlap", type=nonnegative_int, default=None,
                    help="overlap of windows over long sequences (default: a quarter of the model maximum)")

@@ -253,9 +253,10 @@ def _stats_tsv(summary: dict) -> str:
             ("mantel_p", m["p"], m["note"] or f"two-sided, {m['permutations']} permutations, seed {m['seed']}"),
             ("rf", rf["rf"], rf["note"] or "unrooted Robinson-Foulds: splits in one tree only"),
             ("rf_normalised", rf["rf_normalised"], rf["note"] or "rf / all non-trivial splits of both trees"),
-            ("rf_null_mean", rf["rf_null_mean"], rf["note"] or f"mean rf with the sequence tree's tips shuffled "
-             f"({rf['null_permutations']} times, seed {m['seed']})"),
-            ("rf_p", rf["rf_p"], rf["note"] or "P(shuffled rf <= rf): small = the trees share more than chance"),
+            ("rf_null_mean", rf["rf_null_mean"], rf["note"] or (f"mean rf with the sequence tree's tips shuffled "
+             f"({rf['null_permutations']} times, seed {m['seed']})" if rf["null_permutations"] else "no permutations")),
+            ("rf_p", rf["rf_p"], rf["note"] or ("P(shuffled rf <= rf): small = the trees share more than chance"
+                                                if rf["null_permutations"] else "no permutations")),
             ("uncalled_mantel_r", summary["uncalled_mantel"]["r"], summary["uncalled_mantel"]["note"]
              or "embedding distance vs |difference in uncalled letters (N)|: high = embeddings see sequencing gaps"),
             ("uncalled_mantel_p", summary["uncalled_mantel"]["p"], summary["uncalled_mantel"]["note"]),
