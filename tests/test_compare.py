@@ -19,7 +19,7 @@ from nucfm.errors import InputError
 from nucfm.models.embedding import embed_sequences
 from nucfm.tasks.compare import record_vectors
 
-from tiny import rna_model
+from tiny import dna_model, rna_model
 
 RNG = np.random.default_rng(7)
 
@@ -138,6 +138,10 @@ def test_record_vectors_are_embed_pool_mean_with_windows():
     per_residue = embed_sequences(model, [masked_seq])[0]
     keep = np.array([c != "N" for c in masked_seq])
     np.testing.assert_allclose(masked, per_residue[keep].mean(0), rtol=1e-5, atol=1e-6)
+    dna = dna_model()  # a DNA model works too: its letters are lowercase a/c/g/t
+    got = record_vectors(dna, [masked_seq], mask_uncalled=True)[0]
+    per_residue = embed_sequences(dna, [masked_seq])[0]
+    np.testing.assert_allclose(got, per_residue[keep].mean(0), rtol=1e-5, atol=1e-6)
 
 
 # ---- the command -----------------------------------------------------------------------------------------
