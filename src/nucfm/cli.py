@@ -280,6 +280,76 @@ def run_embed(args):
         log.info(f"embedded {summary['records']} records ({summary['residues']} nt) with {name} -> {args.output}")
 
 
+# ---- compare ------------------------------------------------------------------------------------
+def add_compare(sub):
+    p = sub.add_parser("compare", help="embedding tree vs sequence tree of whole genomes or long RNAs (NJ, Mantel, "
+                       "Robinson-Foulds)",
+                       description="One vector per record (the per-residue mean over the whole record, windows as "
+                       "in `embed --pool mean`), distances between the vectors and between the sequences, a "
+                       "neighbour-joining tree of each, their Mantel correlation and Robinson-Foulds distance, and a "
+                       "figure. Writes OUTPUT/: distances_*.tsv, tree_*.nwk, pairs.tsv, records.tsv, "
+                       "embeddings.tsv, compare.json/.tsv/.png/.svg.")
+    p.add_argument("-i", "--input", "--fasta", dest="input", action="extend", nargs="+", required=True,
+                   metavar="FASTA", help="FASTA files (plain or gzip; repeatable, several after one -i): records "
+                   "are taken in order; at least 3 in all, ids unique")
+    p.add_argument("-o", "--output", required=True, help="output directory (new, or an earlier compare output)")
+    add_common(p, model_kind="rna", device=True, progress=True)
+    p.add_argument("--layer", type=int, default=-1,
+                   help="layer to read: 0 = embeddings, k = after block k, -1 = final (default)")
+    p.add_argument("--metric", choices=["cosine", "euclidean"], default="cosine",
+                   help="distance between record vectors (default cosine)")
+    p.add_argument("--seq-distance", choices=["aligned", "mash"], default="aligned",
+                   help="aligned: p-distance of a pairwise alignment, N and ragged ends not counted (default; "
+                   "near-identical genomes or short RNAs); mash: k-mer Mash distance (divergent long genomes)")
+    p.add_argument("--kmer", type=positive_int, default=21, help="k of --seq-distance mash (1-31, default 21)")
+    p.add_argument("--mask-n", action="store_true",
+                   help="average the embedding over A/C/G/U residues only (N and other letters still embedded "
+                   "as context)")
+    p.add_argument("--mantel", choices=["pearson", "spearman"], default="pearson",
+                   help="Mantel correlation (default pearson)")
+    p.add_argument("--permutations", type=nonnegative_int, default=999,
+                   help="permutations of the Mantel test and of the shuffled-tip RF null (default 999; 0: none)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the permutations (default 0)")
+    p.add_argument("--batch-tokens", type=positive_int, default=1024, help="tokens per batch (padding included)")
+    p.add_argument("--overlap", type=nonnegative_int, default=None,
+                   help="overlap of windows over long sequences (default: a quarter of the model maximum)")
+    p.set_defaults(run=run_compare)
+
+
+def run_compare(args):
+    from nucfm.paths import check_output_dir
+    from nucfm.tasks.compare import OUTPUT_SUFFIXES, compare_records
+
+    for path in args.input:
+        check_input(path, "FASTA")
+    if args.kmer > 31:
+        raise InputError(f"--kmer {args.kmer}: k-mers are packed in 64 bits, so k is at most 31")
+    check_output(args.output, args.input, "output directory", directory=True)
+    check_output_dir(args.output, OUTPUT_SUFFIXES, "compare output")
+    for path in args.input:
+        if Path(args.output).resolve() in Path(path).resolve().parents:
+            raise InputError(f"{args.output}: the output directory holds the input {path}; choose another")
+    check_model_name(args.model)
+    device = resolve_device(args.device)
+
+    def load():  # after the records are read and checked: bad input costs no model load
+        name, model = load_cli_model(args.model, "rna", args.threads, device=device)
+        if not -model.num_layers - 1 <= args.layer <= model.num_layers:
+            raise InputError(f"--layer {args.layer} does not exist: {name} has layers 0..{model.num_layers} "
+                             f"(or -1..-{model.num_layers + 1} from the end)")
+        if args.overlap is not None and model.max_len is not None and args.overlap * 2 >= model.max_len:
+            raise InputError(f"--overlap {args.overlap} must be less than half the model maximum ({model.max_len})")
+        return model
+
+    from nucfm.checkpoint import registry
+
+    compare_records(load, args.input, args.output, layer=args.layer, metric=args.metric,
+                    seq_distance=args.seq_distance, kmer=args.kmer, mask_uncalled=args.mask_n,
+                    mantel_method=args.mantel, permutations=args.permutations, seed=args.seed,
+                    batch_tokens=args.batch_tokens, overlap=args.overlap,
+                    model_name=str(args.model or registry.default_model("rna")), show_progress=not args.no_progress)
+
+
 # ---- convert ------------------------------------------------------------------------------------
 def add_convert(sub):
     p = sub.add_parser("convert", help="write any loadable model (official .pth, GPN directory, name) as a "
@@ -1044,7 +1114,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"nucfm: error: {self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
-COMMANDS = [add_models, add_embed, add_convert, add_vep, add_vep_report, add_probs, add_fold, add_score_ss,
+COMMANDS = [add_models, add_embed, add_compare, add_convert, add_vep, add_vep_report, add_probs, add_fold, add_score_ss,
             add_train_ss, add_contacts, add_score_contacts, add_pretrain, add_eval_mlm, add_finetune, add_predict,
             add_serve]
 
