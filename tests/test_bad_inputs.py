@@ -331,6 +331,13 @@ CASES = [
     ("serve-port-text", ["serve", "--port", "http"], E),
     ("serve-body-negative", ["serve", "--max-body-mb", "-1"], E),
     ("serve-device-bogus", ["serve", "--device", "gpu"], E),
+    # ---- compare
+    ("compare-missing-file", ["compare", "-i", "{w}/nope.fa", "-o", "{o}/cmp"], E),
+    ("compare-binary", ["compare", "-i", "{w}/binary.fa", "-o", "{o}/cmp", "-m", "{w}/rna"], E),
+    ("compare-two-records", ["compare", "-i", "{w}/good.fa", "-o", "{o}/cmp", "-m", "{w}/rna"], E),
+    ("compare-duplicate-ids", ["compare", "-i", "{w}/good.fa", "{w}/good.fa", "-o", "{o}/cmp", "-m", "{w}/rna"], E),
+    ("compare-output-is-a-file", ["compare", "-i", "{w}/good.fa", "-o", "{w}/prev.json", "-m", "{w}/rna"], E),
+    ("compare-kmer-40", ["compare", "-i", "{w}/good.fa", "-o", "{o}/cmp", "--seq-distance", "mash", "--kmer", "40"], E),
 ]
 
 
