@@ -168,12 +168,13 @@ def plot_atlas(rows: list[dict], png: str | Path, svg: str | Path | None = None,
     for r, row in enumerate(rows):
         n = len(row["panels"][0]["values"])
         order = rng.permutation(n)
-        colour_of = dict(zip(row.get("order", []), palette(len(row.get("order", [])))))
+        named = [k for k in row.get("order", []) if k != UNMAPPED]
+        colour_of = {**dict(zip(named, palette(len(named)))), UNMAPPED: (0.78, 0.78, 0.78)}
         handles = None
         for c, panel in enumerate(row["panels"]):
             ax = fig.add_subplot(grid[r, c])
             xy, values = np.asarray(panel["xy"])[order], np.asarray(panel["values"])[order]
-            size = max(1.5, min(12.0, 3000 / max(n, 1)))
+            size = max(2.5, min(12.0, 4000 / max(n, 1)))
             if row["kind"] == "categorical":
                 colours = [colour_of.get(v, (0.8, 0.8, 0.8)) for v in values]
                 ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=size, linewidths=0, rasterized=True)
@@ -194,6 +195,7 @@ def plot_atlas(rows: list[dict], png: str | Path, svg: str | Path | None = None,
             from matplotlib.lines import Line2D
 
             marks = [Line2D([], [], marker="o", ls="", markersize=5, color=colour_of[k]) for k in row["order"]]
+            # unmapped records (grey) are drawn but left out of the grouping's metrics
             counts = row.get("counts", {})
             names = [f"{k} ({counts[k]})" if k in counts else str(k) for k in row["order"]]
             lax.legend(marks, names, loc="center left", fontsize=6.5 if len(names) > 16 else 7.5, frameon=False,

@@ -260,7 +260,7 @@ def run_atlas(fasta: str | Path, outdir: str | Path, models: list[str], label_re
     # k-mer features first: a record with no complete k-mer has no composition to compare with
     comps = {k: kmer_composition(data.seqs, k) for k in kmers}
     bad = np.zeros(len(data.seqs), bool)
-    for k, C in comps.items():
+    for C in comps.values():
         bad |= C.sum(1) == 0
     for i in np.flatnonzero(bad):
         data.left_out.append((data.index[i], data.ids[i], data.ids[i], f"no complete A/C/G/U {max(kmers)}-mer"))
@@ -288,8 +288,8 @@ def run_atlas(fasta: str | Path, outdir: str | Path, models: list[str], label_re
                         "records are left out of that grouping's metrics")
         groupings.append((name, values, unmapped))
 
-    outdir.mkdir(parents=True, exist_ok=True)
     reps = embed_representations(data, models, list(layers), random_init, seed, batch_tokens, device, show_progress)
+    outdir.mkdir(parents=True, exist_ok=True)
     for k in kmers:
         reps.append(Representation(f"{k}-mer composition" + (" (mean one-hot)" if k == 1 else ""), f"kmer{k}", "kmer",
                                    comps[k]))
