@@ -177,6 +177,7 @@ def test_bad_input_is_one_line(ws, capsys, case, extra, message):
 
 @pytest.mark.parametrize("text, message", [
     ("", "empty"),
+    ("hello world\n", "FASTA"),
     ("".join(f">r{i} tRNA\nACGUAC\n" for i in range(12)), "only one class"),
     (">a tRNA\nACGU\n>b tRNA\nACGU\n>c miRNA\nGGCC\n>d miRNA\nGGCC\n", "too few records: 4"),
     ("".join(f">r{i} {'tRNA' if i < 9 else 'miRNA'}\nACGUAC\n" for i in range(12)),

@@ -1081,9 +1081,15 @@ def add_atlas(sub):
 
 
 def run_atlas(args):
+    import importlib.util
+
     from nucfm.tasks.atlas import BUILTIN_GROUPS, DEFAULT_LABEL_REGEX, compile_label_regex
     from nucfm.tasks.atlas import run_atlas as atlas
 
+    missing = [m for m in ("umap", "scanpy", "leidenalg", "igraph") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise InputError(f"nucfm atlas needs umap-learn, scanpy, leidenalg and igraph ({', '.join(missing)} "
+                         "missing): pip install 'nucfm[analysis]'")
     check_input(args.input, "FASTA")
     check_output(args.output, [args.input], "atlas directory", directory=True)
     regex = args.label_regex or DEFAULT_LABEL_REGEX

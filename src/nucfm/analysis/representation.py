@@ -162,8 +162,9 @@ def cluster_ari(X: np.ndarray, y, method: str = "kmeans", seed: int = 0, n_neigh
 
 
 def neighbor_graph(X: np.ndarray, n_neighbors: int = 15, seed: int = 0):
-    """An AnnData holding ``X`` and scanpy's cosine kNN graph over it (``n_neighbors`` capped at
-    N - 1): the common start of Leiden clustering and diffusion pseudotime."""
+    """An AnnData holding ``X`` and scanpy's cosine kNN graph over it (exact neighbours,
+    ``n_neighbors`` capped at N - 1; UMAP-style connectivities): the common start of Leiden
+    clustering and diffusion pseudotime."""
     import warnings
 
     import anndata
@@ -173,8 +174,10 @@ def neighbor_graph(X: np.ndarray, n_neighbors: int = 15, seed: int = 0):
     adata = anndata.AnnData(X)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scanpy's notices about future defaults
+        # exact neighbours (scikit-learn, brute force) at every size: scanpy's default switches to
+        # pynndescent from 4,096 records, whose sparse result scanpy 1.11 fails to read with scipy >= 1.15
         sc.pp.neighbors(adata, n_neighbors=min(n_neighbors, len(X) - 1), use_rep="X", metric="cosine",
-                        random_state=seed)
+                        random_state=seed, transformer="sklearn")
     return adata
 
 
