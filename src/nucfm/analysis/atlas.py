@@ -149,6 +149,20 @@ def palette(n: int) -> list:
     return [colours[i % len(colours)] for i in range(n)]
 
 
+def clamp_outliers(xy: np.ndarray, q: float = 0.5, margin: float = 0.15) -> np.ndarray:
+    """``xy`` with each axis clipped to its [q, 100 - q] percentile range widened by ``margin`` of
+    that range on each side: points beyond it land on the edge of the drawn area.
+
+    >>> clamp_outliers(np.array([[0.0, 0], [1, 1], [2, 2], [1000, 1]]), q=0, margin=0)[:, 0].tolist()
+    [0.0, 1.0, 2.0, 1000.0]
+    >>> float(clamp_outliers(np.r_[np.zeros((199, 2)), [[1000.0, 0]]] + np.arange(200)[:, None] / 200)[-1, 0]) < 10
+    True
+    """
+    lo, hi = np.nanpercentile(xy, q, axis=0), np.nanpercentile(xy, 100 - q, axis=0)
+    pad = (hi - lo) * margin
+    return np.clip(xy, lo - pad, hi + pad)
+
+
 def plot_atlas(rows: list[dict], png: str | Path, svg: str | Path | None = None, title: str = "") -> None:
     """Draw the atlas: one row per grouping, one column per representation.
 
@@ -156,7 +170,8 @@ def plot_atlas(rows: list[dict], png: str | Path, svg: str | Path | None = None,
     ``values`` (N,) — labels for a categorical row, numbers for a continuous one), ``kind``
     (``categorical`` or ``continuous``), ``order`` (category order for the legend). The legend (or
     colour bar) of each row sits right of its last panel. Points are drawn in a seeded random
-    order so that no label hides the others.
+    order so that no label hides the others; the few far outside the bulk are drawn on its edge
+    (:func:`clamp_outliers`), so that they do not shrink the map to a dot.
     """
     import matplotlib
 
@@ -182,7 +197,7 @@ def plot_atlas(rows: list[dict], png: str | Path, svg: str | Path | None = None,
         handles = None
         for c, panel in enumerate(row["panels"]):
             ax = fig.add_subplot(grid[r, c])
-            xy, values = np.asarray(panel["xy"])[order], np.asarray(panel["values"])[order]
+            xy, values = clamp_outliers(np.asarray(panel["xy"]))[order], np.asarray(panel["values"])[order]
             size = max(2.5, min(12.0, 4000 / max(n, 1)))
             if row["kind"] == "categorical":
                 colours = [colour_of.get(v, (0.8, 0.8, 0.8)) for v in values]
