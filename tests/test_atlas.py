@@ -25,7 +25,7 @@ def ws(tmp_path_factory):
     for t, (p, n) in TYPES.items():
         for i in range(10):
             lines.append(f">{t}_{i} {t} from test\n{''.join(rng.choice(list('ACGU'), n, p=p))}")
-    lines += [">nolabel\nACGUACGU", ">empty tRNA\n"]
+    lines += [">nolabel\nACGUACGU", ">empty tRNA\n", ">unknown tRNA\nNNNNNN"]
     (w / "typed.fa").write_text("\n".join(lines) + "\n")
     (w / "groups.tsv").write_text("label\tgroup\ntRNA\tstructured\nmiRNA\tsmall\n")  # lncRNA unmapped
     return w
@@ -136,7 +136,7 @@ def test_atlas_command_writes_figure_tables_and_embeddings(ws, capsys):
                                                           "representation", "x", "y"]
     left = pd.read_csv(out / "unlabelled.tsv", sep="\t")
     assert dict(zip(left.id, left.reason)) == {"nolabel": "header does not match --label-regex",
-                                               "empty": "empty sequence"}
+                                               "empty": "empty sequence", "unknown": "no complete A/C/G/U 3-mer"}
     pt = pd.read_csv(out / "pseudotime.tsv", sep="\t")
     roots = pt[pt.root == 1]
     assert len(roots) == 4 and (roots.label == "tRNA").all() and (roots.pseudotime == 0).all()
@@ -164,9 +164,10 @@ def test_layer_all_gives_one_representation_per_layer(ws, capsys):
     ("unknown grouping", ["--group", "colour"], "no such file"),
     ("bad layer", ["--layer", "7"], "--layer 7 does not exist"),
     ("bad kmer", ["--kmer", "0"], "k must be 1..8"),
+    ("model given twice", ["-m", "MODEL"], "given twice"),
 ])
 def test_bad_input_is_one_line(ws, capsys, case, extra, message):
-    extra = [str(ws / "groups.tsv") if e == "GROUPS" else e for e in extra]
+    extra = [{"GROUPS": str(ws / "groups.tsv"), "MODEL": str(ws / "tiny")}.get(e, e) for e in extra]
     out = ws / f"bad_{case.replace(' ', '_')}"
     code, _, err = run(["atlas", "-i", str(ws / "typed.fa"), "-o", str(out), "-m", str(ws / "tiny"),
                         "--no-progress", *extra], capsys)

@@ -1105,6 +1105,9 @@ def run_atlas(args):
     from nucfm.checkpoint import registry
 
     models = [str(name or registry.default_model("rna")) for name in models]
+    twice = sorted({m for m in models if models.count(m) > 1})
+    if twice:
+        raise InputError(f"--model {twice[0]} is given twice; give each model once")
     for name in models:
         if name in registry.MODELS and registry.MODELS[name].kind not in ("rna", "dna"):
             raise InputError(f"{name} is a {registry.MODELS[name].kind.upper()} model; atlas needs language models")

@@ -131,7 +131,8 @@ def diffusion_pseudotime(X: np.ndarray, root_mask: np.ndarray, n_neighbors: int 
 
 def palette(n: int) -> list:
     """``n`` distinguishable colours with no grey (grey marks unmapped records): tab20's strong then
-    light shades, Dark2, Set1, then tab20b (53 in all; more labels cycle).
+    light shades, Dark2, the darkest shade of each tab20b hue, then the rest of tab20b and Set1
+    (53 in all; more labels cycle).
 
     >>> len(set(palette(53))), palette(54)[53] == palette(54)[0]
     (53, True)
@@ -141,10 +142,12 @@ def palette(n: int) -> list:
     def greyish(c) -> bool:
         return max(c[:3]) - min(c[:3]) < 0.05
 
-    tab20 = matplotlib.colormaps["tab20"].colors
-    colours = list(tab20[0::2]) + list(tab20[1::2])
-    for name in ("Dark2", "Set1", "tab20b"):
-        colours += list(matplotlib.colormaps[name].colors)
+    def colors(name):
+        return list(matplotlib.colormaps[name].colors)
+
+    tab20, tab20b = colors("tab20"), colors("tab20b")
+    rest = [c for i, c in enumerate(tab20b) if i % 4]
+    colours = tab20[0::2] + tab20[1::2] + colors("Dark2") + tab20b[0::4] + rest + colors("Set1")
     colours = [c for c in colours if not greyish(c)]
     return [colours[i % len(colours)] for i in range(n)]
 
