@@ -83,17 +83,24 @@ def read_group_file(path: str | Path) -> dict[str, str]:
 
 
 def umap_2d(X: np.ndarray, seed: int = 0, n_neighbors: int = 15, n_epochs: int | None = None) -> np.ndarray:
-    """An (N, 2) UMAP of the rows of ``X`` (cosine metric, ``min_dist`` 0.1, ``random_state=seed``,
-    which also makes it single-threaded and reproducible; ``n_neighbors`` capped at N - 1)."""
+    """An (N, 2) UMAP of the rows of ``X``: cosine metric on exact nearest neighbours (scikit-learn,
+    brute force, passed to UMAP as ``precomputed_knn``: the same graph at every N, and no numba
+    compilation of UMAP's own search), ``min_dist`` 0.1, ``random_state=seed`` (single-threaded and
+    reproducible); ``n_neighbors`` capped at N - 1."""
     import warnings
 
     import umap
+    from sklearn.neighbors import NearestNeighbors
 
+    X = np.asarray(X, dtype=np.float32)
+    k = min(n_neighbors, len(X) - 1)
+    dist, idx = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(X).kneighbors(X)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # umap's notice that a seed disables parallelism
-        reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(X) - 1), min_dist=0.1, metric="cosine",
-                            random_state=seed, n_epochs=n_epochs, init="spectral" if len(X) > 20 else "random")
-        return reducer.fit_transform(np.asarray(X, dtype=np.float32)).astype(np.float64)
+        warnings.simplefilter("ignore")  # umap's notices: a seed disables parallelism; no search index kept
+        reducer = umap.UMAP(n_neighbors=k, min_dist=0.1, metric="cosine", random_state=seed, n_epochs=n_epochs,
+                            init="spectral" if len(X) > 20 else "random",
+                            precomputed_knn=(idx, dist.astype(np.float32), None))
+        return reducer.fit_transform(X).astype(np.float64)
 
 
 def medoid(X: np.ndarray) -> int:
