@@ -1107,6 +1107,109 @@ def run_predict(args):
     log.info("wrote %d predictions to %s", n, args.output)
 
 
+# ---- atlas --------------------------------------------------------------------------------------
+def _int_list(text: str) -> list[int]:
+    """Comma-separated integers (``1,3``); ``none`` or ``""`` is the empty list."""
+    if text.strip().lower() in ("", "none"):
+        return []
+    return [_number(t, int, "an integer") for t in text.split(",")]
+
+
+def add_atlas(sub):
+    p = sub.add_parser("atlas", help="RNA atlas: UMAP of pooled embeddings vs random-init and k-mer baselines, "
+                       "kNN / silhouette / ARI per label and grouping, optional diffusion pseudotime",
+                       description="Label every FASTA record from its header, embed it (mean over residues, as "
+                       "`embed --pool mean`) with each --model, a randomly initialised model of the first model's "
+                       "shape and k-mer composition, and write DIR/atlas.png/.svg, atlas_metrics.tsv/.json, "
+                       "umap.tsv, unlabelled.tsv, embeddings_<rep>.parquet (and pseudotime.tsv with --trajectory).")
+    add_common(p, input_help="typed FASTA (plain or gzip); the label comes from each header", input_names=("--fasta",),
+               output_help="output directory (created; files in it are replaced)", device=True, progress=True)
+    p.add_argument("-m", "--model", dest="models", action="append", default=None, metavar="NAME",
+                   help="language model, name or path (repeatable; default: the shipped RNA model)")
+    p.add_argument("--label-regex", default=None, metavar="R",
+                   help="regex on the header (`id description`) with one group or a named group `label` (default: "
+                   "the type after TP= in Rfam headers, else the second word)")
+    p.add_argument("--layer", default="-1", metavar="K",
+                   help="layer(s) to pool: 0 = embeddings, k = after block k, -1 = final (default); comma list or "
+                   "`all` for one representation per layer")
+    p.add_argument("--group", action="append", default=[], metavar="G",
+                   help="coarser view of the labels: length (< 200 vs >= 200 nt), housekeeping (housekeeping vs "
+                   "regulatory types) or a label<TAB>group TSV file (repeatable)")
+    p.add_argument("--trajectory", default=None, metavar="ROOT_LABEL",
+                   help="diffusion pseudotime from a root record of this label (writes pseudotime.tsv)")
+    p.add_argument("--kmer", type=_int_list, default=[1, 3], metavar="K[,K]",
+                   help="k-mer composition baselines (default 1,3; 1 = mean one-hot; none = no k-mer baseline)")
+    p.add_argument("--no-random", action="store_true", help="no randomly initialised model baseline")
+    p.add_argument("--max-per-label", type=positive_int, default=None, metavar="N",
+                   help="keep at most N records per label (seeded random subset)")
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="seed of the subsample, the random-init model, the CV folds, k-means and UMAP (default 0)")
+    p.add_argument("--umap-epochs", type=positive_int, default=None, metavar="N",
+                   help="UMAP optimisation epochs (default: umap's, 500 for small sets)")
+    p.add_argument("--batch-tokens", type=positive_int, default=1024, help="tokens per batch (padding included)")
+    p.set_defaults(run=run_atlas)
+
+
+def run_atlas(args):
+    import importlib.util
+
+    from nucfm.tasks.atlas import BUILTIN_GROUPS, DEFAULT_LABEL_REGEX, compile_label_regex
+    from nucfm.tasks.atlas import run_atlas as atlas
+
+    missing = [m for m in ("umap", "scanpy", "leidenalg", "igraph") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise InputError(f"nucfm atlas needs umap-learn, scanpy, leidenalg and igraph ({', '.join(missing)} "
+                         "missing): pip install 'nucfm[analysis]'")
+    check_input(args.input, "FASTA")
+    check_output(args.output, [args.input], "atlas directory", directory=True)
+    regex = args.label_regex or DEFAULT_LABEL_REGEX
+    compile_label_regex(regex)
+    for spec in args.group:
+        if spec not in BUILTIN_GROUPS:
+            check_input(spec, f"--group file (or one of {', '.join(BUILTIN_GROUPS)})")
+    if any(k < 1 or k > 8 for k in args.kmer):
+        raise InputError(f"--kmer {args.kmer}: k must be 1..8")
+    models = args.models or [None]
+    for name in models:
+        check_model_name(name)
+    from nucfm.checkpoint import registry
+
+    models = [str(name or registry.default_model("rna")) for name in models]
+    twice = sorted({m for m in models if models.count(m) > 1})
+    if twice:
+        raise InputError(f"--model {twice[0]} is given twice; give each model once")
+    for name in models:
+        if name in registry.MODELS and registry.MODELS[name].kind not in ("rna", "dna"):
+            raise InputError(f"{name} is a {registry.MODELS[name].kind.upper()} model; atlas needs language models")
+    if args.layer.strip().lower() == "all":
+        from nucfm.checkpoint import load_model
+
+        layers = list(range(load_model(models[0]).num_layers + 1))
+    else:
+        try:
+            layers = _int_list(args.layer)
+        except argparse.ArgumentTypeError as e:
+            raise InputError(f"--layer: {e}") from None
+        if not layers:
+            raise InputError("--layer: give a layer number, a comma list or `all`")
+    device = resolve_device(args.device)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    summary = atlas(args.input, args.output, models, label_regex=regex, layers=tuple(layers), groups=tuple(args.group),
+                    trajectory=args.trajectory, kmers=tuple(args.kmer), random_init=not args.no_random,
+                    max_per_label=args.max_per_label, seed=args.seed, umap_epochs=args.umap_epochs,
+                    batch_tokens=args.batch_tokens, device=device, show_progress=not args.no_progress)
+    cols = ("knn_accuracy", "knn_macro_f1", "silhouette", "ari_kmeans", "ari_leiden")
+    print("representation\tgrouping\tn\t" + "\t".join(cols))
+    for r in summary["rows"]:
+        print(f"{r['representation']}\t{r['grouping']}\t{r['n']}\t" + "\t".join(f"{r[c]:.3f}" for c in cols))
+    left = sum(summary["left_out"].values())
+    log.info(f"atlas of {summary['records_used']} records -> {args.output}"
+             + (f"; {left} left out (unlabelled.tsv)" if left else ""))
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with nucfm's error format: one ``nucfm: error:`` line, exit 2."""
 
@@ -1116,7 +1219,7 @@ class _Parser(argparse.ArgumentParser):
 
 COMMANDS = [add_models, add_embed, add_compare, add_convert, add_vep, add_vep_report, add_probs, add_fold, add_score_ss,
             add_train_ss, add_contacts, add_score_contacts, add_pretrain, add_eval_mlm, add_finetune, add_predict,
-            add_serve]
+            add_serve, add_atlas]
 
 
 def build_parser() -> argparse.ArgumentParser:
