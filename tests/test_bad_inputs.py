@@ -331,6 +331,12 @@ CASES = [
     ("serve-port-text", ["serve", "--port", "http"], E),
     ("serve-body-negative", ["serve", "--max-body-mb", "-1"], E),
     ("serve-device-bogus", ["serve", "--device", "gpu"], E),
+    # ---- atlas
+    ("atlas-missing-file", ["atlas", "-i", "{w}/nope.fa", "-o", "{o}/atlas"], E),
+    ("atlas-empty", ["atlas", "-i", "{w}/empty.fa", "-o", "{o}/atlas", "-m", "{w}/rna"], E),
+    ("atlas-no-label-matches", ["atlas", "-i", "{w}/good.fa", "-o", "{o}/atlas", "-m", "{w}/rna"], E),
+    ("atlas-too-few", ["atlas", "-i", "{w}/lab.fa", "-o", "{o}/atlas", "-m", "{w}/rna"], E),
+    ("atlas-output-is-a-file", ["atlas", "-i", "{w}/good.fa", "-o", "{w}/prev.json"], E),
     # ---- compare
     ("compare-missing-file", ["compare", "-i", "{w}/nope.fa", "-o", "{o}/cmp"], E),
     ("compare-binary", ["compare", "-i", "{w}/binary.fa", "-o", "{o}/cmp", "-m", "{w}/rna"], E),
