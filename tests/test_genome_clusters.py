@@ -149,10 +149,12 @@ def test_cli_writes_tables_figures_and_consistent_metrics(files, capsys):
     out = files / "out"
     code = main(["genome-clusters", "--genome", str(files / "g.fa"), "--gff", str(files / "a.gff"),
                  "--region", "chr1:1-3000", "-m", str(files / "dna"), "--window", "64", "--center", "50",
-                 "--neighbors", "8", "--threads", "1", "--no-progress", "-o", str(out)])
+                 "--neighbors", "8", "--block", "500", "--threads", "1", "--no-progress", "-o", str(out)])
     assert code == 0, capsys.readouterr().err
     for name in ("clusters.png", "clusters.svg", "windows.tsv", "composition.tsv", "metrics.tsv", "metrics.json"):
         assert (out / name).stat().st_size > 0
+    with np.load(out / "embeddings.npz") as z:
+        assert z["embedding"].shape == (60, 16) and z["start"].tolist() == list(range(0, 3000, 50))
     w = pd.read_csv(out / "windows.tsv", sep="\t")
     assert len(w) == 60 and w["start"].tolist() == list(range(0, 3000, 50))
     assert w.loc[w["start"] == 300, "class"].item() == "CDS" and w.loc[w["start"] == 2450, "class"].item() == "repeat"
@@ -161,6 +163,7 @@ def test_cli_writes_tables_figures_and_consistent_metrics(files, capsys):
     for m in metrics["metrics"]:
         assert m["ari"] == pytest.approx(_ari(w["class"], w[f"cluster_{m['representation']}"]), abs=1e-9)
         assert 0 <= m["probe_balanced_accuracy"] <= 1 and m["clusters"] == w[f"cluster_{m['representation']}"].nunique()
+        assert 0 <= m["probe_blocked_balanced_accuracy"] <= 1  # 6 blocks of 500 bp, 5 folds
     comp = pd.read_csv(out / "composition.tsv", sep="\t")
     sums = comp.groupby(["representation", "cluster"])["fraction"].sum()
     np.testing.assert_allclose(sums.to_numpy(), 1.0, atol=1e-3)
@@ -191,5 +194,7 @@ def test_bad_inputs_are_one_line_errors(files, tmp_path, capsys):
     err = run("chr1:1-1000")
     assert "20 window(s)" in err and "at least 30" in err
     assert "all 40 windows are repeat" in run("chr1:2401-2600", center="5")
+    err = run("chr1:2381-2600", center="5")  # 4 intergenic windows, 40 repeat: too few for 5 folds
+    assert "at least 2 region classes with >= 5 windows each (found repeat 40, intergenic 4)" in err
     assert "--center 100 is longer than --window 64" in run("chr1:1-3000", center="100")
     assert not (tmp_path / "o").exists()

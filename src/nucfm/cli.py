@@ -1038,6 +1038,15 @@ def run_predict(args):
 
 
 # ---- genome-clusters / logo (GPN's unsupervised clusters and motif logos) -----------------------
+def _require_analysis(command: str, modules: tuple[str, ...]) -> None:
+    """The analysis extra's libraries ``command`` imports are installed (checked, not imported)."""
+    from importlib.util import find_spec
+
+    missing = [m for m in modules if find_spec(m) is None]
+    if missing:
+        raise InputError(f"nucfm {command} needs {', '.join(missing)}: pip install 'nucfm[analysis]'")
+
+
 def add_genome_clusters(sub):
     p = sub.add_parser("genome-clusters", help="UMAP + Leiden clusters of genome-window embeddings vs GFF region "
                        "classes, with a k-mer baseline (GPN's figure)",
@@ -1058,6 +1067,8 @@ def add_genome_clusters(sub):
     p.add_argument("--neighbors", type=positive_int, default=15, help="neighbours of the kNN graph (default 15)")
     p.add_argument("--kmer", type=positive_int, default=4, help="k of the k-mer baseline (default 4)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of UMAP, Leiden and the CV folds")
+    p.add_argument("--block", type=positive_int, default=50_000,
+                   help="genome block (bp) kept whole by the blocked cross-validation of the probe (default 50000)")
     p.set_defaults(run=run_genome_clusters)
 
 
@@ -1065,6 +1076,7 @@ def run_genome_clusters(args):
     from nucfm.io.genome import parse_region
     from nucfm.tasks.genome_clusters import check_window_sizes, genome_clusters
 
+    _require_analysis("genome-clusters", ("umap", "leidenalg", "igraph", "sklearn"))
     chrom, start, end = parse_region(args.region)
     check_window_sizes(args.window, args.center, args.step or args.center)
     if args.kmer > 8:
@@ -1075,14 +1087,16 @@ def run_genome_clusters(args):
     name, model, genome = _load_dna(args, device, region=(chrom, start, end))
     summary = genome_clusters(model, genome, args.gff, chrom, start, end, args.output, window=args.window,
                               center=args.center, step=args.step, resolution=args.resolution,
-                              n_neighbors=args.neighbors, kmer=args.kmer, seed=args.seed, batch_size=args.batch_size,
+                              n_neighbors=args.neighbors, kmer=args.kmer, seed=args.seed, block=args.block,
+                              batch_size=args.batch_size,
                               progress=not args.no_progress, model_name=str(name))
     print(f"{summary['windows']} windows; classes: "
           + ", ".join(f"{k} {v}" for k, v in summary["class_counts"].items()))
     for m in summary["metrics"]:
         print(f"{m['representation']:14s} clusters {m['clusters']:3d}  ARI {m['ari']:.3f}  NMI {m['nmi']:.3f}  "
               f"probe balanced accuracy {m['probe_balanced_accuracy']:.3f} +- {m['probe_balanced_accuracy_sd']:.3f}"
-              f"  macro-F1 {m['probe_macro_f1']:.3f} +- {m['probe_macro_f1_sd']:.3f}")
+              f"  macro-F1 {m['probe_macro_f1']:.3f} +- {m['probe_macro_f1_sd']:.3f}  blocked: balanced accuracy "
+              f"{m['probe_blocked_balanced_accuracy']:.3f}  macro-F1 {m['probe_blocked_macro_f1']:.3f}")
     log.info("wrote %s", args.output)
 
 
@@ -1124,6 +1138,7 @@ def add_logo(sub):
 def run_logo(args):
     from nucfm.io.genome import parse_region
 
+    _require_analysis("logo", ("logomaker",))
     if args.probs and (args.genome or args.region or args.sites):
         raise InputError("give either --probs TABLE, or --genome G --region R [--sites ... --gff A]")
     if not args.probs and not (args.genome and args.region):

@@ -3,20 +3,21 @@ they, and a linear probe, recover annotated region classes.
 
 One procedure for every representation (the model's embeddings and the k-mer baselines), so
 they are compared fairly: standardise each feature (zero mean, unit variance), PCA to at most
-``n_pcs`` components, a ``n_neighbors``-nearest-neighbour graph (scanpy), UMAP (umap-learn, through
-scanpy) for the picture and Leiden (leidenalg) on the same graph for the clusters. Agreement with
+``n_pcs`` components, UMAP (umap-learn; its weighted ``n_neighbors``-nearest-neighbour graph) for the
+picture and Leiden (leidenalg) on that same graph for the clusters. Agreement with
 the classes: adjusted Rand index and normalised mutual information (scikit-learn). Linear probe:
 standardised features -> multinomial logistic regression (balanced class weights), stratified
 ``folds``-fold cross-validation, balanced accuracy and macro-F1 (mean and standard deviation
 over folds); classes with fewer windows than folds are left out of the probe (counted).
 
-scanpy, umap-learn, leidenalg and scikit-learn are imported inside the functions that use them,
+umap-learn, leidenalg, igraph and scikit-learn are imported inside the functions that use them,
 so ``import nucfm`` stays light.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -78,10 +79,13 @@ def kmer_profiles(seqs: Sequence[str], k: int, canonical: bool = True) -> np.nda
 def cluster_map(features: np.ndarray, n_neighbors: int = 15, resolution: float = 1.0, n_pcs: int = 50,
                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(umap (N, 2) float32, cluster (N,) int64) of ``features`` (N, D): standardise, PCA to
-    ``min(n_pcs, D, N - 1)`` components when D is larger, kNN graph, UMAP and Leiden
-    (``resolution``) on that graph. Cluster 0 is the largest."""
-    import anndata
-    import scanpy as sc
+    ``min(n_pcs, D, N - 1)`` components when D is larger, UMAP (umap-learn, ``n_neighbors``) and
+    Leiden (leidenalg, RB-configuration / modularity objective at ``resolution``) on UMAP's own
+    weighted kNN graph, so map and clusters share one graph. Cluster 0 is the largest."""
+    import igraph
+    import leidenalg
+    import umap
+    from scipy import sparse
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
 
@@ -92,18 +96,21 @@ def cluster_map(features: np.ndarray, n_neighbors: int = 15, resolution: float =
     pcs = min(n_pcs, x.shape[1], n - 1)
     if x.shape[1] > pcs:
         x = PCA(n_components=pcs, random_state=seed).fit_transform(x)
-    adata = anndata.AnnData(np.zeros((n, 1), dtype=np.float32))
-    adata.obsm["X_rep"] = x.astype(np.float32)
-    sc.pp.neighbors(adata, n_neighbors=min(n_neighbors, n - 1), use_rep="X_rep", random_state=seed)
-    sc.tl.umap(adata, random_state=seed)
-    sc.tl.leiden(adata, resolution=resolution, flavor="igraph", n_iterations=2, directed=False, random_state=seed)
-    labels = adata.obs["leiden"].astype(int).to_numpy()
+    reducer = umap.UMAP(n_neighbors=min(n_neighbors, n - 1), random_state=seed)
+    with warnings.catch_warnings():  # "n_jobs overridden to 1 by setting random_state": wanted (reproducible)
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        xy = reducer.fit_transform(x.astype(np.float32))
+    graph = sparse.triu(sparse.coo_matrix(reducer.graph_), k=1).tocoo()  # symmetric fuzzy kNN graph, once per edge
+    g = igraph.Graph(n=n, edges=np.column_stack([graph.row, graph.col]).tolist(), directed=False)
+    part = leidenalg.find_partition(g, leidenalg.RBConfigurationVertexPartition, weights=graph.data.tolist(),
+                                    resolution_parameter=resolution, n_iterations=2, seed=seed)
+    labels = np.asarray(part.membership, dtype=np.int64)
     # renumber by size (largest first), ties by first appearance, so numbers read the same in every run
     sizes = np.bincount(labels)
     order = sorted(range(len(sizes)), key=lambda c: (-sizes[c], int(np.argmax(labels == c))))
     renumber = np.empty(len(sizes), dtype=np.int64)
     renumber[order] = np.arange(len(sizes))
-    return adata.obsm["X_umap"].astype(np.float32), renumber[labels]
+    return np.asarray(xy, dtype=np.float32), renumber[labels]
 
 
 def agreement(clusters: np.ndarray, classes: np.ndarray) -> dict:
@@ -118,13 +125,19 @@ def agreement(clusters: np.ndarray, classes: np.ndarray) -> dict:
             "nmi": float(normalized_mutual_info_score(classes, clusters))}
 
 
-def linear_probe(features: np.ndarray, classes: np.ndarray, folds: int = FOLDS, seed: int = 0) -> dict:
+def linear_probe(features: np.ndarray, classes: np.ndarray, folds: int = FOLDS, seed: int = 0,
+                 groups: np.ndarray | None = None) -> dict:
     """Cross-validated logistic regression of ``classes`` (N,) from ``features`` (N, D):
     standardised inside each fold, balanced class weights, stratified ``folds``-fold split
     (shuffled with ``seed``). Returns balanced accuracy and macro-F1 (mean, sd over folds),
-    the chance level of balanced accuracy (1 / classes) and what was left out."""
+    the chance level of balanced accuracy (1 / classes) and what was left out.
+
+    With ``groups`` (N,) (e.g. genome blocks), the same numbers again with ``probe_blocked_``
+    names from folds that keep each group whole (stratified group k-fold): neighbouring windows,
+    whose contexts overlap, are then never split between training and test. NaN when there are
+    fewer groups than folds."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_validate
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_validate
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -139,13 +152,27 @@ def linear_probe(features: np.ndarray, classes: np.ndarray, folds: int = FOLDS, 
         raise InputError(f"the linear probe needs at least 2 classes with >= {folds} windows each "
                          f"(found {dict(zip(values.tolist(), counts.tolist()))})")
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced"))
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    scores = cross_validate(model, np.asarray(features, dtype=np.float64)[keep], classes[keep], cv=cv,
-                            scoring=("balanced_accuracy", "f1_macro"))
-    bacc, f1 = scores["test_balanced_accuracy"], scores["test_f1_macro"]
-    return {"probe_balanced_accuracy": float(bacc.mean()), "probe_balanced_accuracy_sd": float(bacc.std()),
-            "probe_macro_f1": float(f1.mean()), "probe_macro_f1_sd": float(f1.std()),
-            "probe_chance_balanced_accuracy": 1.0 / (len(values) - len(rare)),
+    x, y = np.asarray(features, dtype=np.float64)[keep], classes[keep]
+    out = {}
+    splits = [("probe_", StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed), None)]
+    if groups is not None:
+        g = np.asarray(groups)[keep]
+        if len(np.unique(g)) >= folds:
+            splits.append(("probe_blocked_", StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed), g))
+        else:
+            log.info("linear probe: %d block(s), fewer than %d folds: no blocked cross-validation",
+                     len(np.unique(g)), folds)
+            out.update({f"probe_blocked_{k}": float("nan") for k in ("balanced_accuracy", "balanced_accuracy_sd",
+                                                                     "macro_f1", "macro_f1_sd")})
+    for prefix, cv, g in splits:
+        with warnings.catch_warnings():  # a blocked test fold may lack a rare class: scored on those present
+            warnings.filterwarnings("ignore", category=UserWarning)
+            scores = cross_validate(model, x, y, cv=cv, groups=g, scoring=("balanced_accuracy", "f1_macro"))
+        bacc, f1 = scores["test_balanced_accuracy"], scores["test_f1_macro"]
+        out.update({f"{prefix}balanced_accuracy": float(bacc.mean()),
+                    f"{prefix}balanced_accuracy_sd": float(bacc.std()),
+                    f"{prefix}macro_f1": float(f1.mean()), f"{prefix}macro_f1_sd": float(f1.std())})
+    return {**out, "probe_chance_balanced_accuracy": 1.0 / (len(values) - len(rare)),
             "probe_windows": int(keep.sum()), "probe_left_out_windows": int((~keep).sum()),
             "probe_left_out_classes": sorted(map(str, rare))}
 
@@ -183,7 +210,7 @@ def plot_clusters(maps: dict[str, tuple[np.ndarray, np.ndarray]], classes: np.nd
     rows = len(maps)
     fig, axes = plt.subplots(rows, 3, figsize=(15, 4.3 * rows + 0.8), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 1, 1.25]})
-    size = max(0.5, min(6.0, 3000 / max(len(classes), 1)))
+    size = max(1.0, min(8.0, 15000 / max(len(classes), 1)))
     order = np.random.default_rng(0).permutation(len(classes))  # no class painted last over all others
     cmap = plt.get_cmap("tab20")
     for r, (name, (xy, cl)) in enumerate(maps.items()):

@@ -32,12 +32,13 @@ from nucfm.analysis import genome_clusters as gc
 from nucfm.errors import InputError
 from nucfm.io.genome import Genome
 from nucfm.models.embedding import embed_ids
-from nucfm.paths import atomic_write_text
+from nucfm.paths import atomic_path, atomic_write_text
 from nucfm.tasks.consequence import REGION_CLASSES, Annotation
 from nucfm.tasks.variants import encode_windows
 
 log = logging.getLogger("nucfm")
-OUTPUTS = ("clusters.png", "clusters.svg", "windows.tsv", "composition.tsv", "metrics.tsv", "metrics.json")
+OUTPUTS = ("clusters.png", "clusters.svg", "windows.tsv", "composition.tsv", "metrics.tsv", "metrics.json",
+           "embeddings.npz")
 
 
 def check_window_sizes(window: int, center: int, step: int) -> None:
@@ -126,10 +127,12 @@ def load_annotation(gff: str | Path, genome: Genome, chrom: str) -> Annotation:
 
 def genome_clusters(model, genome: Genome, gff: str | Path, chrom: str, start: int, end: int, outdir: str | Path,
                     window: int = 512, center: int = 100, step: int | None = None, resolution: float = 1.0,
-                    n_neighbors: int = 15, kmer: int = 4, seed: int = 0, batch_size: int | None = None,
-                    progress: bool = True, model_name: str = "") -> dict:
+                    n_neighbors: int = 15, kmer: int = 4, seed: int = 0, block: int = 50_000,
+                    batch_size: int | None = None, progress: bool = True, model_name: str = "") -> dict:
     """Embed, classify, cluster and score the windows of ``chrom:[start, end)`` (0-based) and write
-    ``outdir/`` (:data:`OUTPUTS`). Returns the metrics (one dict per representation) and counts."""
+    ``outdir/`` (:data:`OUTPUTS`). Returns the metrics (one dict per representation) and counts.
+    The probe is cross-validated twice: stratified folds of windows, and folds of whole genome
+    blocks of ``block`` bases (``probe_blocked_*``), which keeps overlapping neighbours apart."""
     from tqdm.auto import tqdm
 
     step = step or center
@@ -159,8 +162,18 @@ def genome_clusters(model, genome: Genome, gff: str | Path, chrom: str, start: i
     if len(present) < 2:
         raise InputError(f"all {len(centres)} windows are {REGION_CLASSES[present[0]]}: ARI, NMI and the probe "
                          "need at least 2 region classes; choose a region with genes and intergenic DNA")
+    counts = np.bincount(classes, minlength=len(REGION_CLASSES))
+    if (counts >= gc.FOLDS).sum() < 2:
+        found = ", ".join(f"{REGION_CLASSES[k]} {c}" for k, c in enumerate(counts) if c)
+        raise InputError(f"the {gc.FOLDS}-fold linear probe needs at least 2 region classes with >= {gc.FOLDS} "
+                         f"windows each (found {found}); widen the region or lower --step")
     with tqdm(total=len(seqs), unit="window", disable=not progress, desc="embed") as bar:
         emb = window_embeddings(model, seqs, center, batch_size=batch_size, progress=bar)
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(outdir / "embeddings.npz") as tmp:  # written first: the costly part, kept for re-analysis
+        np.savez_compressed(tmp, chrom=np.array(genome.resolve(chrom)), start=centres, end=centres + center,
+                            embedding=emb, model=np.array(model_name))
     reps = {"model": emb,
             f"kmer{kmer}_center": gc.kmer_profiles([s[a : a + center] for s in seqs], kmer),
             f"kmer{kmer}_window": gc.kmer_profiles(seqs, kmer)}
@@ -170,10 +183,11 @@ def genome_clusters(model, genome: Genome, gff: str | Path, chrom: str, start: i
         xy, cl = gc.cluster_map(x, n_neighbors=n_neighbors, resolution=resolution, seed=seed)
         maps[name] = (xy, cl)
         metrics.append({"representation": name, "features": int(x.shape[1]), "clusters": int(cl.max() + 1),
-                        **gc.agreement(cl, classes), **gc.linear_probe(x, classes, seed=seed)})
+                        **gc.agreement(cl, classes), **gc.linear_probe(x, classes, seed=seed, groups=centres // block)})
     return _write(outdir, chrom, centres, center, classes, frac, maps, metrics, genome.resolve(chrom),
                   {"model": model_name, "region": f"{chrom}:{start + 1}-{end}", "window": window, "center": center,
                    "step": step, "resolution": resolution, "n_neighbors": n_neighbors, "kmer": kmer, "seed": seed,
+                   "block": block,
                    "gff": str(gff), "windows": len(centres), "windows_left_out_mostly_n": left_out,
                    "class_counts": {REGION_CLASSES[k]: int((classes == k).sum()) for k in range(len(REGION_CLASSES))}})
 
