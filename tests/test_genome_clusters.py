@@ -97,7 +97,7 @@ def test_region_classes_of_a_range_match_single_bases(ann):
 def test_window_class_is_the_majority_ties_to_the_higher_priority(ann):
     # [260, 360): 40 bases 5' UTR, 60 CDS -> CDS (0.6); [250, 350): 50/50 -> CDS (earlier class)
     # [380, 480): 20 CDS, 50 intron, 30 ncRNA -> intron (0.5)
-    codes, frac = window_classes(ann, "chr1", 0, L, np.array([260, 250, 380, 2450]), 100)
+    codes, frac = window_classes(ann, "chr1", np.array([260, 250, 380, 2450]), 100)
     assert [REGION_CLASSES[c] for c in codes] == ["CDS", "CDS", "intron", "repeat"]
     assert frac.tolist() == [0.6, 0.5, 0.5, 1.0]
 

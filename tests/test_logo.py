@@ -103,7 +103,8 @@ def test_cli_meta_logos(files, capsys):
     np.testing.assert_allclose(model["ic_bits"], information_content(model[list("ACGT")].to_numpy()), atol=1e-4)
     assert core.loc["start_codon", "core_ic_model_bits"] == pytest.approx(model[model["core"]]["ic_bits"].sum(),
                                                                          abs=1e-3)
-    for name in ("splice_donor.png", "splice_donor.svg", "start_codon.json", "core_ic.json"):
+    for name in ("splice_donor.png", "splice_donor.svg", "start_codon.json", "core_ic.json", "meta_logos.png",
+                 "meta_logos.svg", "meta_logos.tsv"):
         assert (out / name).stat().st_size > 0
     assert "splice_donor" in capsys.readouterr().out
 

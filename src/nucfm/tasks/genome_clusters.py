@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from nucfm.analysis import genome_clusters as gc
 from nucfm.errors import InputError
@@ -77,7 +78,7 @@ def window_embeddings(model, seqs: list[str], center: int, layer: int = -1, batc
     a = (W - center) // 2
     comp = model.alphabet.complement_ids()
     if batch_size is None:
-        batch_size = 64 if model.device.type == "cuda" else 16
+        batch_size = 128 if model.device.type == "cuda" else 8  # the --batch-size defaults of vep and probs
     out = np.empty((len(seqs), model.hidden_size), dtype=np.float32)
     was_training = model.training
     model.eval()
@@ -98,7 +99,7 @@ def window_embeddings(model, seqs: list[str], center: int, layer: int = -1, batc
     return out
 
 
-def window_classes(ann: Annotation, chrom: str, start: int, end: int, centres: np.ndarray, center: int
+def window_classes(ann: Annotation, chrom: str, centres: np.ndarray, center: int
                    ) -> tuple[np.ndarray, np.ndarray]:
     """(class code (N,) int64, majority fraction (N,)) of each window centre: the most common
     class among its bases, ties to the earlier class of :data:`REGION_CLASSES`."""
@@ -157,7 +158,7 @@ def genome_clusters(model, genome: Genome, gff: str | Path, chrom: str, start: i
     if len(centres) < gc.MIN_WINDOWS:
         raise InputError(f"{len(centres)} window(s) left after leaving out {left_out} mostly-N one(s); "
                          f"at least {gc.MIN_WINDOWS} are needed")
-    classes, frac = window_classes(ann, chrom, start, end, centres, center)
+    classes, frac = window_classes(ann, chrom, centres, center)
     present = np.unique(classes)
     if len(present) < 2:
         raise InputError(f"all {len(centres)} windows are {REGION_CLASSES[present[0]]}: ARI, NMI and the probe "
@@ -177,13 +178,17 @@ def genome_clusters(model, genome: Genome, gff: str | Path, chrom: str, start: i
     reps = {"model": emb,
             f"kmer{kmer}_center": gc.kmer_profiles([s[a : a + center] for s in seqs], kmer),
             f"kmer{kmer}_window": gc.kmer_profiles(seqs, kmer)}
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
     maps, metrics = {}, []
-    for name, x in reps.items():
-        log.info("%s: %d windows x %d features: UMAP, Leiden, linear probe", name, *x.shape)
-        xy, cl = gc.cluster_map(x, n_neighbors=n_neighbors, resolution=resolution, seed=seed)
-        maps[name] = (xy, cl)
-        metrics.append({"representation": name, "features": int(x.shape[1]), "clusters": int(cl.max() + 1),
-                        **gc.agreement(cl, classes), **gc.linear_probe(x, classes, seed=seed, groups=centres // block)})
+    with threadpool_limits(limits=torch.get_num_threads()):  # BLAS (PCA, the probe) on --threads, as torch
+        for name, x in reps.items():
+            log.info("%s: %d windows x %d features: UMAP, Leiden, linear probe", name, *x.shape)
+            xy, cl = gc.cluster_map(x, n_neighbors=n_neighbors, resolution=resolution, seed=seed)
+            maps[name] = (xy, cl)
+            metrics.append({"representation": name, "features": int(x.shape[1]), "clusters": int(cl.max() + 1),
+                            **gc.agreement(cl, classes),
+                            **gc.linear_probe(x, classes, seed=seed, groups=centres // block)})
     return _write(outdir, chrom, centres, center, classes, frac, maps, metrics, genome.resolve(chrom),
                   {"model": model_name, "region": f"{chrom}:{start + 1}-{end}", "window": window, "center": center,
                    "step": step, "resolution": resolution, "n_neighbors": n_neighbors, "kmer": kmer, "seed": seed,

@@ -32,7 +32,7 @@ from nucfm.tasks.variants import position_probs, site_logits, strand_probs
 log = logging.getLogger("nucfm")
 BASES = "ACGT"
 PROBS_COLUMNS = ("chrom", "pos", "A", "C", "G", "T", "ref")
-MOTIF_NAMES = {"start_codon": "ATG", "stop_codon": "stop codon", "splice_donor": "GT", "splice_acceptor": "AG"}
+MOTIF_NAMES = {"start_codon": "ATG", "stop_codon": "TAA/TAG/TGA", "splice_donor": "GT", "splice_acceptor": "AG"}
 
 
 # ---- region logo ----------------------------------------------------------------------------------
@@ -168,7 +168,7 @@ def sample_sites(sites: list[tuple[int, str]], max_sites: int | None, seed: int)
     """At most ``max_sites`` of ``sites``: a seeded random sample, in genome order.
 
     >>> sample_sites([(i, "+") for i in range(10)], 3, seed=0)
-    [(3, '+'), (6, '+'), (8, '+')]
+    [(0, '+'), (6, '+'), (9, '+')]
     """
     if max_sites is None or len(sites) <= max_sites:
         return list(sites)
@@ -180,7 +180,8 @@ def site_logos(model, genome: Genome, gff: str | Path, chrom: str, start: int, e
                batch_size: int | None = None, progress: bool = True, model_name: str = "",
                ann: Annotation | None = None) -> list[dict]:
     """Meta-logos of each site type in ``kinds`` inside ``chrom:[start, end)`` (0-based): writes
-    ``outdir/KIND.png``, ``.svg``, ``.tsv``, ``.json`` per type and ``core_ic.tsv`` / ``.json``;
+    ``outdir/KIND.png``, ``.svg``, ``.tsv``, ``.json`` per type, all types side by side in
+    ``meta_logos.png`` / ``.svg`` / ``.tsv``, and ``core_ic.tsv`` / ``.json``;
     returns one summary per type. Every type is checked to have sites before any model work."""
     from tqdm.auto import tqdm
 
@@ -197,7 +198,7 @@ def site_logos(model, genome: Genome, gff: str | Path, chrom: str, start: int, e
         found[kind] = sites
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    summaries = []
+    summaries, tables, panels = [], [], []
     for kind in kinds:
         sites = sample_sites(found[kind], max_sites, seed)
         log.info("%s: %d site(s) in the region, %d used (%d on the minus strand)", kind, len(found[kind]),
@@ -210,8 +211,16 @@ def site_logos(model, genome: Genome, gff: str | Path, chrom: str, start: int, e
             probs = model_site_probs(model, genome, contig, pos, minus, window=window, batch_size=batch_size,
                                      progress=bar)
         mean = probs.mean(axis=0)  # (O, 4)
-        summaries.append(_write_site_logo(outdir, kind, offsets, mean, observed, counts, len(found[kind]), sites,
-                                          model_name, f"{contig}:{start + 1}-{end}", flank, seed))
+        summary, table = _write_site_logo(outdir, kind, offsets, mean, observed, counts, len(found[kind]), sites,
+                                          model_name, f"{contig}:{start + 1}-{end}", flank, seed)
+        summaries.append(summary)
+        tables.append(table.assign(site=kind))
+        panels.append({"name": f"{kind.replace('_', ' ')} ({MOTIF_NAMES[kind]}): {len(sites)} sites",
+                       "offsets": offsets, "model": mean, "observed": observed, "core": list(range(SITE_MOTIFS[kind]))})
+    both = pd.concat(tables)[["site", *tables[0].columns]]
+    atomic_write_text(outdir / "meta_logos.tsv", both.to_csv(sep="\t", index=False, float_format="%.5g"))
+    logos.plot_meta_logo_grid(panels, outdir / "meta_logos", labels=("model: mean masked prediction", "observed"),
+                              title=f"{model_name or 'model'} on {contig}:{start + 1:,}-{end:,}, {flank} bp flanks")
     core = pd.DataFrame([{k: v for k, v in s.items() if not isinstance(v, (list, dict))} for s in summaries])
     atomic_write_text(outdir / "core_ic.tsv", core.to_csv(sep="\t", index=False, float_format="%.4f"))
     atomic_write_text(outdir / "core_ic.json", json.dumps(summaries, indent=1) + "\n")
@@ -229,7 +238,8 @@ def _write_site_logo(outdir, kind, offsets, mean, observed, counts, n_found, sit
         for j, o in enumerate(offsets):
             rows.append({"offset": int(o), "source": source, **{b: p[j, k] for k, b in enumerate(BASES)},
                          "ic_bits": ic[j], "core": int(o) in core, "n": int(counts[j].sum())})
-    atomic_write_text(outdir / f"{kind}.tsv", pd.DataFrame(rows).to_csv(sep="\t", index=False, float_format="%.5g"))
+    table = pd.DataFrame(rows)
+    atomic_write_text(outdir / f"{kind}.tsv", table.to_csv(sep="\t", index=False, float_format="%.5g"))
     at = [list(offsets).index(o) for o in core]
     consensus = "".join(BASES[int(np.argmax(observed[j]))] for j in at)
     summary = {"site": kind, "region": region, "model": model_name, "sites_in_region": n_found,
@@ -246,4 +256,4 @@ def _write_site_logo(outdir, kind, offsets, mean, observed, counts, n_found, sit
              f"model {model_name or ''}")
     logos.plot_meta_logo(offsets, mean, observed, core, outdir / kind, title=title,
                          labels=("model: mean masked prediction", "observed base frequency"))
-    return summary
+    return summary, table
