@@ -102,6 +102,15 @@ def add_recipe_options(p, config_help: str, overrides_example: str, output_help:
     p.add_argument("--restart", action="store_true", help="discard an earlier run in the output and start over")
 
 
+def _require_analysis(command: str, modules: tuple[str, ...]) -> None:
+    """The analysis extra's libraries ``command`` imports are installed (checked, not imported)."""
+    from importlib.util import find_spec
+
+    missing = [m for m in modules if find_spec(m) is None]
+    if missing:
+        raise InputError(f"nucfm {command} needs {', '.join(missing)}: pip install 'nucfm[analysis]'")
+
+
 def check_input(path: str | None, what: str = "input", directory: bool = False) -> Path | None:
     """``path`` exists and is a readable file (or a directory when ``directory``)."""
     if path is None:
@@ -320,6 +329,7 @@ def run_compare(args):
     from nucfm.paths import check_output_dir
     from nucfm.tasks.compare import OUTPUT_SUFFIXES, compare_records
 
+    _require_analysis("compare", ("skbio", "Bio"))
     for path in args.input:
         check_input(path, "FASTA")
     if args.kmer > 31:
@@ -1151,15 +1161,10 @@ def add_atlas(sub):
 
 
 def run_atlas(args):
-    import importlib.util
-
     from nucfm.tasks.atlas import BUILTIN_GROUPS, DEFAULT_LABEL_REGEX, compile_label_regex
     from nucfm.tasks.atlas import run_atlas as atlas
 
-    missing = [m for m in ("umap", "scanpy", "leidenalg", "igraph") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise InputError(f"nucfm atlas needs umap-learn, scanpy, leidenalg and igraph ({', '.join(missing)} "
-                         "missing): pip install 'nucfm[analysis]'")
+    _require_analysis("atlas", ("umap", "scanpy", "leidenalg", "igraph", "sklearn"))
     check_input(args.input, "FASTA")
     check_output(args.output, [args.input], "atlas directory", directory=True)
     regex = args.label_regex or DEFAULT_LABEL_REGEX
@@ -1210,6 +1215,148 @@ def run_atlas(args):
              + (f"; {left} left out (unlabelled.tsv)" if left else ""))
 
 
+# ---- genome-clusters / logo (GPN's unsupervised clusters and motif logos) -----------------------
+def add_genome_clusters(sub):
+    p = sub.add_parser("genome-clusters", help="UMAP + Leiden clusters of genome-window embeddings vs GFF region "
+                       "classes, with a k-mer baseline (GPN's figure)",
+                       description="Embed windows of a genome region (last hidden layer, centre bases, both "
+                       "strands), cluster them (standardise, PCA, kNN, UMAP, Leiden) and compare the clusters and a "
+                       "cross-validated linear probe with region classes from a GFF3; canonical k-mer frequencies "
+                       "of the same windows go through the same procedure.")
+    _add_genome_args(p)
+    p.add_argument("--region", required=True, help="CHROM:START-END, 1-based inclusive: where window centres lie")
+    p.add_argument("--gff", required=True, help="GFF3 annotation (plain or gzip) for the region classes")
+    p.add_argument("-o", "--output", required=True, help="output directory (clusters.png/.svg, windows.tsv, "
+                   "composition.tsv, metrics.tsv/.json)")
+    p.add_argument("--center", type=positive_int, default=100,
+                   help="bases at the window centre averaged into its embedding and classified (default 100)")
+    p.add_argument("--step", type=positive_int, default=None,
+                   help="distance between window centres (default: --center, non-overlapping centres)")
+    p.add_argument("--resolution", type=_positive_float, default=1.0, help="Leiden resolution (default 1.0)")
+    p.add_argument("--neighbors", type=positive_int, default=15, help="neighbours of the kNN graph (default 15)")
+    p.add_argument("--kmer", type=positive_int, default=4, help="k of the k-mer baseline (default 4)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of UMAP, Leiden and the CV folds")
+    p.add_argument("--block", type=positive_int, default=50_000,
+                   help="genome block (bp) kept whole by the blocked cross-validation of the probe (default 50000)")
+    p.set_defaults(run=run_genome_clusters)
+
+
+def run_genome_clusters(args):
+    from nucfm.io.genome import parse_region
+    from nucfm.tasks.genome_clusters import check_window_sizes, genome_clusters
+
+    _require_analysis("genome-clusters", ("umap", "leidenalg", "igraph", "sklearn"))
+    chrom, start, end = parse_region(args.region)
+    check_window_sizes(args.window, args.center, args.step or args.center)
+    if args.kmer > 8:
+        raise InputError(f"--kmer {args.kmer}: at most 8 (4^k features)")
+    check_input(args.gff, "--gff annotation")
+    check_output(args.output, [args.genome, args.gff], "output directory", directory=True)
+    device = _check_genome_args(args)
+    name, model, genome = _load_dna(args, device, region=(chrom, start, end))
+    summary = genome_clusters(model, genome, args.gff, chrom, start, end, args.output, window=args.window,
+                              center=args.center, step=args.step, resolution=args.resolution,
+                              n_neighbors=args.neighbors, kmer=args.kmer, seed=args.seed, block=args.block,
+                              batch_size=args.batch_size,
+                              progress=not args.no_progress, model_name=str(name))
+    print(f"{summary['windows']} windows; classes: "
+          + ", ".join(f"{k} {v}" for k, v in summary["class_counts"].items()))
+    for m in summary["metrics"]:
+        print(f"{m['representation']:14s} clusters {m['clusters']:3d}  ARI {m['ari']:.3f}  NMI {m['nmi']:.3f}  "
+              f"probe balanced accuracy {m['probe_balanced_accuracy']:.3f} +- {m['probe_balanced_accuracy_sd']:.3f}"
+              f"  macro-F1 {m['probe_macro_f1']:.3f} +- {m['probe_macro_f1_sd']:.3f}  blocked: balanced accuracy "
+              f"{m['probe_blocked_balanced_accuracy']:.3f}  macro-F1 {m['probe_blocked_macro_f1']:.3f}")
+    log.info("wrote %s", args.output)
+
+
+def add_logo(sub):
+    p = sub.add_parser("logo", help="sequence logos of a DNA model's masked predictions: a region, or meta-logos "
+                       "of annotated sites (start/stop codons, splice donors/acceptors) next to observed frequencies",
+                       description="Region logo: from a `nucfm probs` table (--probs) or computed for --genome "
+                       "--region (each position masked, both strands). Meta-logos: --sites with --gff aligns every "
+                       "annotated site of the region 5'->3' on its transcript (minus strand reverse-complemented).")
+    p.add_argument("--probs", default=None, help="a `nucfm probs` output (.tsv[.gz], .csv[.gz], .parquet, .npz)")
+    p.add_argument("--genome", default=None, help="reference FASTA (plain, .gz or bgzip), with --region")
+    p.add_argument("--region", default=None, help="CHROM:START-END, 1-based inclusive")
+    p.add_argument("--sites", nargs="+", default=None, metavar="TYPE",
+                   choices=["start_codon", "stop_codon", "splice_donor", "splice_acceptor"],
+                   help="meta-logos of these site types (one or more of start_codon stop_codon splice_donor "
+                        "splice_acceptor), from --gff, in --region")
+    p.add_argument("--gff", default=None, help="GFF3 annotation (plain or gzip) for --sites")
+    p.add_argument("-o", "--output", required=True, help="output directory: logo.png/.svg/.tsv/.json, or per "
+                   "site type TYPE.png/.svg/.tsv/.json and core_ic.tsv/.json")
+    p.add_argument("--flank", type=nonnegative_int, default=12, help="--sites: bases either side of the motif "
+                   "(default 12)")
+    p.add_argument("--max-sites", type=positive_int, default=200,
+                   help="--sites: at most this many sites per type, a seeded random sample (default 200)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the --max-sites sample")
+    p.add_argument("--row-length", type=positive_int, default=100, help="region logo: positions per row (default 100)")
+    p.add_argument("--max-length", type=positive_int, default=1000,
+                   help="region logo: most positions drawn (default 1000)")
+    p.add_argument("--chrom-alias", action="append", metavar="NAME=CONTIG|FILE",
+                   help="map a chromosome name of the region or GFF to a genome contig (repeatable), or a two-column "
+                        "TSV of such pairs")
+    add_common(p, model_kind="dna", device=True, progress=True)
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help="positions per forward pass (default 8 on CPU, 128 on CUDA)")
+    p.add_argument("--window", type=positive_int, default=512, help="bases of context centred on each masked "
+                   "position (default 512)")
+    p.set_defaults(run=run_logo)
+
+
+def run_logo(args):
+    from nucfm.io.genome import parse_region
+
+    _require_analysis("logo", ("logomaker",))
+    if args.probs and (args.genome or args.region or args.sites):
+        raise InputError("give either --probs TABLE, or --genome G --region R [--sites ... --gff A]")
+    if not args.probs and not (args.genome and args.region):
+        raise InputError("give --probs TABLE, or --genome G and --region R")
+    if args.sites and not args.gff:
+        raise InputError("--sites needs --gff ANNOTATION")
+    if args.gff and not args.sites:
+        raise InputError("--gff is used with --sites TYPE ...")
+    check_output(args.output, [args.probs, args.genome, args.gff], "output directory", directory=True)
+    if args.probs:
+        from nucfm.tasks.logo import read_probs_table, region_logo
+
+        check_input(args.probs, "probs table")
+        df = read_probs_table(args.probs)
+        summary = region_logo(df, args.output, args.row_length, args.max_length, source=Path(args.probs).name)
+        print(f"{summary['positions']} positions, mean information content {summary['mean_ic_bits']:.3f} bits")
+        return
+    chrom, start, end = parse_region(args.region)
+    check_input(args.gff, "--gff annotation")
+    if not args.sites:
+        from nucfm.tasks.logo import check_logo_length
+
+        check_logo_length(end - start, args.max_length, f"region {args.region}")
+    device = _check_genome_args(args)
+    name, model, genome = _load_dna(args, device, region=(chrom, start, end))
+    if args.sites:
+        from nucfm.tasks.logo import site_logos
+
+        summaries = site_logos(model, genome, args.gff, chrom, start, end, list(dict.fromkeys(args.sites)),
+                               args.output, flank=args.flank, max_sites=args.max_sites, seed=args.seed,
+                               window=args.window, batch_size=args.batch_size, progress=not args.no_progress,
+                               model_name=str(name))
+        for s in summaries:
+            print(f"{s['site']:16s} sites {s['sites_used']:4d} of {s['sites_in_region']:5d}  core {s['observed_core']}"
+                  f"  information content: model {s['core_ic_model_bits']:.3f} bits, observed "
+                  f"{s['core_ic_observed_bits']:.3f} bits  (model p(observed core base) "
+                  f"{s['model_p_observed_core']:.3f})")
+        return
+    from tqdm.auto import tqdm
+
+    from nucfm.tasks.logo import region_logo, region_probs
+
+    with tqdm(total=end - start, unit="position", disable=args.no_progress, desc="probs") as bar:
+        df = region_probs(model, genome, chrom, start, end, window=args.window, batch_size=args.batch_size,
+                          progress=bar)
+    summary = region_logo(df, args.output, args.row_length, args.max_length, source=str(name))
+    print(f"{summary['positions']} positions, mean information content {summary['mean_ic_bits']:.3f} bits")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with nucfm's error format: one ``nucfm: error:`` line, exit 2."""
 
@@ -1219,7 +1366,7 @@ class _Parser(argparse.ArgumentParser):
 
 COMMANDS = [add_models, add_embed, add_compare, add_convert, add_vep, add_vep_report, add_probs, add_fold, add_score_ss,
             add_train_ss, add_contacts, add_score_contacts, add_pretrain, add_eval_mlm, add_finetune, add_predict,
-            add_serve, add_atlas]
+            add_serve, add_atlas, add_genome_clusters, add_logo]
 
 
 def build_parser() -> argparse.ArgumentParser:

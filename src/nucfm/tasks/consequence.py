@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from nucfm.alphabet import reverse_complement
+from nucfm.errors import InputError
 from nucfm.io.genome import Genome
 from nucfm.io.gff import read_gff
 from nucfm.io.variants import Variant, VariantTable
@@ -82,6 +83,7 @@ class Annotation:
         self.genome, self.distance = genome, distance
         feats, seen = list(read_gff(gff, aliases=genome.aliases, seen=(seen := set()))), seen
         missing = sorted(c for c in seen if not genome.has(c))
+        self.contigs = seen  # every contig name of the GFF (after aliases), matched or not
         self.unmatched = sum(1 for f in feats if f.contig in missing)
         if missing:
             log.warning("%s: %d feature(s) on %d contig(s) not in the genome (%s); they are ignored "
@@ -224,6 +226,94 @@ class Annotation:
             else:
                 terms.append("stop_retained_variant" if ra == "*" else "synonymous_variant")
         return min(terms, key=RANK.__getitem__)
+
+
+    # ---- region classes and annotated sites (nucfm genome-clusters, nucfm logo) ------------------
+    def region_classes(self, contig: str, start: int, end: int) -> np.ndarray:
+        """Class code of every base of ``[start, end)`` (0-based half-open), (end - start,) int8,
+        an index into :data:`REGION_CLASSES`. Where features overlap, the lowest code (the first
+        class of :data:`REGION_CLASSES`) wins: CDS > 5' UTR > 3' UTR > ncRNA > intron > repeat >
+        intergenic. Per transcript: CDS segments are CDS; exon bases 5' / 3' of the CDS (transcript
+        strand) are UTRs; exons of a transcript without CDS are ncRNA; bases between its exons are
+        intron. ``repeat`` is a soft-masked (lowercase) base of the genome outside every transcript;
+        every other base is intergenic.
+
+        >>> ann.region_classes("1", 0, 10)  # doctest: +SKIP
+        array([6, 6, 6, 5, 5, 0, 0, 0, 0, 4], dtype=int8)
+        """
+        contig = self.genome.resolve(contig)
+        code = {c: k for k, c in enumerate(REGION_CLASSES)}
+        out = np.full(end - start, code["intergenic"], dtype=np.int8)
+        seq = self.genome.fetch(contig, start, end)
+        lower = np.frombuffer(seq.encode("ascii", errors="replace"), dtype=np.uint8) >= ord("a")
+        out[lower] = code["repeat"]
+
+        def paint(a: int, b: int, k: int) -> None:
+            lo, hi = max(a, start) - start, min(b, end) - start
+            if hi > lo:
+                np.minimum(out[lo:hi], k, out=out[lo:hi])
+
+        for t in self.near(contig, start, end):
+            if t.end <= start or t.start >= end:
+                continue
+            paint(t.start, t.end, code["intron"])  # exons below overwrite it (lower codes)
+            if not t.cds:
+                for a, b in t.exons:
+                    paint(a, b, code["ncRNA"])
+                continue
+            lo_cds, hi_cds = t.cds[0][0], max(b for _, b, _ in t.cds)
+            before, after = ("5_prime_UTR", "3_prime_UTR") if t.strand != "-" else ("3_prime_UTR", "5_prime_UTR")
+            for a, b in t.exons:
+                paint(a, min(b, lo_cds), code[before])
+                paint(max(a, hi_cds), b, code[after])
+            for a, b, _ in t.cds:
+                paint(a, b, code["CDS"])
+        return out
+
+    def sites(self, kind: str, contig: str, start: int, end: int) -> list[tuple[int, str]]:
+        """Annotated sites of ``kind`` (a key of :data:`SITE_MOTIFS`) whose motif lies inside
+        ``[start, end)``: sorted unique ``(anchor, strand)``, ``anchor`` the 0-based genome position
+        of the motif's first base read 5'->3' on the transcript (on ``-`` the motif runs to lower
+        positions: offset ``o`` is at ``anchor - o``). Motifs: ``start_codon`` the first 3 CDS bases
+        of a transcript whose CDS starts with phase 0; ``stop_codon`` the last 3 CDS bases (RefSeq
+        CDS features include the stop); a codon split by an intron is left out; ``splice_donor``
+        the first 2 intron bases (GT); ``splice_acceptor`` the last 2 intron bases (AG). Introns of
+        coding and non-coding transcripts alike; several transcripts sharing a site give it once.
+
+        >>> ann.sites("splice_donor", "1", 0, 1000)  # doctest: +SKIP
+        [(80, '+'), (229, '-')]
+        """
+        if kind not in SITE_MOTIFS:
+            raise InputError(f"unknown site type {kind!r}; known: {', '.join(SITE_MOTIFS)}")
+        contig = self.genome.resolve(contig)
+        n = SITE_MOTIFS[kind]
+        found = set()
+        for t in self.near(contig, start, end):
+            plus = t.strand != "-"
+            anchors = []
+            if kind in ("start_codon", "stop_codon") and t.cds:
+                first = t.cds[0] if plus else max(t.cds, key=lambda c: c[1])  # 5'-most segment
+                lo_cds, hi_cds = t.cds[0][0], max(b for _, b, _ in t.cds)
+                if kind == "start_codon" and first[2] == 0:
+                    anchors.append(lo_cds if plus else hi_cds - 1)
+                elif kind == "stop_codon":
+                    anchors.append(hi_cds - 3 if plus else lo_cds + 2)
+            elif kind in ("splice_donor", "splice_acceptor"):
+                for (_, b), (c, _) in zip(t.exons, t.exons[1:]):  # intron [b, c)
+                    if c - b < 4:
+                        continue  # no room for both motifs: not an intron
+                    donor = kind == "splice_donor"
+                    anchors.append((b if donor else c - 2) if plus else (c - 1 if donor else b + 1))
+            for a in anchors:
+                lo, hi = (a, a + n) if plus else (a - n + 1, a + 1)
+                split = kind in ("start_codon", "stop_codon") and not any(x <= lo and hi <= y for x, y, _ in t.cds)
+                if start <= lo and hi <= end and not split:  # a codon split by an intron is left out
+                    found.add((a, "+" if plus else "-"))
+        return sorted(found)
+
+
+REGION_CLASSES = ("CDS", "5_prime_UTR", "3_prime_UTR", "ncRNA", "intron", "repeat", "intergenic")
+SITE_MOTIFS = {"start_codon": 3, "stop_codon": 3, "splice_donor": 2, "splice_acceptor": 2}  # motif length
 
 
 def _hits(lo: int, hi: int, a: int, b: int) -> bool:

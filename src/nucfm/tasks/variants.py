@@ -173,6 +173,21 @@ def score_variants(model, genome: Genome, variants: Sequence[Variant], window: i
     return out
 
 
+def strand_probs(fwd: np.ndarray, rev: np.ndarray, strands: str = "both") -> np.ndarray:
+    """(N, 4) probabilities over A, C, G, T from :func:`site_logits`' (fwd, rev) logits: the mean
+    of the two strands' softmax (``"both"``) or the forward strand's (``"fwd"``).
+
+    >>> strand_probs(np.zeros((1, 4)), np.array([[0.0, 0, 0, np.log(3)]])).round(3).tolist()
+    [[0.208, 0.208, 0.208, 0.375]]
+    """
+
+    def softmax(x):
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    return softmax(fwd) if strands == "fwd" else (softmax(fwd) + softmax(rev)) / 2
+
+
 def position_probs(model, genome: Genome, chrom: str, start: int, end: int, window: int = 512,
                    strands: str = "both", batch_size: int | None = None, progress=None) -> dict[str, np.ndarray]:
     """Masked-prediction distribution over A, C, G, T at every position of ``[start, end)``
@@ -198,12 +213,7 @@ def position_probs(model, genome: Genome, chrom: str, start: int, end: int, wind
         return None
     fwd = np.array([r[0] for r in rows]).reshape(-1, 4)
     rev = np.array([r[1] for r in rows]).reshape(-1, 4)
-
-    def softmax(x):
-        e = np.exp(x - x.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-
-    probs = softmax(fwd) if strands == "fwd" else (softmax(fwd) + softmax(rev)) / 2
+    probs = strand_probs(fwd, rev, strands)
     return {"pos": np.arange(start, end) + 1, "ref": np.array(list(genome.fetch(chrom, start, end))), "probs": probs}
 
 
