@@ -93,20 +93,45 @@ def read_sequence_table(path: str | Path, seq_col: str | None = None, header_reg
     return df
 
 
-def _labels_from_headers(headers: list[str], pattern: str, path) -> list[str]:
+def compile_label_regex(text: str, option: str = "--label-regex") -> re.Pattern:
+    """The one rule for labels in FASTA headers (``nucfm atlas --label-regex``, finetune's
+    ``header_regex``): a regular expression with a named group ``label`` or at least one group."""
     try:
-        rx = re.compile(pattern)
+        pattern = re.compile(text)
     except re.error as e:
-        raise InputError(f"header regex {pattern!r} is not a regular expression ({e})") from None
-    if rx.groups == 0:
-        raise InputError(f"header regex {pattern!r} needs a group (e.g. '(\\S+)$' or '(?P<label>...)')")
+        raise InputError(f"{option} {text!r} is not a regular expression ({e})") from None
+    if pattern.groups == 0:
+        raise InputError(f"{option} {text!r} has no group: put the label in (...) or (?P<label>...)")
+    return pattern
+
+
+def header_label(pattern: re.Pattern, header: str) -> str | None:
+    r"""The label of a header (``id description``): the named group ``label`` when the regex has
+    one, else the first group that took part in the match; None when the regex does not match.
+
+    >>> p = compile_label_regex(r"^(?:.*\sTP=(\S+)|\S+\s+(\S+))")
+    >>> header_label(p, "X01556.1/3-118 RF00001 5S_rRNA TP=Gene;rRNA"), header_label(p, "URS0001 tRNA from 3 species")
+    ('Gene;rRNA', 'tRNA')
+    """
+    m = pattern.search(header)
+    if m is None:
+        return None
+    if "label" in pattern.groupindex:
+        value = m.group("label")
+    else:
+        value = next((g for g in m.groups() if g is not None), None)
+    return value.strip() if value and value.strip() else None
+
+
+def _labels_from_headers(headers: list[str], pattern: str, path) -> list[str]:
+    rx = compile_label_regex(pattern, "header regex")
     out, bad = [], []
     for h in headers:
-        m = rx.search(h)
-        if m is None:
+        label = header_label(rx, h)
+        if label is None:
             bad.append(h)
             continue
-        out.append(m.group("label") if "label" in rx.groupindex else m.group(1))
+        out.append(label)
     if bad:
         raise InputError(f"{path}: {len(bad)} of {len(headers)} headers do not match the label regex {pattern!r} "
                          f"(first: {bad[0][:80]!r})")

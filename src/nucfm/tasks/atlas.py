@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from nucfm.errors import InputError
+from nucfm.io.tables import compile_label_regex, header_label
 
 log = logging.getLogger("nucfm")
 
@@ -48,35 +48,6 @@ class LabelledSet:
     def keep(self, rows: np.ndarray) -> None:
         for name in ("ids", "index", "seqs", "labels"):
             setattr(self, name, [getattr(self, name)[i] for i in rows])
-
-
-def compile_label_regex(text: str) -> re.Pattern:
-    """The ``--label-regex``: it needs a named group ``label`` or at least one group."""
-    try:
-        pattern = re.compile(text)
-    except re.error as e:
-        raise InputError(f"--label-regex {text!r} is not a regular expression ({e})") from None
-    if pattern.groups == 0:
-        raise InputError(f"--label-regex {text!r} has no group: put the label in (...) or (?P<label>...)")
-    return pattern
-
-
-def header_label(pattern: re.Pattern, header: str) -> str | None:
-    """The label of a header (``id description``): the named group ``label`` when the regex has
-    one, else the first group that took part in the match; None when the regex does not match.
-
-    >>> p = compile_label_regex(DEFAULT_LABEL_REGEX)
-    >>> header_label(p, "X01556.1/3-118 RF00001 5S_rRNA TP=Gene;rRNA"), header_label(p, "URS0001 tRNA from 3 species")
-    ('Gene;rRNA', 'tRNA')
-    """
-    m = pattern.search(header)
-    if m is None:
-        return None
-    if "label" in pattern.groupindex:
-        value = m.group("label")
-    else:
-        value = next((g for g in m.groups() if g is not None), None)
-    return value.strip() if value and value.strip() else None
 
 
 def label_records(fasta: str | Path, label_regex: str = DEFAULT_LABEL_REGEX, max_per_label: int | None = None,
