@@ -171,7 +171,8 @@ def test_cli_writes_tables_figures_and_consistent_metrics(files, capsys):
     assert "model" in capsys.readouterr().out
 
 
-def _error(argv, capsys):
+def cli_error(argv, capsys):
+    """Run the CLI; it must fail with exit 2 and one `nucfm: error:` line (returned)."""
     code = main(argv)
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("nucfm: error:") and "\n" not in err and "Traceback" not in err
@@ -180,9 +181,9 @@ def _error(argv, capsys):
 
 def test_bad_inputs_are_one_line_errors(files, tmp_path, capsys):
     def run(region, center="50", gff=files / "a.gff"):
-        return _error(["genome-clusters", "--genome", str(files / "g.fa"), "-m", str(files / "dna"), "--window", "64",
-                       "--center", center, "--threads", "1", "--no-progress", "-o", str(tmp_path / "o"),
-                       "--gff", str(gff), "--region", region], capsys)
+        return cli_error(["genome-clusters", "--genome", str(files / "g.fa"), "-m", str(files / "dna"),
+                          "--window", "64", "--center", center, "--threads", "1", "--no-progress",
+                          "-o", str(tmp_path / "o"), "--gff", str(gff), "--region", region], capsys)
 
     other = tmp_path / "other"
     other.mkdir()

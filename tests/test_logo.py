@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from test_genome_clusters import write_synthetic
+from test_genome_clusters import cli_error, write_synthetic
 
 from nucfm.analysis.logos import information_content, logo_heights
 from nucfm.cli import main
@@ -128,35 +128,28 @@ def test_cli_region_logo_from_a_probs_table_and_from_the_genome(files, capsys):
     capsys.readouterr()
 
 
-def _error(argv, capsys):
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and err.startswith("nucfm: error:") and "\n" not in err and "Traceback" not in err
-    return err
-
-
 def test_bad_inputs_are_one_line_errors(files, tmp_path, capsys):
     o = ["-o", str(tmp_path / "o")]
     (tmp_path / "bad.tsv").write_text("chrom\tpos\tA\tC\nchr1\t1\t0.5\t0.5\n")
-    err = _error(["logo", "--probs", str(tmp_path / "bad.tsv"), *o], capsys)
+    err = cli_error(["logo", "--probs", str(tmp_path / "bad.tsv"), *o], capsys)
     assert "missing column(s) ['G', 'T', 'ref']" in err
     (tmp_path / "two.tsv").write_text("chrom\tpos\tA\tC\tG\tT\tref\nchr1\t1\t1\t0\t0\t0\tA\nchr2\t1\t1\t0\t0\t0\tA\n")
-    assert "2 contigs" in _error(["logo", "--probs", str(tmp_path / "two.tsv"), *o], capsys)
+    assert "2 contigs" in cli_error(["logo", "--probs", str(tmp_path / "two.tsv"), *o], capsys)
     genome = ["--genome", str(files / "g.fa"), "-m", str(files / "dna"), "--window", "32", "--no-progress"]
-    err = _error(["logo", *genome, "--region", "chr1:1-2000", *o], capsys)
+    err = cli_error(["logo", *genome, "--region", "chr1:1-2000", *o], capsys)
     assert "2,000 positions: too long for a logo" in err and "--max-length 1,000" in err
-    err = _error(["logo", *genome, "--region", "chr1:2001-2300", "--sites", "splice_donor", "--gff",
+    err = cli_error(["logo", *genome, "--region", "chr1:2001-2300", "--sites", "splice_donor", "--gff",
                   str(files / "a.gff"), *o], capsys)
     assert "no splice_donor site in chr1:2001-2300" in err
-    assert "not inside chr1" in _error(["logo", *genome, "--region", "chr1:2901-3100", *o], capsys)
-    assert "either --probs" in _error(["logo", "--probs", str(files / "a.gff"), *genome, "--region", "chr1:1-9", *o],
+    assert "not inside chr1" in cli_error(["logo", *genome, "--region", "chr1:2901-3100", *o], capsys)
+    assert "either --probs" in cli_error(["logo", "--probs", str(files / "a.gff"), *genome, "--region", "chr1:1-9", *o],
                                       capsys)
-    assert "--sites needs --gff" in _error(["logo", *genome, "--region", "chr1:1-90", "--sites", "stop_codon", *o],
+    assert "--sites needs --gff" in cli_error(["logo", *genome, "--region", "chr1:1-90", "--sites", "stop_codon", *o],
                                            capsys)
     other = tmp_path / "other"
     other.mkdir()
     _, gff_other = write_synthetic(other, gff_contig="NC_999")
-    err = _error(["logo", *genome, "--region", "chr1:1-3000", "--sites", "stop_codon", "--gff", str(gff_other), *o],
+    err = cli_error(["logo", *genome, "--region", "chr1:1-3000", "--sites", "stop_codon", "--gff", str(gff_other), *o],
                  capsys)
     assert "no feature on chr1" in err and "NC_999" in err
     assert not (tmp_path / "o").exists()

@@ -399,7 +399,8 @@ def _add_genome_args(p, genome_is_input: bool = False):
                         "TSV of such pairs, e.g. --chrom-alias 1=NC_003070.9")
     add_common(p, model_kind="dna", device=True, progress=True)
     p.add_argument("--batch-size", type=positive_int, default=None,
-                   help="variants or positions per forward pass (default 8 on CPU, 128 on CUDA)")
+                   help="windows per forward pass: one per variant site, position or genome window "
+                        "(default 8 on CPU, 128 on CUDA)")
     p.add_argument("--window", type=positive_int, default=512,
                    help="bases of context centred on each site (default 512)")
 
