@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -156,8 +155,7 @@ class FinetuneRecipe(Recipe):
             (self.output / "metrics.jsonl").unlink()
         from tqdm.auto import tqdm
 
-        self.start_wall = time.time() - self.elapsed
-        self.running: list[float] = []
+        self.start_clock(self.elapsed)
         self.epoch_done = False
         self.bar = tqdm(initial=self.step, unit="step", desc="finetune", disable=None, mininterval=2, leave=False)
         self.model.train()
@@ -179,18 +177,9 @@ class FinetuneRecipe(Recipe):
         return {"loss": loss.item()}
 
     def on_step_end(self, metrics: dict) -> None:
-        self.running.append(metrics["loss"])
         self.bar.update(1)
         self.bar.set_postfix(loss=f"{metrics['loss']:.4f}", epoch=self.epoch, refresh=False)
-        if self.step % self.cfg.log_every == 0:
-            rec = {"step": self.step, "epoch": self.epoch, "loss": float(np.mean(self.running)),
-                   "minutes": self.minutes()}
-            self.log_metrics(rec)
-            log.info("step %d epoch %d loss %.4f (%.1f min)", self.step, self.epoch, rec["loss"], rec["minutes"])
-            self.running = []
-
-    def minutes(self) -> float:
-        return (time.time() - self.start_wall) / 60
+        self.log_running_loss(metrics["loss"])
 
     def done(self) -> bool:
         cfg = self.cfg

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 
 from nucfm.checkpoint import training_state
@@ -85,6 +86,26 @@ class Recipe:
     def stop_early(self) -> bool:
         """True to leave the loop now, as a crash would (tests of exact resume)."""
         return False
+
+    # ---- clock and running loss (recipes that log every ``cfg.log_every`` steps) ---------------
+    def start_clock(self, elapsed: float = 0.0) -> None:
+        """Start the wall clock (a resumed run goes on from its ``elapsed`` seconds) and the running loss."""
+        self.start_wall = time.time() - elapsed
+        self.running: list[float] = []
+
+    def minutes(self) -> float:
+        return (time.time() - self.start_wall) / 60
+
+    def log_running_loss(self, loss: float, **extra) -> None:
+        """Add one step's loss; every ``cfg.log_every`` steps write the mean since the last write
+        (with ``extra`` values) to ``metrics.jsonl`` and the log."""
+        self.running.append(loss)
+        if self.step % self.cfg.log_every:
+            return
+        mean = sum(self.running) / len(self.running)
+        self.log_metrics({"step": self.step, "epoch": self.epoch, "loss": mean, **extra, "minutes": self.minutes()})
+        log.info("step %d epoch %d loss %.5f (%.1f min)", self.step, self.epoch, mean, self.minutes())
+        self.running = []
 
     # ---- the resume convention -------------------------------------------------------------------
     def decide_resume(self, config: dict, saved: Path, resumable: set[str], run_files: tuple[str, ...],

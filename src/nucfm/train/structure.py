@@ -352,14 +352,13 @@ class StructureRecipe(Recipe):
         elif (self.output / "metrics.jsonl").exists():
             (self.output / "metrics.jsonl").unlink()
         log.info("head: %s, %d parameters", self.head_config, self.n_params)
-        self.start_wall = time.time() - self.elapsed
-        self.running: list[float] = []
+        self.start_clock(self.elapsed)
         self.head.train()
 
     # ---- one step -----------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
         cfg = self.cfg
-        progress = (time.time() - self.start_wall) / (cfg.max_minutes * 60) if cfg.max_minutes else None
+        progress = self.minutes() / cfg.max_minutes if cfg.max_minutes else None
         return cfg.lr * lr_factor(step, cfg.warmup, "cosine", total=cfg.max_steps, min_ratio=cfg.min_lr_ratio,
                                   progress=progress)
 
@@ -382,16 +381,7 @@ class StructureRecipe(Recipe):
         return {"loss": loss.item()}
 
     def on_step_end(self, metrics: dict) -> None:
-        self.running.append(metrics["loss"])
-        if self.step % self.cfg.log_every == 0:
-            rec = {"step": self.step, "epoch": self.epoch, "loss": float(np.mean(self.running)),
-                   "lr": self.opt.param_groups[0]["lr"], "minutes": self.minutes()}
-            self.log_metrics(rec)
-            log.info("step %d epoch %d loss %.5f (%.1f min)", self.step, self.epoch, rec["loss"], rec["minutes"])
-            self.running = []
-
-    def minutes(self) -> float:
-        return (time.time() - self.start_wall) / 60
+        self.log_running_loss(metrics["loss"], lr=self.opt.param_groups[0]["lr"])
 
     # ---- cadence ------------------------------------------------------------------------------
     def done(self) -> bool:
