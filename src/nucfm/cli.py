@@ -1224,7 +1224,7 @@ def add_genome_clusters(sub):
                        "strands), cluster them (standardise, PCA, kNN, UMAP, Leiden) and compare the clusters and a "
                        "cross-validated linear probe with region classes from a GFF3; canonical k-mer frequencies "
                        "of the same windows go through the same procedure.")
-    _add_genome_args(p)
+    _add_genome_args(p, genome_is_input=True)
     p.add_argument("--region", required=True, help="CHROM:START-END, 1-based inclusive: where window centres lie")
     p.add_argument("--gff", required=True, help="GFF3 annotation (plain or gzip) for the region classes")
     p.add_argument("-o", "--output", required=True, help="output directory (clusters.png/.svg, windows.tsv, "
