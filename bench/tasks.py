@@ -171,7 +171,7 @@ def bench_rbp(args, random_lm: str) -> list[dict]:
         pos = [r.seq for r in read_fasta(d / f"{exp}.ls.positives.fa.gz")]
         neg = [r.seq for r in read_fasta(d / f"{exp}.ls.negatives.fa.gz")]
         leak = edge_leak_auroc(pos, neg)
-        variants = [(n, o, t) for n, o in rows(args, random_lm).items() for t in ("none", "site-random")]
+        variants = [(n, o, t) for n, o in rows(args, random_lm).items() for t in args.rbp_inputs]
         if args.structure:
             variants.append(("one-hot + unpaired", {"backbone": None, "inputs": ["onehot", "unpaired"]}, "site-random"))
         for name, over, transform in variants:
@@ -223,6 +223,21 @@ def rbp_means(results: list[dict]) -> list[dict]:
              "mean_edge_leak_auroc": float(np.mean([r["edge_leak_auroc"] for r in v]))} for k, v in groups.items()]
 
 
+def row_key(r: dict) -> tuple:
+    return tuple(r.get(k) for k in ("experiment", "protocol", "row", "eval", "input"))
+
+
+def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
+    """The rows of an earlier run of this table, updated by this run's rows (same key: this run's
+    wins; a row this run did not reach keeps its earlier figure), in the earlier order."""
+    fresh = {row_key(r): r for r in new}
+    merged = []
+    for r in old:
+        n = fresh.pop(row_key(r), None)
+        merged.append(r if n is None or ("missing" in n and "missing" not in r) else n)
+    return merged + list(fresh.values())
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", nargs="+", default=["mrl", "nrc", "rbp"], choices=["mrl", "nrc", "rbp"])
@@ -235,6 +250,8 @@ def main(argv=None):
     ap.add_argument("--cv-only", action="store_true", help="MRL: only the 5-fold CV rows")
     ap.add_argument("--cv-epochs", type=int, default=15)
     ap.add_argument("--cv-patience", type=int, default=3)
+    ap.add_argument("--rbp-inputs", nargs="+", default=["none", "site-random"], choices=["none", "site-random"],
+                    help="RBP: the sequences as given (none) and/or the leak control (site-random)")
     ap.add_argument("--structure", action="store_true", help="RBP: add a one-hot + ViennaRNA unpaired row")
     ap.add_argument("--backbone", default=None, help="rna-fm: add the official model (frozen) when present")
     ap.add_argument("--threads", type=int, default=1)
@@ -252,6 +269,7 @@ def main(argv=None):
     out = json.loads(args.output.read_text()) if args.output.exists() else {}
     for task in args.tasks:
         res = bench_rbp(args, random_lm) if task == "rbp" else bench_simple(task, args, random_lm)
+        res = merge_rows(out.get(task, {}).get("rows", []), res)
         out[task] = {"anchors": ANCHORS[task], "rows": res, "device": f"CPU, {args.threads} thread(s)"}
         if task == "rbp":
             out[task]["means"] = rbp_means(res)

@@ -181,3 +181,28 @@ def test_shipped_task_models_predict_offline(name, monkeypatch):
     model = load_model(name)
     out = model.predict(["ACGUACGUAGGCUAGCUAGCUAGCAUCGAUCGAUGCAUGC", ""])
     assert np.isfinite(out[0]).all() and np.isnan(out[1]).all()
+
+
+@pytest.mark.parametrize("mode", ["frozen", "full"])
+def test_longer_than_backbone_is_windowed_and_counted(tables, tmp_path, caplog, mode):
+    from nucfm.cli import main
+
+    seqs = _seqs(40) + _seqs(5, lo=120, hi=160)  # tiny LM: max_len 50
+    pd.DataFrame({"seq": seqs, "y": [s.count("G") / len(s) for s in seqs]}).to_csv(tmp_path / "long.csv", index=False)
+    finetune(_cfg(tables, tmp_path, train=str(tmp_path / "long.csv"), backbone=str(tables / "lm"),
+                  backbone_mode=mode, inputs=["lm"], max_epochs=1))
+    assert "sequences are longer than the backbone's maximum" in caplog.text
+    caplog.clear()
+    fa = tmp_path / "in.fa"
+    fa.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(seqs)))
+    # the run directory itself is accepted: its model is RUN/best
+    assert main(["predict", "-m", str(tmp_path / "run"), "-i", str(fa), "-o", str(tmp_path / "p.tsv")]) == 0
+    assert "5 sequences are longer than the backbone's maximum" in caplog.text
+    out = pd.read_csv(tmp_path / "p.tsv", sep="\t")
+    assert out["id"].tolist() == [f"s{i}" for i in range(len(seqs))] and np.isfinite(out["y"]).all()
+
+
+def test_model_dir_without_config_says_what_it_needs(tmp_path):
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(InputError, match="needs a config.json .or, for a training run, best/config.json"):
+        load_model(tmp_path / "run")

@@ -11,6 +11,7 @@ Structure models (pair heads) are :mod:`.structure`; resumable training state is
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -27,6 +28,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 COUNTS_FILE = "mlm_counts.npz"  # training-data k-mer counts shipped beside a model (eval-mlm baselines)
 KNOWN_FORMATS = ("nucfm", "nucfm-ss", "nucfm-task")
+log = logging.getLogger("nucfm")
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -148,6 +150,22 @@ def resolve(name_or_path: str | Path, download: bool | None = None, what: str = 
                              f"registered: {', '.join(registry.MODELS)} (see `nucfm models`)")
 
 
+RUN_MODEL_DIRS = ("best", "final")  # where finetune / train-ss and pretrain runs keep their model
+
+
+def _run_model_dir(path: Path) -> Path:
+    """A model directory as given, or the model inside a training run's output directory
+    (``RUN/best`` of finetune and train-ss, ``RUN/final`` of pretrain)."""
+    if (path / CONFIG_FILE).exists():
+        return path
+    for sub in RUN_MODEL_DIRS:
+        if (path / sub / CONFIG_FILE).exists():
+            log.info("%s is a training run; loading its model %s", path, path / sub)
+            return path / sub
+    raise InputError(f"{path}: a model directory needs a {CONFIG_FILE} (or, for a training run, "
+                     f"{' or '.join(d + '/' + CONFIG_FILE for d in RUN_MODEL_DIRS)})")
+
+
 def load_model(name_or_path: str | Path, download: bool | None = None):
     """Load a model in eval mode, float32, on the CPU.
 
@@ -166,8 +184,7 @@ def load_model(name_or_path: str | Path, download: bool | None = None):
     """
     path = resolve(name_or_path, download=download)
     if path.is_dir():
-        if not (path / CONFIG_FILE).exists():
-            raise InputError(f"{path}: a model directory needs a {CONFIG_FILE}")
+        path = _run_model_dir(path)
         config = read_config(path)
         if config.get("format") == FORMAT:
             return _load_nucfm_dir(path)

@@ -26,6 +26,11 @@ def prediction_table(model, ids: list[str], seqs: list[str]) -> pd.DataFrame:
     cfg = model.config
     preds = model.predict(list(seqs))
     out = pd.DataFrame({"id": ids, "length": [len(s) for s in seqs]})
+    bb = getattr(model, "backbone", None)
+    n_long = sum(len(s) > bb.max_len for s in seqs) if bb is not None and bb.max_len else 0
+    if n_long:
+        log.warning("%d sequences are longer than the backbone's maximum of %d residues: embedded in "
+                    "overlapping windows", n_long, bb.max_len)
     empty = [i for i, s in enumerate(seqs) if not s]
     if empty:
         log.warning("%d empty sequences: their predictions are left empty (rows kept)", len(empty))

@@ -99,6 +99,12 @@ def _finish_prepare(cfg, splits, names, backbone, fp, seen) -> FinetuneData:
         if cfg.task in ("binary", "multiclass") and len(set(y.tolist())) < 2:
             raise InputError("the training split holds a single class; a classifier needs at least two")
     crop = backbone.max_len if backbone is not None and backbone.max_len else 10**9
+    for part, sp in splits.items():
+        n_long = sum(len(q) > crop for q in sp.data.seqs)
+        if n_long:
+            log.warning("%s data: %d sequences are longer than the backbone's maximum of %d residues: %s", part,
+                        n_long, crop, "embedded in overlapping windows" if cfg.backbone_mode == "frozen"
+                        or part != "train" else "trained on a random window of each, predicted in windows")
     unseen = np.array([s not in seen for s in splits["test"].data.seqs])
     log.info("data: %s train, %d valid, %d test records (%d test sequences not in the training data)",
              len(splits["train"].data.seqs), len(splits["valid"].data.seqs), len(splits["test"].data.seqs),
