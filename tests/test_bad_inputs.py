@@ -65,6 +65,11 @@ def ws(tmp_path_factory):
     save_task_model(TaskModel(tc, TaskHead(tc)), w / "task")
     (w / "lab.csv").write_text("seq,y\nACGU,1\nGGCC,2\nAAAA,\nCCCA,3\n")
     (w / "lab.fa").write_text(">a cls=x\nACGU\n>b something\nGGCC\n")
+    (w / "cls.csv").write_text("seq,y\nACGU,a\nGGCC,b\nAAAA,a\nCCCA,b\nUUUA,a\nGAGA,b\n")
+    (w / "cls_new.csv").write_text("seq,y\nACGU,a\nGGCC,c\n")
+    (w / "run" / "best").mkdir(parents=True)  # a finetune run directory: predict loads RUN/best
+    for f in (w / "task").iterdir():
+        (w / "run" / "best" / f.name).write_bytes(f.read_bytes())
     from nucfm.io.genome import Genome
 
     Genome(w / "g.fa").fetch("chr1", 0, 1)  # build any index now, so runs leave the workspace as it is
@@ -89,6 +94,7 @@ CASES = [
     ("unknown-command", ["frobnicate"], E),
     # ---- embed
     ("embed-missing-file", ["embed", "-i", "{w}/nope.fa", "-o", "{o}/e.h5"], E),
+    ("embed-task-model-path", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "-m", "{w}/task"], E),
     ("embed-dir-input", ["embed", "-i", "{w}/adir", "-o", "{o}/e.h5"], E),
     ("embed-empty", ["embed", "-i", "{w}/empty.fa", "-o", "{w}/prev.h5", "-m", "{w}/rna"], E),
     ("embed-binary", ["embed", "-i", "{w}/binary.fa", "-o", "{w}/prev.h5", "-m", "{w}/rna"], E),
@@ -320,6 +326,10 @@ CASES = [
      E),
     ("predict-ok-table", ["predict", "-m", "{w}/task", "-i", "{w}/lab.csv", "-o", "{o}/p.parquet"], "ok"),
     ("predict-ok", ["predict", "-m", "{w}/task", "-i", "{w}/good.fa", "-o", "{o}/p.tsv"], "ok"),
+    ("predict-run-dir-ok", ["predict", "-m", "{w}/run", "-i", "{w}/good.fa", "-o", "{o}/p.tsv"], "ok"),
+    ("predict-run-dir-without-model", ["predict", "-m", "{w}/adir", "-i", "{w}/good.fa", "-o", "{o}/p.tsv"], E),
+    ("finetune-unknown-test-label", ["finetune", "train={w}/cls.csv", "test={w}/cls_new.csv", "task=binary",
+                                     "label_col=y", "-o", "{o}/ft"], E),
     ("eval-ok-json", ["eval-mlm", "--fasta", "{w}/good.fa", "-o", "{o}/t.json", "--no-progress", "--device", "cpu"],
      "ok"),
     # ---- serve (every mistake stops before a model loads or a port opens)

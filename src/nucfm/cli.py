@@ -228,6 +228,11 @@ def load_cli_model(name: str | None, kind: str, threads: int | None = None, devi
         raise InputError(f"{name} is a {registry.MODELS[str(name)].kind.upper()} model; this command needs a "
                          f"{kind.upper()} language model (see `nucfm models`)")
     model = load_model(name)
+    from nucfm.models import NucleotideLM
+
+    if not isinstance(model, NucleotideLM):  # a task model given by its path
+        raise InputError(f"{name} is a task model (use `nucfm predict`); this command needs a {kind.upper()} "
+                         "language model (see `nucfm models`)")
     if kind == "dna" and model.alphabet.name == "rna-fm":
         raise InputError(f"{name} is an RNA model; this command needs a DNA model (see `nucfm models`)")
     if device is not None:
