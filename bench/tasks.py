@@ -15,8 +15,10 @@ Tasks (data under ../shared/data):
   5-fold CV on ``.ls`` otherwise (reported separately). Every row twice: the sequences as given
   (site at a fixed position: a logistic regression on the 4 bases at each site edge already
   reaches a high AUROC, printed as ``edge-leak``) and with case removed and the site edges
-  randomised (``site-random``, the number that measures binding). ViennaRNA unpaired
-  probabilities are an extra channel.
+  randomised (``site-random``, the number that measures binding).
+
+``--structure`` adds two rows to every task: one-hot, and the frozen LM, each plus ViennaRNA
+unpaired probabilities.
 
 Each row is a ``nucfm finetune`` run under ``--runs`` (rerunning reuses finished rows).
 
@@ -66,6 +68,9 @@ def rows(args, random_lm: str) -> dict[str, dict]:
            f"{LM} {args.finetune}": {"backbone": LM, "backbone_mode": args.finetune, "max_epochs": args.ft_epochs,
                                           "max_minutes": args.ft_minutes},
            "random-init LM frozen": {"backbone": random_lm, "backbone_mode": "frozen"}}
+    if args.structure:
+        out["one-hot + unpaired"] = {"backbone": None, "extra_inputs": ["unpaired"]}
+        out[f"{LM} frozen + unpaired"] = {"backbone": LM, "backbone_mode": "frozen", "extra_inputs": ["unpaired"]}
     from nucfm.checkpoint import registry
 
     if args.backbone == "rna-fm" and not registry.is_cached("rna-fm"):
@@ -75,10 +80,13 @@ def rows(args, random_lm: str) -> dict[str, dict]:
     return {k: v for k, v in out.items() if not args.rows or any(r in k for r in args.rows)}
 
 
-def lm_inputs(cfg: dict) -> dict:
-    """LM rows read the LM instead of one-hot (other channels kept), so rows compare inputs."""
+def row_config(*parts: dict) -> dict:
+    """A row's finetune config: the task's, then the row's overrides. LM rows read the LM instead
+    of one-hot (other channels kept), so rows compare inputs; ``extra_inputs`` adds channels."""
+    cfg = {k: v for part in parts for k, v in part.items()}
+    cfg["inputs"] = list(cfg.get("inputs", [])) + list(cfg.pop("extra_inputs", []))
     if cfg.get("backbone"):
-        cfg["inputs"] = ["lm"] + [f for f in cfg.get("inputs", []) if f not in ("onehot", "lm")]
+        cfg["inputs"] = ["lm"] + [f for f in cfg["inputs"] if f not in ("onehot", "lm")]
     return cfg
 
 
@@ -118,11 +126,11 @@ def bench_simple(task: str, args, random_lm: str) -> list[dict]:
     results = []
     for name, over in rows(args, random_lm).items():
         variants = [] if args.cv_only else [("split", {})]
-        if task == "mrl" and (args.cv or args.cv_only) and ("frozen" in name or name == "one-hot"):
+        if task == "mrl" and (args.cv or args.cv_only) and ("frozen" in name or name.startswith("one-hot")):
             variants.append(("5-fold CV", {"split": "kfold", "max_epochs": args.cv_epochs,
                                            "patience": args.cv_patience}))
         for vname, vover in variants:
-            cfg = lm_inputs({**task_configs("utr-mrl" if task == "mrl" else task, args), **over, **vover})
+            cfg = row_config(task_configs("utr-mrl" if task == "mrl" else task, args), over, vover)
             slug = f"{name}-{vname}".replace(" ", "_").replace("/", "_")
             s = run_row(cfg, args.runs / task / slug, args.force, args.collect)
             if s is None:
@@ -172,10 +180,8 @@ def bench_rbp(args, random_lm: str) -> list[dict]:
         neg = [r.seq for r in read_fasta(d / f"{exp}.ls.negatives.fa.gz")]
         leak = edge_leak_auroc(pos, neg)
         variants = [(n, o, t) for n, o in rows(args, random_lm).items() for t in args.rbp_inputs]
-        if args.structure:
-            variants.append(("one-hot + unpaired", {"backbone": None, "inputs": ["onehot", "unpaired"]}, "site-random"))
         for name, over, transform in variants:
-            cfg = lm_inputs({**task_configs("rbp", args), **split, **over, "transform": transform})
+            cfg = row_config(task_configs("rbp", args), split, over, {"transform": transform})
             slug = f"{exp}-{name}-{transform}".replace(" ", "_")
             s = run_row(cfg, args.runs / "rbp" / slug, args.force, args.collect)
             if s is None:
@@ -252,7 +258,8 @@ def main(argv=None):
     ap.add_argument("--cv-patience", type=int, default=3)
     ap.add_argument("--rbp-inputs", nargs="+", default=["none", "site-random"], choices=["none", "site-random"],
                     help="RBP: the sequences as given (none) and/or the leak control (site-random)")
-    ap.add_argument("--structure", action="store_true", help="RBP: add a one-hot + ViennaRNA unpaired row")
+    ap.add_argument("--structure", action="store_true",
+                    help="add rows: one-hot and the frozen LM, each + ViennaRNA unpaired probabilities")
     ap.add_argument("--backbone", default=None, help="rna-fm: add the official model (frozen) when present")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-minutes", type=float, default=0, help="training time limit of every row (CPU budget)")

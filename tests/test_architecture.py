@@ -87,3 +87,18 @@ def test_training_code_is_short_named_steps(folder):
                 if n > 60:
                     long.append(f"{path.name}:{node.name} ({n} lines)")
     assert long == []
+
+
+def test_cli_command_families_share_only_common():
+    """``cli/<family>.py`` modules import ``cli.common`` and nothing else of ``cli``: one family
+    never reaches into another; ``cli/__init__`` registers them all."""
+    crossing = []
+    for path in sorted((PACKAGE / "cli").glob("*.py")):
+        if path.name in ("__init__.py", "__main__.py", "common.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nucfm.cli"):
+                if node.module != "nucfm.cli.common":
+                    crossing.append(f"cli/{path.name}:{node.lineno} imports {node.module}")
+    assert crossing == []
+    assert (PACKAGE / "cli" / "common.py").exists()

@@ -543,6 +543,16 @@ def test_no_traceback_from_python_m(ws, tmp_path):
         assert "Traceback" not in err and err.count("nucfm: error:") == 1, (c, err)
 
 
+def test_closed_pipe_is_quiet():
+    """`nucfm models | head -1`: the reader leaves early; exit 141, nothing on stderr."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    p = subprocess.Popen([sys.executable, "-m", "nucfm", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=env)
+    p.stdout.close()  # before the command has written anything
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) in (0, 141) and err == ""
+
+
 def test_every_option_has_help_and_the_common_names():
     from nucfm.cli import build_parser
 
