@@ -99,4 +99,5 @@ def unpaired_probs(seqs: Sequence[str]) -> list[np.ndarray]:
             np.savez(tmp, counts=counts, p=np.concatenate(vals).astype(np.float16) if vals else np.zeros(0))
     z = np.load(path)
     offsets = np.concatenate([[0], np.cumsum(z["counts"])])
-    return [z["p"][a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+    p = z["p"]  # once: every z["p"] reads and decompresses the whole array again
+    return [p[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
