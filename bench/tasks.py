@@ -165,6 +165,20 @@ def edge_leak_auroc(pos, neg) -> float:
     return float(cross_val_score(LogisticRegression(max_iter=2000), X, y, cv=5, scoring="roc_auc").mean())
 
 
+def site_length_auroc(pos, neg) -> float:
+    """AUROC of the upper-case site's length alone: ~0.5 means the site-random windows (site +
+    random flanks) carry no length signal either."""
+    from sklearn.metrics import roc_auc_score
+
+    from nucfm.data.task_inputs import site_span
+
+    def n(s):
+        a, b = site_span(s) or (0, len(s))
+        return b - a
+
+    return float(roc_auc_score([1] * len(pos) + [0] * len(neg), [n(s) for s in pos + neg]))
+
+
 def bench_rbp(args, random_lm: str) -> list[dict]:
     from nucfm.io.fasta import read_fasta
 
@@ -178,7 +192,7 @@ def bench_rbp(args, random_lm: str) -> list[dict]:
                                                         "max_epochs": args.cv_epochs})
         pos = [r.seq for r in read_fasta(d / f"{exp}.ls.positives.fa.gz")]
         neg = [r.seq for r in read_fasta(d / f"{exp}.ls.negatives.fa.gz")]
-        leak = edge_leak_auroc(pos, neg)
+        leak, length = edge_leak_auroc(pos, neg), site_length_auroc(pos, neg)
         variants = [(n, o, t) for n, o in rows(args, random_lm).items() for t in args.rbp_inputs]
         for name, over, transform in variants:
             cfg = row_config(task_configs("rbp", args), split, over, {"transform": transform})
@@ -190,7 +204,7 @@ def bench_rbp(args, random_lm: str) -> list[dict]:
             row = {"experiment": exp, "protocol": "train->ls" if has_train else "5-fold CV on ls", "row": name,
                    "input": transform, "wall_s": s["wall_s"], "train_minutes": s["train_minutes"],
                    "auroc": test["auroc"], "auprc": test["auprc"],
-                   "edge_leak_auroc": leak}
+                   "edge_leak_auroc": leak, "site_length_auroc": length}
             results.append(row)
             print(json.dumps(row, default=float), flush=True)
     return results
@@ -226,7 +240,9 @@ def rbp_means(results: list[dict]) -> list[dict]:
     return [{"protocol": k[0], "row": k[1], "input": k[2], "experiments": len(v),
              "mean_auroc": float(np.mean([r["auroc"] for r in v])),
              "mean_auprc": float(np.mean([r["auprc"] for r in v])),
-             "mean_edge_leak_auroc": float(np.mean([r["edge_leak_auroc"] for r in v]))} for k, v in groups.items()]
+             "mean_edge_leak_auroc": float(np.mean([r["edge_leak_auroc"] for r in v])),
+             "mean_site_length_auroc": float(np.mean([r.get("site_length_auroc", np.nan) for r in v]))}
+            for k, v in groups.items()]
 
 
 def row_key(r: dict) -> tuple:
