@@ -138,9 +138,12 @@ def bench_simple(task: str, args, random_lm: str) -> list[dict]:
                 continue
             test = s.get("test_mean") or s["test"]
             row = {"row": name, "eval": vname, "wall_s": s["wall_s"], "train_minutes": s["train_minutes"],
+                   "epochs": s.get("epochs") or s.get("fold_epochs"),
                    "test": test}
             if s.get("test_unseen"):
                 row["test_unseen"] = s["test_unseen"]
+            if s.get("test_std"):
+                row["test_std"] = s["test_std"]
             results.append(row)
             print(json.dumps(row, default=float), flush=True)
     return results

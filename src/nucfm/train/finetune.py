@@ -249,7 +249,8 @@ def finetune(cfg: FinetuneConfig, restart: bool = False, interrupt_at: int | Non
     keys = [k for k, v in folds[0]["test"].items() if isinstance(v, float)]
     summary = {"folds": cfg.folds, "test_mean": {k: float(np.mean([f["test"][k] for f in folds])) for k in keys},
                "test_std": {k: float(np.std([f["test"][k] for f in folds])) for k in keys},
-               "per_fold": [f["test"] for f in folds], "train_minutes": sum(f["train_minutes"] for f in folds),
+               "per_fold": [f["test"] for f in folds], "fold_epochs": [f["epochs"] for f in folds],
+               "train_minutes": sum(f["train_minutes"] for f in folds),
                "config": cfg.to_dict()}
     Path(cfg.output).mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(cfg.output) / "summary.json", json.dumps(summary, indent=2, default=float) + "\n")
