@@ -80,3 +80,21 @@ def test_contact_default_golden_probabilities_and_command(tmp_path):
     fa.write_text(f">a\n{seq}\n")
     assert main(["contacts", "-i", str(fa), "-o", str(tmp_path / "c.npz")]) == 0
     assert (tmp_path / "c.top.tsv").read_text().count("\n") == 1 + len(seq)
+
+
+def test_mrl_model_knows_uaug_frame_and_structure():
+    """The shipped 5' UTR model, on random UTRs of 25-150 nt (trained on 50 nt only): an
+    out-of-frame upstream AUG (reading past the start codon out of frame) lowers the predicted
+    ribosome load far more than an in-frame one, and a stable hairpin lowers it too."""
+    name = next(n for n, e in registry.MODELS.items() if e.kind == "task" and "mrl" in n)
+    model = load_model(name)
+    rng = np.random.default_rng(0)
+    for n in (25, 50, 150):
+        base = ["".join(rng.choice(list("ACGU"), n)).replace("AUG", "ACG") for _ in range(40)]
+        p = lambda seqs: float(np.mean(np.stack(model.predict(seqs))))  # noqa: E731
+        plain = p(base)
+        out_of_frame = p([s[: n - 20] + "AUG" + s[n - 17 :] for s in base])  # 17 nt after: not a multiple of 3
+        in_frame = p([s[: n - 21] + "AUG" + s[n - 18 :] for s in base])
+        hairpin = p([s[: n // 2 - 10] + "GGGGCCCCAAAAGGGGCCCC" + s[n // 2 + 10 :] for s in base])
+        assert out_of_frame < in_frame - 0.5 and out_of_frame < plain - 0.8, (n, plain, in_frame, out_of_frame)
+        assert hairpin < plain - 0.2, (n, plain, hairpin)
