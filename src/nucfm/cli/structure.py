@@ -24,6 +24,16 @@ from nucfm.errors import InputError
 log = logging.getLogger("nucfm")
 
 
+def _head_model_name(name, kind: str, need: str):
+    """``name`` (or the default ``kind`` model); a registered model of another kind is refused."""
+    from nucfm.checkpoint import registry
+
+    name = name or registry.default_model(kind)
+    if str(name) in registry.MODELS and registry.MODELS[str(name)].kind != kind:
+        raise InputError(f"{name} is a {registry.MODELS[str(name)].kind.upper()} model; {need} (see `nucfm models`)")
+    return name
+
+
 # ---- secondary structure ------------------------------------------------------------------------
 def add_fold(sub):
     p = sub.add_parser("fold", help="predict RNA secondary structures from a FASTA file",
@@ -53,7 +63,6 @@ def run_fold(args):
 
     import torch
 
-    from nucfm.checkpoint import registry
     from nucfm.checkpoint.structure import load_structure_model
     from nucfm.io.structure import FORMATS, bpseq_is_single_file
     from nucfm.paths import check_output_dir
@@ -90,10 +99,7 @@ def run_fold(args):
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    name = args.model or registry.default_model("ss")
-    if str(name) in registry.MODELS and registry.MODELS[str(name)].kind != "ss":
-        raise InputError(f"{name} is a {registry.MODELS[str(name)].kind.upper()} model; fold needs a structure "
-                         "(SS) model (see `nucfm models`)")
+    name = _head_model_name(args.model, "ss", "fold needs a structure (SS) model")
     predictor = load_structure_model(name).to(device)
     opts = predictor.decode_options
     changes = {k: v for k, v in {"threshold": args.threshold, "method": args.decode}.items() if v is not None}
@@ -231,7 +237,6 @@ def add_contacts(sub):
 def run_contacts(args):
     import torch
 
-    from nucfm.checkpoint import registry
     from nucfm.checkpoint.structure import load_structure_model
     from nucfm.paths import check_output_dir
     from nucfm.tasks.contacts import contacts_fasta
@@ -249,10 +254,7 @@ def run_contacts(args):
     check_model_name(args.model)
     if args.threads:
         torch.set_num_threads(args.threads)
-    name = args.model or registry.default_model("contact")
-    if str(name) in registry.MODELS and registry.MODELS[str(name)].kind != "contact":
-        raise InputError(f"{name} is a {registry.MODELS[str(name)].kind.upper()} model; contacts needs a contact "
-                         "model (see `nucfm models`)")
+    name = _head_model_name(args.model, "contact", "contacts needs a contact model")
     summary = contacts_fasta(load_structure_model(name), args.input, args.output, plot_dir=args.plot,
                              top_k=args.top_k, ref=args.ref, workers=args.threads or 1, max_span=args.max_span)
     log.info(f"{summary['records']} contact maps with {name} -> {args.output}; top pairs -> {summary['top_pairs']}")
