@@ -267,14 +267,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", nargs="+", default=["mrl", "nrc", "rbp"], choices=["mrl", "nrc", "rbp"])
     ap.add_argument("--rows", nargs="*", default=None, help="only rows whose name contains one of these")
-    ap.add_argument("--rbp", nargs="*", default=RBP_WITH_TRAIN[:2] + RBP_LS_ONLY[:4], help="RBP-24 experiments")
+    ap.add_argument("--rbp", nargs="*", default=RBP_WITH_TRAIN + RBP_LS_ONLY,
+                    help="RBP-24 experiments (default: all 24)")
     ap.add_argument("--finetune", default="lora", choices=["lora", "full"])
     ap.add_argument("--ft-epochs", type=int, default=4, help="epochs of the fine-tuned-LM row (CPU budget)")
     ap.add_argument("--ft-minutes", type=float, default=25, help="time limit of the fine-tuned-LM row")
     ap.add_argument("--cv", action="store_true", help="MRL: add 5-fold CV rows (one-hot and frozen LM)")
     ap.add_argument("--cv-only", action="store_true", help="MRL: only the 5-fold CV rows")
-    ap.add_argument("--cv-epochs", type=int, default=15)
-    ap.add_argument("--cv-patience", type=int, default=3)
+    ap.add_argument("--cv-epochs", type=int, default=30)
+    ap.add_argument("--cv-patience", type=int, default=4)
     ap.add_argument("--rbp-inputs", nargs="+", default=["none", "site-random"], choices=["none", "site-random"],
                     help="RBP: the sequences as given (none) and/or the leak control (site-random)")
     ap.add_argument("--structure", action="store_true",

@@ -24,6 +24,7 @@ p.add_argument("dest")
 p.add_argument("--description", required=True)
 p.add_argument("--command", required=True, help="the command that trained it (for the card)")
 p.add_argument("--limit", type=int, default=500, help="test records for the fp16 check")
+p.add_argument("--note", action="append", default=[], help="a further line for the card (e.g. the CV figure)")
 args = p.parse_args()
 torch.set_num_threads(1)
 run, dest = Path(args.run), Path(args.dest)
@@ -51,6 +52,7 @@ if summary.get("test_unseen"):
     lines.append("* test records whose sequence is not in the training data: " + ", ".join(
         f"{k} {v:.4f}" for k, v in summary["test_unseen"].items() if isinstance(v, float)) +
         f" (n = {summary['test_unseen']['n']})")
+lines += [f"* {n}" for n in args.note]
 lines += [f"* weights fp16; largest prediction change fp32 -> fp16 on {len(seqs)} test records: {diff:.2e}",
           "", "Trained with:", "", "```", args.command, "```", "",
           f"Use: `nucfm predict -m {dest.name} -i in.fa -o out.tsv` or "
