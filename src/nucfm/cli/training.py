@@ -35,6 +35,11 @@ def add_pretrain(sub):
     p.add_argument("--device", type=device_name, default=None,
                    help="torch device (sets train.device: auto, cpu, cuda, cuda:N)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (sets train.threads)")
+    p.add_argument("--export", metavar="DIR", default=None,
+                   help="after training, write the final model here as fp16 safetensors with eval.json (held-out "
+                        "loss of fp32 and fp16, minutes, tokens/s, FLOPs utilisation, hardware) and MODEL_CARD.md")
+    p.add_argument("--description", default="a nucfm masked language model",
+                   help="the model's one-line description in its card (with --export)")
     p.add_argument("--resume", action="store_true",
                    help="insist on continuing from the run's latest checkpoint (rerunning the same config resumes "
                         "anyway)")
@@ -57,13 +62,21 @@ def run_pretrain(args):
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
     if cfg.data.prepared is None:  # the sources are read only when the data is not prepared yet
-        for path in list(cfg.data.fasta) + [cfg.data.genome, cfg.data.families]:
+        for path in list(cfg.data.fasta) + cfg.data.genomes() + [cfg.data.families]:
             check_input(path, "data.* source")
     check_output(cfg.output, [args.config], "run directory", directory=True)
     resolve_device(cfg.train.device)
+    if args.export:
+        check_output(args.export, [args.config], "export directory", directory=True)
     with new_run_dir(cfg.output):
         out = pretrain(cfg, resume=args.resume or None, restart=args.restart)
     log.info("run written to %s", out)
+    if args.export:
+        from nucfm.train.export import export_run
+
+        res = export_run(out, args.export, args.description, device=str(resolve_device(cfg.train.device)))
+        log.info("held-out loss %.4f (fp16 export %.4f); model, eval.json and MODEL_CARD.md written to %s",
+                 res["held_out"]["fp32"]["val_loss"], res["held_out"]["exported"]["val_loss"], args.export)
 
 
 # ---- eval-mlm -----------------------------------------------------------------------------------

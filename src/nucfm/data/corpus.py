@@ -246,56 +246,86 @@ def window_starts(length: int, window: int, stride: int, start: int = 0, end: in
     return s
 
 
-def prepare_dna(genome: str | Path, out_dir: str | Path, valid_region: str, window: int = 512,
-                stride: int = 256, min_acgt: float = 0.0) -> dict:
-    """Encode a genome FASTA into ``out_dir/genome.{bin,idx.npy}`` and window starts.
+def _outside(starts: np.ndarray, window: int, regions: list[tuple[int, int]]) -> np.ndarray:
+    """The window starts whose ``[s, s + window)`` overlaps none of ``regions`` (half-open)."""
+    keep = np.ones(len(starts), bool)
+    for lo, hi in regions:
+        keep &= (starts + window <= lo) | (starts >= hi)
+    return starts[keep]
 
-    Training windows (``train.starts.npy``, global token positions) cover every record except
-    ``valid_region``; validation windows tile ``valid_region`` without overlap. Windows with no
-    A/C/G/T (all ``N``), or with an A/C/G/T fraction below ``min_acgt``, are skipped.
+
+def prepare_dna(genome: str | Path | list, out_dir: str | Path, valid_region: str, window: int = 512,
+                stride: int = 256, min_acgt: float = 0.0, exclude_regions: list[str] | tuple = ()) -> dict:
+    """Encode genome FASTA file(s) into ``out_dir/genome.{bin,idx.npy}`` and window starts.
+
+    ``genome`` is one FASTA or a list (e.g. the reference and a close relative; record names must
+    be distinct). Training windows (``train.starts.npy``, global token positions) cover every record
+    except ``valid_region`` and ``exclude_regions`` (e.g. the relative's region syntenic to the
+    validation block, so that it does not leak); validation windows tile ``valid_region`` without
+    overlap. Windows with no A/C/G/T (all ``N``), or with an A/C/G/T fraction below ``min_acgt``, are
+    skipped. The k-mer baseline counts see the training positions only.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    genomes = [genome] if isinstance(genome, (str, Path)) else list(genome)
     vchrom, vstart, vend = parse_region(valid_region)  # 1-based inclusive, as samtools
+    excluded: dict[str, list[tuple[int, int]]] = {}
+    for region in exclude_regions:
+        c, s, e = parse_region(region)
+        excluded.setdefault(c, []).append((s, e))
     writer = TokenWriter(out_dir / "genome")
     names, train_starts, valid_starts = [], [], []
     counts = ContextCounts.empty(DNA)
     skipped = 0
-    for rec in read_fasta(genome):
-        ids = encode_genome_soft(rec.seq)
-        base = writer.offsets[-1]
-        writer.add(ids)
-        names.append(rec.id)
-        acgt = np.isin(ids & ~SOFT_BIT, DNA.residue_ids())
-        csum = np.concatenate([[0], np.cumsum(acgt)])
-        excl = (vstart, vend) if rec.id == vchrom else None
-        if excl is not None and vend > len(ids):
-            raise InputError(f"validation region {valid_region} runs past {rec.id} ({len(ids)} bp)")
-        valid_here = window_starts(len(ids), window, window, vstart, vend) if excl else np.zeros(0, np.int64)
-        for starts, target in ((window_starts(len(ids), window, stride, exclude=excl), train_starts),
-                               (valid_here, valid_starts)):
-            frac = (csum[starts + window] - csum[starts]) / window
-            keep = (frac > 0) & (frac >= min_acgt)
-            skipped += int((~keep).sum())
-            target.append(starts[keep] + base)
-        clean = ids & ~SOFT_BIT
-        if excl is None:
-            counts.add(clean)
-        else:
-            counts.add(clean[:vstart])
-            counts.add(clean[vend:])
+    for path in genomes:
+        for rec in read_fasta(path):
+            if rec.id in names:
+                raise InputError(f"record {rec.id!r} occurs twice in data.genome ({path}); "
+                                 "record names must be distinct")
+            ids = encode_genome_soft(rec.seq)
+            base = writer.offsets[-1]
+            writer.add(ids)
+            names.append(rec.id)
+            acgt = np.isin(ids & ~SOFT_BIT, DNA.residue_ids())
+            csum = np.concatenate([[0], np.cumsum(acgt)])
+            held = list(excluded.get(rec.id, []))
+            if rec.id == vchrom:
+                if vend > len(ids):
+                    raise InputError(f"validation region {valid_region} runs past {rec.id} ({len(ids)} bp)")
+                held.append((vstart, vend))
+            for lo, hi in held:
+                if hi > len(ids):
+                    raise InputError(f"excluded region {rec.id}:{lo + 1}-{hi} runs past {rec.id} ({len(ids)} bp)")
+            valid_here = (window_starts(len(ids), window, window, vstart, vend) if rec.id == vchrom
+                          else np.zeros(0, np.int64))
+            for starts, target in ((_outside(window_starts(len(ids), window, stride), window, held), train_starts),
+                                   (valid_here, valid_starts)):
+                frac = (csum[starts + window] - csum[starts]) / window
+                keep = (frac > 0) & (frac >= min_acgt)
+                skipped += int((~keep).sum())
+                target.append(starts[keep] + base)
+            clean = ids & ~SOFT_BIT
+            edges = [0] + [x for lo, hi in sorted(held) for x in (lo, hi)] + [len(ids)]
+            for lo, hi in zip(edges[::2], edges[1::2]):  # the stretches between held-out regions
+                if hi > lo:
+                    counts.add(clean[lo:hi])
     writer.close()
     if vchrom not in names:
-        raise InputError(f"validation region chromosome {vchrom!r} is not in {genome} "
+        raise InputError(f"validation region chromosome {vchrom!r} is not in {', '.join(map(str, genomes))} "
                          f"(records: {', '.join(names[:5])})")
+    missing = sorted(set(excluded) - set(names))
+    if missing:
+        raise InputError(f"data.exclude_regions name records not in data.genome: {', '.join(missing)}")
     train = np.concatenate(train_starts)
     valid = np.concatenate(valid_starts)
     np.save(out_dir / "train.starts.npy", train)
     np.save(out_dir / "valid.starts.npy", valid)
     counts.save(out_dir / "counts.npz")
-    summary = {"kind": "dna", "genome": str(genome), "records": names, "valid_region": valid_region,
+    summary = {"kind": "dna", "genome": str(genomes[0]) if len(genomes) == 1 else [str(g) for g in genomes],
+               "records": names, "valid_region": valid_region, "exclude_regions": list(exclude_regions),
                "window": window, "stride": stride, "min_acgt": min_acgt, "n_train_windows": int(len(train)),
-               "n_valid_windows": int(len(valid)), "skipped_windows": skipped}
+               "n_valid_windows": int(len(valid)), "skipped_windows": skipped,
+               "genome_residues": int(writer.offsets[-1])}
     (out_dir / PREP_FILE).write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 

@@ -25,7 +25,8 @@ class DataConfig:
     families: str | None = None  # Rfam family table (clan grouping of held-out families)
     valid_fraction: float = 0.05  # RNA: fraction of family groups held out
     min_len: int = 10  # RNA: shorter sequences are dropped
-    genome: str | None = None  # DNA source
+    genome: str | list[str] | None = None  # DNA source: one genome FASTA or a list (e.g. a relative's too)
+    exclude_regions: list[str] = field(default_factory=list)  # DNA: CHROM:START-END no training window overlaps
     valid_region: str | None = None  # DNA: CHROM:START-END held out (1-based inclusive)
     window: int = 512  # DNA window (bases)
     stride: int = 256  # DNA window stride
@@ -43,6 +44,14 @@ class DataConfig:
         check_range(self, "data", "soft_mask_weight", 0)
         if any(not isinstance(f, str) for f in self.fasta):
             raise InputError("data.fasta must be a list of file paths")
+        if isinstance(self.genome, list) and (not self.genome or any(not isinstance(g, str) for g in self.genome)):
+            raise InputError("data.genome must be a file path or a non-empty list of file paths")
+        if any(not isinstance(r, str) for r in self.exclude_regions):
+            raise InputError("data.exclude_regions must be a list of CHROM:START-END regions")
+
+    def genomes(self) -> list[str]:
+        """``genome`` as a list of paths."""
+        return [] if self.genome is None else [self.genome] if isinstance(self.genome, str) else list(self.genome)
 
 
 @dataclass
@@ -67,11 +76,16 @@ class TrainConfig:
     keep_ckpts: int = 2
     device: str = "auto"  # "cpu", "cuda" or "auto"
     init_from: str | None = None  # start from these weights (a model dir or registered name), fresh optimizer
+    max_minutes: float = 0.0  # stop cleanly (evaluate, save) after this much training time; 0 = no limit.
+    # With a cosine schedule the decay then follows elapsed time / max_minutes, so the run ends at the floor
+    workers: int = 0  # data-loader processes preparing batches (0 = in the training process)
+    compile: bool = False  # torch.compile the model (GPU: pays on long runs; compile time counts in max_minutes)
 
     def __post_init__(self):
         check_range(self, "train", ["steps", "batch_size", "accum", "log_every", "eval_every", "eval_size",
                                     "ckpt_every"], 1)
-        check_range(self, "train", ["warmup", "threads", "keep_ckpts"], 0)
+        check_range(self, "train", ["warmup", "threads", "keep_ckpts", "workers"], 0)
+        check_range(self, "train", "max_minutes", 0)
         check_range(self, "train", ["lr", "weight_decay", "clip"], 0)
         check_range(self, "train", "min_lr_ratio", 0, 1)
         check_range(self, "train", "mask_prob", 0, 1, low_open=True)

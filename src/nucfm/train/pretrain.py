@@ -94,9 +94,67 @@ def load_initial_weights(model: nn.Module, source: str) -> None:
     model.load_state_dict(src.state_dict(), strict=True)
 
 
-def schedule_factor(step: int, t) -> float:
-    """The run's learning-rate multiplier after ``step`` optimizer steps."""
-    return lr_factor(step, t.warmup, t.schedule, total=t.steps, min_ratio=t.min_lr_ratio)
+def schedule_factor(step: int, t, progress: float | None = None) -> float:
+    """The run's learning-rate multiplier after ``step`` optimizer steps (``progress``: the
+    fraction of ``train.max_minutes`` spent, for a time-budgeted cosine run)."""
+    return lr_factor(step, t.warmup, t.schedule, total=t.steps, min_ratio=t.min_lr_ratio, progress=progress)
+
+
+def train_flops_per_token(model: nn.Module, seq_len: int) -> float:
+    """Model FLOPs of one training step per real token (forward + backward = 3 x forward): 6 x the
+    parameters that multiply each position (every weight but the embedding tables; a tied LM head
+    is counted through its embedding's matrix), plus attention's score and value products
+    (12 x layers x hidden x ``seq_len``) for a transformer. The PaLM convention of model FLOPs
+    utilisation: recomputation and padding are not useful work."""
+    cfg = model.config
+    emb = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Embedding))
+    dense = sum(p.numel() for p in model.parameters()) - emb
+    vocab = getattr(cfg, "vocab_size", None) or len(getattr(model, "alphabet", []) or [])
+    hidden = getattr(cfg, "hidden_size", 0)
+    flops = 6.0 * (dense + (vocab * hidden if emb else 0))
+    if getattr(cfg, "architecture", None) == "transformer" or hasattr(cfg, "num_heads"):
+        flops += 12.0 * cfg.num_layers * hidden * seq_len
+    return flops
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype | None = None, size: int | None = None,
+                reps: int = 5) -> float:
+    """Measured dense matrix-product rate (FLOP/s) of ``device``: the ceiling that model FLOPs
+    utilisation is stated against (bf16 on CUDA, fp32 on the CPU, by default)."""
+    cuda = device.type == "cuda"
+    dtype = dtype or (torch.bfloat16 if cuda else torch.float32)
+    n = size or (8192 if cuda else 1024)
+    with torch.random.fork_rng(devices=[device] if cuda else []):  # the run's random stream stays untouched
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    if cuda:
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    if cuda:
+        torch.cuda.synchronize(device)
+    return 2.0 * n**3 * reps / (time.perf_counter() - t0)
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Optimizer step -> this process's micro-batches as CPU tensors. Batches and masks are pure
+    functions of (seed, step), so data-loader workers build them in any order and a resumed run
+    reads exactly what an uninterrupted one would."""
+
+    def __init__(self, batches, alphabet, t, rank: int, world: int):
+        self.batches, self.alphabet, self.t, self.rank, self.world = batches, alphabet, t, rank, world
+
+    def __len__(self) -> int:
+        return self.t.steps
+
+    def __getitem__(self, step: int):
+        t = self.t
+        return step, [cpu_batch(self.alphabet, self.batches.micro_batch(step, self.rank, self.world, micro, t.accum),
+                                [t.seed, step, self.rank * t.accum + micro, 0], t.mask_prob)
+                      for micro in range(t.accum)]
 
 
 def masked_loss(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None):
@@ -114,6 +172,19 @@ def masked_loss(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor
 
 def make_batch(alphabet, examples: list[Example], step_seed: list[int], mask_prob: float, device):
     """Collate, mask with a generator seeded by ``step_seed``; returns tensors on ``device``."""
+    return batch_to(cpu_batch(alphabet, examples, step_seed, mask_prob), device)
+
+
+def batch_to(batch: tuple, device) -> tuple:
+    """A :func:`cpu_batch` on ``device`` (non-blocking from pinned memory)."""
+    ids, am, labels, weight, ntok = batch
+    move = (lambda x: x.to(device, non_blocking=True)) if device is not None else (lambda x: x)
+    return move(ids), move(am), move(labels), (move(weight) if weight is not None else None), ntok
+
+
+def cpu_batch(alphabet, examples: list[Example], step_seed: list[int], mask_prob: float) -> tuple:
+    """Collate and mask on the CPU: (input_ids, attention_mask, labels, weight or None, tokens).
+    A pure function of its arguments, so data-loader workers may build it."""
     batch = collate(alphabet, [e.ids for e in examples])
     g = torch.Generator().manual_seed(int(np.random.default_rng(step_seed).integers(2**62)))
     m = mask_tokens(batch.input_ids, alphabet, g, mask_prob=mask_prob)
@@ -123,9 +194,7 @@ def make_batch(alphabet, examples: list[Example], step_seed: list[int], mask_pro
         for i, e in enumerate(examples):
             w = e.weight if e.weight is not None else np.ones(len(e.ids), np.float32)
             weight[i, batch.offset : batch.offset + len(e.ids)] = torch.from_numpy(np.ascontiguousarray(w))
-        weight = weight.to(device)
-    return (m.input_ids.to(device), batch.attention_mask.to(device), m.labels.to(device), weight,
-            int(batch.attention_mask.sum()))
+    return m.input_ids, batch.attention_mask, m.labels, weight, int(batch.attention_mask.sum())
 
 
 def prepare_data(cfg: RunConfig, prep_dir: Path) -> dict:
@@ -140,14 +209,15 @@ def prepare_data(cfg: RunConfig, prep_dir: Path) -> dict:
         log.info("the data settings changed since %s was prepared: preparing again", prep_dir)
     if d.kind == "rna" and not d.fasta:
         raise InputError("data.fasta must list at least one RNA FASTA file")
-    if d.kind == "dna" and (not d.genome or not d.valid_region):
+    if d.kind == "dna" and (not d.genomes() or not d.valid_region):
         raise InputError("a DNA run needs data.genome and data.valid_region (CHROM:START-END)")
     prep_dir.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(prep_dir, directory=True) as tmp:
         if d.kind == "rna":
             summary = prepare_rna(d.fasta, tmp, d.families, d.valid_fraction, d.min_len, cfg.train.seed)
         else:
-            summary = prepare_dna(d.genome, tmp, d.valid_region, d.window, d.stride, d.min_acgt)
+            summary = prepare_dna(d.genomes(), tmp, d.valid_region, d.window, d.stride, d.min_acgt,
+                                  d.exclude_regions)
         summary["source"] = source
         (tmp / PREP_FILE).write_text(json.dumps(summary, indent=1) + "\n")
     return summary
@@ -174,7 +244,7 @@ def evaluate(model, alphabet, examples: list[Example], batch_size: int, mask_pro
 
 # Keys a rerun may change and still resume: how long and how often, not what is learned.
 RESUMABLE_CHANGES = {"train.steps", "train.threads", "train.device", "train.log_every", "train.eval_every",
-                     "train.ckpt_every", "train.keep_ckpts"}
+                     "train.ckpt_every", "train.keep_ckpts", "train.workers", "train.compile"}
 
 
 class PretrainRecipe(Recipe):
@@ -239,10 +309,20 @@ class PretrainRecipe(Recipe):
                 self.objective, device_ids=[self.device.index] if self.use_cuda else None)
         decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2]
         no_decay = [p for n, p in self.model.named_parameters() if p.ndim < 2]
+        # fused AdamW: one kernel for all parameters on the GPU (the foreach loop on the CPU)
         self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
-                                      {"params": no_decay, "weight_decay": 0.0}], lr=t.lr, betas=t.betas)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: schedule_factor(s, t))
+                                      {"params": no_decay, "weight_decay": 0.0}], lr=t.lr, betas=t.betas,
+                                     fused=self.use_cuda or None)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: schedule_factor(s, t, self.time_progress()))
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if self.use_cuda else nullcontext
+        if self.use_cuda:
+            torch.backends.cuda.matmul.allow_tf32 = True  # fp32 work left outside autocast
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = True  # fixed window shapes: autotuned convolutions pay
+        self.forward = torch.compile(self.objective) if t.compile else self.objective
+        seq = self.data_summary.get("window") or self.model.max_len
+        self.flops_per_token = train_flops_per_token(self.model, seq)
+        self.peak = matmul_peak(self.device) if self.is_main else 0.0
 
     def _data(self):
         t, prep = self.t, self.prep_dir
@@ -267,6 +347,7 @@ class PretrainRecipe(Recipe):
             self.sched.load_state_dict(state["scheduler"])
             training_state.restore_rng(state["rng"])
             self.step = state["step"]
+            self.elapsed_before = float(state.get("elapsed", 0.0))
             if self.is_main and metrics_path.exists():  # forget what was logged after the checkpoint
                 kept = [ln for ln in metrics_path.read_text().splitlines() if json.loads(ln)["step"] <= self.step]
                 metrics_path.write_text("".join(ln + "\n" for ln in kept))
@@ -280,24 +361,32 @@ class PretrainRecipe(Recipe):
                      self.t.batch_size, self.device, self.ctx.world)
         from tqdm.auto import tqdm
 
+        self.loader = iter(torch.utils.data.DataLoader(
+            StepBatches(self.batches, self.alphabet, self.t, self.ctx.rank, self.ctx.world), batch_size=None,
+            sampler=range(self.step, self.t.steps), num_workers=self.t.workers, pin_memory=self.use_cuda,
+            prefetch_factor=4 if self.t.workers else None, persistent_workers=False,
+            generator=torch.Generator()))  # its own seed draw: the global stream (dropout) is the run's
+        if self.is_main:
+            log.info("%.3g model FLOPs per token; measured matmul peak of %s: %.1f TFLOP/s", self.flops_per_token,
+                     self.device, self.peak / 1e12)
         self.bar = tqdm(total=self.t.steps, initial=self.step, disable=not self.is_main, unit="step",
                         dynamic_ncols=True)
         self.t0, self.tokens_window, self.loss_window, self.n_window = time.time(), 0, 0.0, 0
+        self.loop_start = time.time() - self.elapsed_before  # the time budget counts from here
 
     # ---- one step -----------------------------------------------------------------------------
     def train_step(self, step: int) -> dict:
         t, world = self.t, self.ctx.world
         self.opt.zero_grad(set_to_none=True)
         step_loss, ntok_total = 0.0, 0
+        loaded_step, micro_batches = next(self.loader)
+        assert loaded_step == step, (loaded_step, step)
         for micro in range(t.accum):
-            examples = self.batches.micro_batch(step, self.ctx.rank, world, micro, t.accum)
-            ids, am, labels, weight, ntok = make_batch(self.alphabet, examples,
-                                                       [t.seed, step, self.ctx.rank * t.accum + micro, 0],
-                                                       t.mask_prob, self.device)
+            ids, am, labels, weight, ntok = batch_to(micro_batches[micro], self.device)
             sync = world > 1 and micro < t.accum - 1
             with self.objective.no_sync() if sync else nullcontext():
                 with self.autocast():
-                    logits = self.objective(ids, am)
+                    logits = self.forward(ids, am)
                 loss, _, _, _ = masked_loss(logits, labels, weight)
                 (loss / t.accum).backward()
             step_loss += loss.item() / t.accum
@@ -319,14 +408,36 @@ class PretrainRecipe(Recipe):
             dt = time.time() - self.t0
             tps = self.tokens_window * self.ctx.world / max(dt, 1e-9)
             rec = {"step": self.step, "loss": self.loss_window / self.n_window, "lr": self.sched.get_last_lr()[0],
-                   "tokens_per_s": tps, "epoch": self.batches.position(self.step - 1)["epoch"], "time": time.time()}
+                   "tokens_per_s": tps, "mfu": tps * self.flops_per_token / self.peak if self.peak else None,
+                   "epoch": self.batches.position(self.step - 1)["epoch"], "time": time.time(),
+                   "minutes": self.elapsed() / 60}
             self.log_metrics(rec)
             self.bar.set_postfix(loss=f"{rec['loss']:.4f}", tok_s=f"{tps:,.0f}")
             self.t0, self.tokens_window, self.loss_window, self.n_window = time.time(), 0, 0.0, 0
 
     # ---- cadence ------------------------------------------------------------------------------
     def done(self) -> bool:
-        return self.step >= self.t.steps
+        return self.step >= self.t.steps or self.out_of_time()
+
+    # ---- time budget (train.max_minutes) --------------------------------------------------------
+    elapsed_before = 0.0  # training seconds of the run before this process (resume)
+    loop_start = None
+
+    def elapsed(self) -> float:
+        return 0.0 if self.loop_start is None else time.time() - self.loop_start
+
+    def out_of_time(self) -> bool:
+        """True once ``train.max_minutes`` of training time are spent (the same on every rank)."""
+        if not self.t.max_minutes:
+            return False
+        over = self.elapsed() >= self.t.max_minutes * 60
+        return bool(distributed.all_sum(float(over), self.ctx)) if self.ctx.world > 1 else over
+
+    def time_progress(self) -> float | None:
+        """The fraction of the time budget spent: drives the cosine decay of a time-budgeted run."""
+        if not self.t.max_minutes or self.t.schedule != "cosine":
+            return None
+        return min(1.0, self.elapsed() / (self.t.max_minutes * 60))
 
     def eval_due(self) -> bool:
         return self.step % self.t.eval_every == 0
@@ -357,7 +468,8 @@ class PretrainRecipe(Recipe):
     def save(self) -> None:
         if self.is_main:
             trainer = {"step": self.step, "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-                       "rng": training_state.capture_rng(), "data_position": self.batches.position(self.step)}
+                       "rng": training_state.capture_rng(), "data_position": self.batches.position(self.step),
+                       "elapsed": self.elapsed()}
             training_state.save_step(self.output / "checkpoints", self.step,
                                      lambda d: save_model(unwrap(self.model), d), trainer, self.t.keep_ckpts)
         distributed.barrier(self.ctx)
@@ -366,7 +478,7 @@ class PretrainRecipe(Recipe):
         self.bar.close()
         if self.is_main:
             final = self.output / "final"
-            save_model(unwrap(self.model), final, metadata={"training_run": str(self.output), "steps": self.t.steps})
+            save_model(unwrap(self.model), final, metadata={"training_run": str(self.output), "steps": self.step})
             shutil.copy(self.prep_dir / "counts.npz", final / COUNTS_FILE)
         distributed.teardown(self.ctx)
         return self.output

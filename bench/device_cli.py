@@ -1,0 +1,121 @@
+"""Command-line throughput on one device (issue 25's device check): ``nucfm embed``, ``vep`` and
+``fold`` run as a user runs them (a fresh process each, model load and file writing included) on
+generated inputs, with the shipped default models and with official-size random-weight RNA-FM
+(12 x 640) and GPN (25 x 512) checkpoints written in the official formats.
+
+    python bench/device_cli.py --device cuda -o cli.json
+    python bench/device_cli.py --device cpu --scale 0.02 -o cli.json    # a quick CPU run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import numpy as np
+
+
+def write_inputs(tmp: Path, scale: float, rng: np.random.Generator) -> dict:
+    n_short, n_long, n_fold, n_snv = (max(4, int(n * scale)) for n in (5000, 500, 200, 20000))
+    with open(tmp / "short.fa", "w") as f:
+        for i in range(n_short):
+            f.write(f">s{i}\n{''.join(rng.choice(list('ACGU'), 60))}\n")
+    lengths = np.clip(rng.lognormal(4.7, 0.6, n_long).astype(int), 20, 500)
+    with open(tmp / "long.fa", "w") as f:
+        for i, n in enumerate(lengths):
+            f.write(f">l{i}\n{''.join(rng.choice(list('ACGU'), n))}\n")
+    with open(tmp / "fold.fa", "w") as f:
+        for i, n in enumerate(rng.integers(60, 200, n_fold)):
+            f.write(f">f{i}\n{''.join(rng.choice(list('ACGU'), n))}\n")
+    genome = "".join(rng.choice(list("ACGT"), 300_000))
+    (tmp / "genome.fa").write_text(">chr1\n" + "\n".join(genome[i : i + 80] for i in range(0, len(genome), 80)) + "\n")
+    pos = np.sort(rng.choice(np.arange(1000, 299_000), n_snv, replace=False))
+    with open(tmp / "snv.tsv", "w") as f:
+        f.write("chrom\tpos\tref\talt\n")
+        for p in pos:
+            ref = genome[p - 1]
+            f.write(f"chr1\t{p}\t{ref}\t{rng.choice([b for b in 'ACGT' if b != ref])}\n")
+    return {"short_records": n_short, "long_records": n_long, "long_residues": int(lengths.sum()),
+            "fold_records": n_fold, "snvs": n_snv}
+
+
+def official_checkpoints(tmp: Path, small: bool) -> dict:
+    import argparse as ap
+
+    import fm
+    import gpn.legacy as legacy
+    import torch
+
+    from nucfm.checkpoint.rnafm import write_rnafm_pth
+
+    layers, dim, heads, ffn = (2, 64, 4, 128) if small else (12, 640, 20, 5120)
+    args = ap.Namespace(arch="roberta_large", layers=layers, embed_dim=dim, ffn_embed_dim=ffn, attention_heads=heads,
+                        max_positions=1024, emb_layer_norm_before=True)
+    torch.manual_seed(0)
+    write_rnafm_pth(fm.BioBertModel(args, fm.Alphabet.from_architecture("roberta_large", "rna")).state_dict(), args,
+                    tmp / "RNA-FM_pretrained.pth")
+    cfg = legacy.ConvNetConfig(vocab_size=7, hidden_size=32 if small else 512, n_layers=4 if small else 25,
+                               kernel_size=9, dilation_max=32, dilation_cycle=6, dilation_double_every=1,
+                               dilation_base=2)
+    legacy.ConvNetForMaskedLM(cfg).save_pretrained(tmp / "gpn")
+    return {"rna": str(tmp / "RNA-FM_pretrained.pth"), "dna": str(tmp / "gpn")}
+
+
+def run(cmd: list[str], timeout: float) -> dict:
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "nucfm", *cmd], capture_output=True, text=True, timeout=timeout,
+                       env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    wall = time.perf_counter() - t0
+    return {"cmd": "nucfm " + " ".join(cmd), "rc": p.returncode, "wall_s": wall,
+            "stderr_tail": p.stderr[-400:] if p.returncode else ""}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--scale", type=float, default=1.0, help="fraction of the default input sizes")
+    ap.add_argument("--timeout", type=float, default=120, help="seconds per command")
+    ap.add_argument("-o", "--output", required=True)
+    a = ap.parse_args()
+    res: dict = {"device": a.device}
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        sizes = write_inputs(tmp, a.scale, np.random.default_rng(0))
+        ckpt = official_checkpoints(tmp, small=a.scale < 0.1)
+        res["inputs"] = sizes
+        dev = ["--device", a.device, "--no-progress"]
+        jobs = {
+            "embed_default_short": (["embed", "-i", f"{tmp}/short.fa", "-o", f"{tmp}/e1.h5", "--pool", "mean"],
+                                    sizes["short_records"], "records"),
+            "embed_rnafm_size_short": (["embed", "-m", ckpt["rna"], "-i", f"{tmp}/short.fa", "-o", f"{tmp}/e2.h5",
+                                        "--pool", "mean"], sizes["short_records"], "records"),
+            "embed_rnafm_size_long": (["embed", "-m", ckpt["rna"], "-i", f"{tmp}/long.fa", "-o", f"{tmp}/e3.h5",
+                                       "--pool", "mean"], sizes["long_residues"], "nt"),
+            "vep_default": (["vep", "-i", f"{tmp}/snv.tsv", "--genome", f"{tmp}/genome.fa", "-o", f"{tmp}/v1.tsv"],
+                            sizes["snvs"], "variants"),
+            "vep_gpn_size": (["vep", "-m", ckpt["dna"], "-i", f"{tmp}/snv.tsv", "--genome", f"{tmp}/genome.fa",
+                              "-o", f"{tmp}/v2.tsv"], sizes["snvs"], "variants"),
+            "fold_default": (["fold", "-i", f"{tmp}/fold.fa", "-o", f"{tmp}/f1.dbn"], sizes["fold_records"], "records"),
+        }
+        for name, (cmd, n, unit) in jobs.items():
+            try:
+                r = run(cmd + dev, a.timeout)
+                r[f"{unit}_per_s"] = n / r["wall_s"] if r["rc"] == 0 else None
+            except subprocess.TimeoutExpired:
+                r = {"cmd": "nucfm " + " ".join(cmd + dev), "rc": None, "timeout_s": a.timeout}
+            res[name] = r
+            print(name, json.dumps(r), flush=True)
+    Path(a.output).write_text(json.dumps(res, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

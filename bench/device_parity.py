@@ -1,0 +1,168 @@
+"""Parity and forward throughput of nucfm against the official packages on one device
+(issue 25's device check): RNA-FM (``fm``, 12 layers, 640 dim, 20 heads) and GPN-brassicales
+(``gpn.legacy`` ConvNet, 25 layers, 512 channels, kernel 9, dilations 1..32), both at the official
+sizes with random weights, saved in the official formats and loaded by nucfm.
+
+For each family: the largest absolute difference of the final hidden states and logits between
+nucfm and the official model on the same device in fp32 (tolerance 1e-4 on CUDA), and of nucfm under
+bf16 autocast against the official fp32 (reported relative to the logits' scale; bf16 keeps 8 bits of
+mantissa, so about 1e-2 is expected); then tokens/s of the forward pass of each implementation on
+the same batches (fp32, and bf16 autocast for both), after warm-up, synchronised.
+
+    python bench/device_parity.py --device cuda -o parity.json
+    python bench/device_parity.py --device cpu --small -o parity.json     # a quick CPU run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import torch
+
+
+def _timeit(fn, device, reps: int) -> float:
+    for _ in range(2):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - t0) / reps
+
+
+def _autocast(device, on: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if on else nullcontext()
+
+
+def rnafm(device, small: bool, reps: int, batch: int, length: int) -> dict:
+    import argparse as ap
+
+    import fm
+
+    from nucfm import load_model
+    from nucfm.checkpoint.rnafm import write_rnafm_pth
+
+    layers, dim, heads, ffn = (2, 64, 4, 128) if small else (12, 640, 20, 5120)
+    args = ap.Namespace(arch="roberta_large", layers=layers, embed_dim=dim, ffn_embed_dim=ffn,
+                        attention_heads=heads, max_positions=1024, emb_layer_norm_before=True)
+    alphabet = fm.Alphabet.from_architecture("roberta_large", "rna")
+    torch.manual_seed(0)
+    official = fm.BioBertModel(args, alphabet)
+    with torch.no_grad():
+        for p in official.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+        official.embed_tokens.weight[alphabet.mask_idx].zero_()  # as tests/test_rnafm_parity.py
+    with tempfile.TemporaryDirectory() as tmp:
+        write_rnafm_pth(official.state_dict(), args, Path(tmp) / "RNA-FM_pretrained.pth")
+        ours = load_model(Path(tmp) / "RNA-FM_pretrained.pth")
+    official, ours = official.eval().to(device), ours.eval().to(device)
+    import numpy as np
+
+    from nucfm.alphabet import RNA
+    from nucfm.data.collate import collate
+
+    rng = np.random.default_rng(1)
+    seqs = ["".join(rng.choice(list("ACGU"), length)) for _ in range(batch)]
+    _, _, tokens = alphabet.get_batch_converter()([(str(i), s) for i, s in enumerate(seqs)])
+    batch_ = collate(RNA, [RNA.encode(s) for s in seqs])
+    assert torch.equal(batch_.input_ids, tokens), "token ids differ from the official converter's"
+    tokens, mask = tokens.to(device), batch_.attention_mask.to(device)
+    out: dict = {"config": {"layers": layers, "dim": dim, "heads": heads, "batch": batch, "length": length}}
+    with torch.no_grad():
+        ref = official(tokens, repr_layers=[layers])
+        ref_h, ref_l = ref["representations"][layers].float(), ref["logits"].float()
+        for name, bf16 in (("fp32", False), ("bf16", True)):
+            with _autocast(device, bf16):
+                o = ours(tokens, mask, repr_layers=(layers,))
+            logits, hid = o.logits.float(), o.hidden_states[layers].float()
+            out[name] = {"max_abs_diff_logits": float((logits - ref_l).abs().max()),
+                         "logit_scale": float(ref_l.abs().max()),
+                         "max_abs_diff_hidden": float((hid - ref_h).abs().max()),
+                         "hidden_scale": float(ref_h.abs().max())}
+        for name, bf16 in (("fp32", False), ("bf16", True)):
+            t_off = _timeit(lambda bf16=bf16: _run(lambda: official(tokens, repr_layers=[layers]), device, bf16),
+                            device, reps)
+            t_our = _timeit(lambda bf16=bf16: _run(lambda: ours.token_logits(tokens, mask), device, bf16), device, reps)
+            ntok = batch * length
+            out[name].update({"official_tokens_per_s": ntok / t_off, "nucfm_tokens_per_s": ntok / t_our,
+                              "speedup": t_off / t_our})
+    return out
+
+
+def gpn(device, small: bool, reps: int, batch: int, length: int) -> dict:
+    import gpn.legacy as legacy
+
+    from nucfm import load_model
+
+    layers, dim = (4, 32) if small else (25, 512)
+    cfg = legacy.ConvNetConfig(vocab_size=7, hidden_size=dim, n_layers=layers, kernel_size=9, dilation_max=32,
+                               dilation_cycle=6, dilation_double_every=1, dilation_base=2)
+    torch.manual_seed(0)
+    official = legacy.ConvNetForMaskedLM(cfg)
+    with torch.no_grad():
+        for p in official.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    with tempfile.TemporaryDirectory() as tmp:
+        official.save_pretrained(tmp)
+        ours = load_model(tmp)
+    official, ours = official.eval().to(device), ours.eval().to(device)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, 7, (batch, length), generator=g).to(device)  # a c g t
+    out: dict = {"config": {"layers": layers, "dim": dim, "batch": batch, "length": length}}
+    with torch.no_grad():
+        ref_l = official(input_ids=ids).logits.float()
+        for name, bf16 in (("fp32", False), ("bf16", True)):
+            with _autocast(device, bf16):
+                logits = ours.token_logits(ids).float()
+            out[name] = {"max_abs_diff_logits": float((logits - ref_l).abs().max()),
+                         "logit_scale": float(ref_l.abs().max())}
+        for name, bf16 in (("fp32", False), ("bf16", True)):
+            t_off = _timeit(lambda bf16=bf16: _run(lambda: official(input_ids=ids), device, bf16), device, reps)
+            t_our = _timeit(lambda bf16=bf16: _run(lambda: ours.token_logits(ids), device, bf16), device, reps)
+            ntok = batch * length
+            out[name].update({"official_tokens_per_s": ntok / t_off, "nucfm_tokens_per_s": ntok / t_our,
+                              "speedup": t_off / t_our})
+    return out
+
+
+def _run(fn, device, bf16: bool):
+    with _autocast(device, bf16):
+        return fn()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--small", action="store_true", help="tiny sizes (a CPU smoke run)")
+    p.add_argument("--reps", type=int, default=10)
+    p.add_argument("-o", "--output", required=True)
+    a = p.parse_args()
+    device = torch.device(a.device)
+    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 parity means fp32 arithmetic
+    torch.backends.cudnn.allow_tf32 = False
+    res = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+           "torch": torch.__version__}
+    for name, fn, batch, length in (("rna-fm", rnafm, 32, 510), ("gpn-brassicales", gpn, 64, 512)):
+        if a.small:
+            batch, length = 4, 64
+        try:
+            res[name] = fn(device, a.small, a.reps, batch, length)
+        except Exception as e:  # one family failing must not hide the other's figures
+            res[name] = {"error": f"{type(e).__name__}: {e}"}
+        print(name, json.dumps(res[name], indent=1), flush=True)
+    Path(a.output).write_text(json.dumps(res, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

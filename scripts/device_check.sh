@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The GPU check of issue 25, one command on a machine with a CUDA GPU; within 8 minutes by default.
+#   scripts/device_check.sh                # writes $OUT/device_check.json and $OUT/device_check.log
+#   QUICK=1 scripts/device_check.sh        # smaller inputs and fewer repetitions (about 3 minutes)
+# Stages, each under its own time limit so that one failure cannot hide the others' figures:
+#   1. the machine: GPU, driver, torch, measured bf16 and fp32 matrix-product rates;
+#   2. the `cuda`-marked tests (pytest -m cuda);
+#   3. parity and forward throughput of RNA-FM and GPN at the official sizes, random weights, nucfm
+#      vs the official packages on this GPU, fp32 (<= 1e-4) and bf16 (bench/device_parity.py);
+#   4. embed / vep / fold throughput as a user runs them (bench/device_cli.py).
+# Needs the official packages (rna-fm, gpn) importable; on a machine without a registry carry them
+# as wheels (scripts/device_run.sh does).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-out/device_check}
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+PY=${PYTHON:-python3}
+LOG="$OUT/device_check.log"
+TMP=$(mktemp -d)
+if [ "${QUICK:-0}" = 1 ]; then SCALE=0.3; REPS=5; T_TEST=60; T_PAR=90; T_CLI=100
+else SCALE=1; REPS=10; T_TEST=150; T_PAR=150; T_CLI=150; fi
+
+stage() { echo "== $1 ($(date -u +%T))" | tee -a "$LOG"; }
+
+stage "1. machine"
+timeout 60 $PY - >"$TMP/machine.json" 2>>"$LOG" <<'PY'
+import json, torch
+from nucfm.train.pretrain import matmul_peak
+d = torch.device("cuda")
+print(json.dumps({"gpu": torch.cuda.get_device_name(d), "torch": torch.__version__, "cuda": torch.version.cuda,
+                  "memory_gib": torch.cuda.get_device_properties(d).total_memory / 2**30,
+                  "bf16_matmul_tflops": matmul_peak(d, torch.bfloat16) / 1e12,
+                  "fp32_matmul_tflops": matmul_peak(d, torch.float32, 4096) / 1e12}))
+PY
+cat "$TMP/machine.json" | tee -a "$LOG"; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >>"$LOG" 2>&1
+
+stage "2. cuda tests"
+timeout $T_TEST $PY -m pytest -m cuda -q -p no:cacheprovider tests 2>&1 | tail -25 | tee "$TMP/tests.txt" >>"$LOG"
+
+stage "3. parity and forward throughput (official sizes, random weights)"
+timeout $T_PAR $PY bench/device_parity.py --device cuda --reps $REPS -o "$TMP/parity.json" >>"$LOG" 2>&1
+
+stage "4. command-line throughput"
+timeout $T_CLI $PY bench/device_cli.py --device cuda --scale $SCALE --timeout 60 -o "$TMP/cli.json" >>"$LOG" 2>&1
+
+$PY - "$TMP" "$OUT/device_check.json" <<'PY'
+import json, sys
+from pathlib import Path
+tmp, out = Path(sys.argv[1]), Path(sys.argv[2])
+def load(name):
+    p = tmp / name
+    try:
+        return json.loads(p.read_text())
+    except Exception as e:
+        return {"missing": f"{name}: {type(e).__name__}"}
+tests = (tmp / "tests.txt").read_text().strip().splitlines() if (tmp / "tests.txt").exists() else []
+out.write_text(json.dumps({"machine": load("machine.json"), "cuda_tests": tests[-1:] or ["not run"],
+                           "parity": load("parity.json"), "cli": load("cli.json")}, indent=1) + "\n")
+print("device check written to", out)
+PY
+rm -rf "$TMP"

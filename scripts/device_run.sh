@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Everything this project runs on a lent GPU in one call (the device tool's 15-minute budget):
+# the two one-GPU training commands of issue 26 first (DNA, then RNA), then the quick device check of
+# issue 25. Run from the repository root with the packed data (.gpu/, scripts/pack_prepared.py) and the
+# wheels (.whl/) carried beside the working tree:
+#   scripts/device_run.sh [DNA_MINUTES] [RNA_MINUTES]
+# (DEVICE=cpu EXTRA="model.num_layers=2 ..." runs the training part on the CPU: a smoke test.)
+# Results under $OUT: dna.tar and rna.tar (fp16 model, eval.json, MODEL_CARD.md, metrics.jsonl,
+# config.yaml), device_check.json, and run.log.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+DNA_MIN=${1:-3.0}; RNA_MIN=${2:-1.75}
+OUT=${OUT:-out/device_run}; mkdir -p "$OUT"
+LOG="$OUT/run.log"
+export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+for w in .whl/*.whl; do  # one at a time: a wheel this platform cannot take must not stop the others
+  [ -f "$w" ] && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site "$w" >>"$LOG" 2>&1
+done
+[ -d /tmp/site ] && export PYTHONPATH=/tmp/site
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+for d in .gpu/dna .gpu/rna; do (cd $d && for f in *.bin.gz; do [ -f "${f%.gz}" ] || gunzip -k "$f"; done); done
+nvidia-smi >>"$LOG" 2>&1
+train() {  # NAME CONFIG MINUTES TIMEOUT DESCRIPTION
+  echo "== train $1 ($(date -u +%T))" >>"$LOG"
+  timeout "$4" python3 -m nucfm pretrain --config "$2" --device "${DEVICE:-cuda}" output=runs/gpu-$1 \
+    data.prepared=.gpu/$1 train.max_minutes="$3" --export "runs/export-$1" --description "$5" ${EXTRA:-} >>"$LOG" 2>&1
+  echo "rc $? ($(date -u +%T))" >>"$LOG"
+  mkdir -p "runs/export-$1"; cp runs/gpu-$1/metrics.jsonl runs/gpu-$1/config.yaml "runs/export-$1/" 2>/dev/null
+  tar -cf "$OUT/$1.tar" -C runs "export-$1"
+}
+train dna configs/gpu/dna.yaml "$DNA_MIN" 300 \
+  "GPN-style dilated ConvNet MLM on A. thaliana chr1 + A. lyrata chr1-2, trained on one GPU"
+train rna configs/gpu/rna.yaml "$RNA_MIN" 200 \
+  "RNA-FM-style transformer MLM on Rfam 14.2 seeds + miRBase hairpins, trained on one GPU"
+[ "${DEVICE:-cuda}" = cuda ] && OUT="$OUT" QUICK=1 timeout 200 scripts/device_check.sh >>"$LOG" 2>&1
+echo "== done ($(date -u +%T))" >>"$LOG"
