@@ -123,6 +123,7 @@ def main(argv=None) -> int:
     ap.add_argument("--random-positions", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="torch device of the models (cpu, cuda)")
     ap.add_argument("--table", help="labelled SNV table (TSV): read if it exists, else built and written")
     ap.add_argument("-o", "--output", required=True, help="JSON of the results")
     args = ap.parse_args(argv)
@@ -142,7 +143,7 @@ def main(argv=None) -> int:
                "models": {}}
     counts = None
     for name in args.models:
-        model = load_model(name).eval()
+        model = load_model(name).eval().to(args.device)
         t0 = time.time()
         scores = score_variants(model, genome, variants)["score"]
         res = summarise(df, scores)

@@ -40,10 +40,10 @@ def compare_precision(fp32_dir: str | Path, exported_dir: str | Path, prep_dir: 
 
 
 def export_run(run: str | Path, dest: str | Path, description: str, device: str = "cpu",
-               eval_size: int = 2048) -> dict:
+               eval_size: int | None = None) -> dict:
     """The end of a training run as something to ship: ``run/final`` written to ``dest`` as fp16
     safetensors with its baseline counts, the held-out loss of fp32 and fp16 on ``eval_size``
-    validation examples, ``dest/eval.json`` (held-out figures, steps, tokens, wall minutes,
+    validation examples (default: the run's ``train.eval_size``, its fixed validation sample), ``dest/eval.json`` (held-out figures, steps, tokens, wall minutes,
     throughput, model FLOPs utilisation, hardware) and ``dest/MODEL_CARD.md``. Returns the JSON."""
     import json
     import platform
@@ -60,7 +60,8 @@ def export_run(run: str | Path, dest: str | Path, description: str, device: str 
     train_rows = [r for r in rows if "loss" in r]
     export_model(run / "final", dest, prep / "counts.npz", {"kind": kind, "default": False, "description": description,
                                                             "training_checkpoint": str(run / "final")})
-    precision = compare_precision(run / "final", dest, prep, kind, eval_size, cfg["train"]["seed"],
+    precision = compare_precision(run / "final", dest, prep, kind, eval_size or cfg["train"]["eval_size"],
+                                  cfg["train"]["seed"],
                                   summary.get("window", 512), device)
     dev = torch.device(device)
     hardware = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
