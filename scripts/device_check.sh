@@ -16,7 +16,7 @@ OUT=${OUT:-out/device_check}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 PY=${PYTHON:-python3}
-LOG="$OUT/device_check.log"
+LOG=${CHECK_LOG:-$OUT/device_check.log}
 TMP=$(mktemp -d)
 if [ "${QUICK:-0}" = 1 ]; then SCALE=0.3; REPS=5; T_TEST=40; T_PAR=60; T_CLI=70
 else SCALE=1; REPS=10; T_TEST=150; T_PAR=150; T_CLI=150; fi

@@ -5,8 +5,8 @@
 # wheels (.whl/) carried beside the working tree:
 #   scripts/device_run.sh [DNA_MINUTES] [RNA_MINUTES]
 # (DEVICE=cpu EXTRA_DNA="model.num_layers=2 ..." EXTRA_RNA="..." runs it on the CPU at a tiny size: a smoke test.)
-# Results under $OUT: dna.tar and rna.tar (fp16 model, eval.json, MODEL_CARD.md, metrics.jsonl,
-# config.yaml), device_check.json, and run.log.
+# Results under $OUT: dna.tar.part-* and rna.tar.part-* (fp16 model, eval.json, MODEL_CARD.md,
+# metrics.jsonl, config.yaml), dna_signal.json, rna_signal.json, device_check.json, and run.log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DNA_MIN=${1:-2.75}; RNA_MIN=${2:-1.5}
@@ -28,7 +28,8 @@ train() {  # NAME CONFIG MINUTES TIMEOUT DESCRIPTION
     data.prepared=.gpu/$1 train.max_minutes="$3" --export "runs/export-$1" --description "$5" ${!extra:-} >>"$LOG" 2>&1
   echo "rc $? ($(date -u +%T))" >>"$LOG"
   mkdir -p "runs/export-$1"; cp runs/gpu-$1/metrics.jsonl runs/gpu-$1/config.yaml "runs/export-$1/" 2>/dev/null
-  tar -cf "$OUT/$1.tar" -C runs "export-$1"
+  # at most 16 MiB a file comes back: the tar in parts (cat NAME.tar.part-* | tar -x)
+  tar -cf - -C runs "export-$1" | split -b 16000000 - "$OUT/$1.tar.part-"
 }
 train dna configs/gpu/dna.yaml "$DNA_MIN" 300 \
   "GPN-style dilated ConvNet MLM on A. thaliana chr1 + A. lyrata chr1-2, trained on one GPU"
@@ -40,12 +41,13 @@ echo "== held-out evaluation ($(date -u +%T))" >>"$LOG"
 timeout 90 python3 bench/dna_signal.py --genome .gpu/eval/heldout_chr1.fa.gz --gff unused \
   --table .gpu/eval/dna_signal_snvs.tsv --models runs/export-dna nucfm-dna-cnn12-1M-tair10-v2 \
   --device "${DEVICE:-cuda}" -o "$OUT/dna_signal.json" >>"$LOG" 2>&1
-# RNA: pooled embeddings of the nRC test set (kNN type accuracy is computed where the result lands)
+# RNA: kNN type accuracy of pooled embeddings on the nRC test set (last and middle layer), vs 3-mers
 mkdir -p runs/rna-eval
-for layer in -1 2; do
+for layer in -1 5; do
   timeout 60 python3 -m nucfm embed -m runs/export-rna -i .gpu/eval/test_2600.fasta.gz --pool mean --layer $layer \
     --device "${DEVICE:-cuda}" --no-progress -o "runs/rna-eval/nrc_test_layer${layer}.h5" >>"$LOG" 2>&1
 done
-tar -cf "$OUT/rna_eval.tar" -C runs rna-eval
-[ "${DEVICE:-cuda}" = cuda ] && OUT="$OUT" QUICK=1 timeout 190 scripts/device_check.sh >>"$LOG" 2>&1
+timeout 60 python3 bench/rna_signal.py --fasta .gpu/eval/test_2600.fasta.gz --embeddings runs/rna-eval/*.h5 \
+  -o "$OUT/rna_signal.json" >>"$LOG" 2>&1
+[ "${DEVICE:-cuda}" = cuda ] && OUT="$OUT" CHECK_LOG="$LOG" QUICK=1 timeout 190 scripts/device_check.sh >>"$LOG" 2>&1
 echo "== done ($(date -u +%T))" >>"$LOG"
