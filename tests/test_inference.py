@@ -1,0 +1,198 @@
+"""Inference on any device, tested on the CPU: --precision, token-budget batches in bounded memory,
+out-of-memory halving (with a fake out-of-memory error), prefetching, and the fused attention
+kernel against the explicit softmax maths. The same checks on a GPU are in tests/test_cuda.py."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from nucfm.cli import main
+from nucfm.cli.common import PRECISION_CHOICES
+from nucfm.inference import (
+    PRECISIONS,
+    TokenBudget,
+    budget_batches,
+    check_precision,
+    inference_context,
+    is_out_of_memory,
+    prefetch,
+    run_halving,
+)
+
+from tiny import dna_model, rna_model
+
+RNG = np.random.default_rng(0)
+SEQS = ["".join(RNG.choice(list("ACGU"), n)) for n in (5, 40, 17, 1, 33, 80, 12, 0, 45, 29)]
+
+
+def fake_oom(limit):
+    """An out-of-memory error as CUDA raises it, for any call given more than ``limit`` items."""
+
+    def check(n):
+        if n > limit:
+            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {n} GiB (fake)")
+
+    return check
+
+
+# ---- precision ------------------------------------------------------------------------------------
+def test_cli_choices_are_the_precisions():
+    assert PRECISION_CHOICES == tuple(PRECISIONS)
+
+
+def test_fp16_on_cpu_is_refused():
+    with pytest.raises(ValueError, match="fp16 needs a GPU"):
+        check_precision("cpu", "fp16")
+    check_precision("cpu", "bf16")
+
+
+def test_fp16_on_cpu_is_a_one_line_cli_error(tmp_path, capsys):
+    fa = tmp_path / "in.fa"
+    fa.write_text(">a\nACGU\n")
+    code = main(["embed", "-i", str(fa), "-o", str(tmp_path / "o.npz"), "--device", "cpu", "--precision", "fp16"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "fp16 needs a GPU" in err
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_inference_context_autocasts_and_turns_off_autograd():
+    w = torch.randn(4, 4, requires_grad=True)
+    with inference_context("cpu", "bf16"):
+        y = torch.ones(2, 4) @ w
+    assert y.dtype == torch.bfloat16 and not y.requires_grad
+    with inference_context("cpu", "fp32"):
+        assert (torch.ones(2, 4) @ w).dtype == torch.float32
+
+
+@pytest.mark.parametrize("make", [rna_model, dna_model])
+def test_bf16_embeddings_close_to_fp32(make):
+    """bf16 autocast keeps ~3 significant digits: per-residue vectors within 5 % (relative L2) and
+    cosine > 0.998 of fp32, outputs float32."""
+    model = make()
+    want = model.embed(SEQS)
+    with inference_context("cpu", "bf16"):
+        got = model.embed(SEQS)
+    for a, b in zip(got, want):
+        assert a.dtype == np.float32 and a.shape == b.shape
+        if len(a):
+            assert np.linalg.norm(a - b) <= 0.05 * np.linalg.norm(b)
+            cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+            assert cos.min() > 0.998
+
+
+# ---- token-budget batches ---------------------------------------------------------------------------
+def test_budget_batches_cover_every_item_once_within_budget():
+    items = list(enumerate(SEQS))
+    seen = []
+    for batch in budget_batches(iter(items), budget=64, buffer_tokens=100):
+        lengths = [len(s) for _, s in batch]
+        assert len(batch) == 1 or len(batch) * max(lengths) <= 64
+        seen += [i for i, _ in batch]
+    assert sorted(seen) == list(range(len(SEQS)))
+
+
+def test_budget_batches_read_a_bounded_buffer():
+    """From an endless stream, the first batch comes after reading about buffer_tokens tokens."""
+    read = 0
+
+    def endless():
+        nonlocal read
+        for i in range(10**9):
+            read += 10
+            yield i, "A" * 10
+
+    first = next(budget_batches(endless(), budget=40, buffer_tokens=1000))
+    assert len(first) == 4 and read == 1000
+
+
+def test_budget_is_read_for_every_batch():
+    budget = TokenBudget(80)
+    sizes = []
+    for batch in budget_batches(((i, "A" * 10) for i in range(40)), budget):
+        sizes.append(len(batch))
+        if len(sizes) == 2:
+            budget.shrink()  # as after an out-of-memory error: later batches are half the size
+    assert sizes[:3] == [8, 8, 4] and sum(sizes) == 40
+    assert budget() == 40 and budget.ceiling == 40
+
+
+# ---- out-of-memory halving -------------------------------------------------------------------------
+def test_run_halving_splits_until_it_fits_in_order():
+    check = fake_oom(3)
+    budget = TokenBudget(1000)
+    items = [(i, "A" * 5) for i in range(10)]
+    parts = list(run_halving(lambda part: check(len(part)) or [i for i, _ in part], items, budget))
+    assert [i for part, _ in parts for i, _ in part] == list(range(10))  # nothing lost, input order
+    assert all(len(part) <= 3 and [i for i, _ in part] == r for part, r in parts)
+    assert budget() < 1000
+
+
+def test_run_halving_one_item_that_does_not_fit():
+    with pytest.raises(MemoryError, match="one item alone"):
+        list(run_halving(lambda part: fake_oom(0)(len(part)), [1, 2]))
+
+
+def test_run_halving_passes_other_errors_through():
+    def boom(part):
+        raise ValueError("not memory")
+
+    with pytest.raises(ValueError, match="not memory"):
+        list(run_halving(boom, [1, 2, 3]))
+    assert is_out_of_memory(RuntimeError("MPS backend out of memory")) and not is_out_of_memory(ValueError("x"))
+
+
+@pytest.mark.parametrize("make", [rna_model, dna_model])
+def test_embed_survives_out_of_memory_with_every_record(make, monkeypatch):
+    """A model that runs out of memory on batches of more than 2 rows still embeds every record,
+    to the same numbers as a run that never ran out."""
+    model = make()
+    want = model.embed(SEQS, batch_tokens=256)
+    check, hidden, calls = fake_oom(2), model.hidden, []
+
+    def hidden_with_limit(input_ids, attention_mask, layer):
+        calls.append(len(input_ids))
+        check(len(input_ids))
+        return hidden(input_ids, attention_mask, layer)
+
+    monkeypatch.setattr(model, "hidden", hidden_with_limit)
+    got = model.embed(SEQS, batch_tokens=256)
+    assert max(calls) > 2 and len(got) == len(SEQS)  # it did run out, and recovered
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+# ---- prefetch ---------------------------------------------------------------------------------------
+def test_prefetch_order_errors_and_early_stop():
+    assert list(prefetch(iter(range(50)), depth=3)) == list(range(50))
+
+    def broken():
+        yield 1
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        list(prefetch(broken()))
+    before = threading.active_count()
+    it = prefetch(iter(range(10**6)), depth=2)
+    assert next(it) == 0
+    it.close()  # the consumer leaves early: the producer thread stops
+    assert threading.active_count() == before
+
+
+# ---- fused attention -----------------------------------------------------------------------------------
+def test_fused_attention_equals_explicit_softmax():
+    """scaled_dot_product_attention (the default path) and the explicit softmax path (taken when
+    attention maps are asked for, e.g. contacts) agree within fp32 tolerance, padding included."""
+    from nucfm.data.collate import collate
+
+    model = rna_model(num_layers=3, hidden_size=32, num_heads=4, ffn_size=64, max_len=100)
+    batch = collate(model.alphabet, [model.alphabet.encode(s) for s in SEQS if s])
+    with torch.no_grad():
+        fused = model(batch.input_ids, batch.attention_mask, repr_layers=(1, 2, 3))
+        explicit = model(batch.input_ids, batch.attention_mask, repr_layers=(1, 2, 3), need_attentions=True)
+    mask = batch.attention_mask[..., None]
+    for k in (1, 2, 3):
+        torch.testing.assert_close(fused.hidden_states[k] * mask, explicit.hidden_states[k] * mask,
+                                   atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fused.logits * mask, explicit.logits * mask, atol=1e-5, rtol=1e-5)
