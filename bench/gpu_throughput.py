@@ -225,15 +225,11 @@ def measure(device: str = "cuda", precision: str = "fp32", size: str = "official
     result = {"device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
               "precision": precision, "size": size, "models": SIZES[size], "torch": torch.__version__,
               "threads": torch.get_num_threads(), "tasks": {}}
-    for task in tasks:
-        if dev.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(dev)
+    for task in tasks:  # (no peak-memory figure: nucfm's token budget resets the peak statistics per batch)
         with inference_context(dev, precision):
-            row = BENCHES[task](SIZES[size], dev, official)
+            result["tasks"][task] = BENCHES[task](SIZES[size], dev, official)
         if dev.type == "cuda":
-            row["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated(dev) / 2**30, 2)
             torch.cuda.empty_cache()
-        result["tasks"][task] = row
     return result
 
 

@@ -163,6 +163,65 @@ def test_embed_survives_out_of_memory_with_every_record(make, monkeypatch):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+@pytest.fixture(scope="module")
+def genome(tmp_path_factory):
+    from nucfm.io.genome import Genome
+    from nucfm.io.variants import Variant
+
+    seq = "".join(np.random.default_rng(1).choice(list("ACGT"), 600))
+    path = tmp_path_factory.mktemp("g") / "g.fa"
+    path.write_text(f">chr1\n{seq}\n")
+    variants = [Variant("chr1", s, seq[s], "ACGT"[("ACGT".index(seq[s]) + 1) % 4]) for s in range(0, 600, 29)]
+    return Genome(path), variants
+
+
+def test_vep_survives_out_of_memory_with_every_variant(genome, monkeypatch):
+    from nucfm.tasks.variants import score_variants
+
+    from tiny import vep_dna_model
+
+    g, variants = genome
+    model = vep_dna_model()
+    want = score_variants(model, g, variants, window=64, batch_size=8)["score"]
+    check, logits_at, calls = fake_oom(4), model.logits_at, []
+
+    def logits_at_with_limit(ids, positions):
+        calls.append(len(ids))
+        check(len(ids))  # both strands: 2 rows per site, so batches of more than 2 sites fail
+        return logits_at(ids, positions)
+
+    monkeypatch.setattr(model, "logits_at", logits_at_with_limit)
+    got = score_variants(model, g, variants, window=64, batch_size=8)["score"]
+    assert max(calls) == 16 and len(got) == len(variants)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_vep_and_fold_in_bf16_on_cpu(genome):
+    """bf16 autocast on the CPU runs end to end (outputs float64 / float32) close to fp32."""
+    from nucfm.models.config import PairHeadConfig, StructureConfig
+    from nucfm.models.heads import PairHead
+    from nucfm.models.structure import StructureModel
+    from nucfm.tasks.variants import score_variants
+
+    from tiny import vep_dna_model
+
+    g, variants = genome
+    model = vep_dna_model()
+    want = score_variants(model, g, variants, window=64)["score"]
+    with inference_context("cpu", "bf16"):
+        got = score_variants(model, g, variants, window=64)["score"]
+    assert got.dtype == np.float64 and np.corrcoef(got, want)[0, 1] > 0.99
+    cfg = PairHeadConfig(embed_dim=16, reduction=8, channels=8, blocks=2, extra_channels=16)
+    config = StructureConfig(head=cfg.to_dict(), features=("onehot",), lm="tiny", lm_hidden_size=16)
+    fold = StructureModel(PairHead(cfg).eval(), config, lm=rna_model())
+    seqs = [s for s in SEQS if 1 < len(s) <= 50]
+    want = fold.predict_probs(seqs)
+    with inference_context("cpu", "bf16"):
+        got = fold.predict_probs(seqs)
+    for a, b in zip(got, want):
+        assert a.dtype == np.float32 and np.abs(a - b).max() < 0.05
+
+
 # ---- prefetch ---------------------------------------------------------------------------------------
 def test_prefetch_order_errors_and_early_stop():
     assert list(prefetch(iter(range(50)), depth=3)) == list(range(50))
