@@ -255,3 +255,35 @@ def test_fused_attention_equals_explicit_softmax():
         torch.testing.assert_close(fused.hidden_states[k] * mask, explicit.hidden_states[k] * mask,
                                    atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(fused.logits * mask, explicit.logits * mask, atol=1e-5, rtol=1e-5)
+
+
+def test_every_model_command_takes_precision():
+    """--precision wherever --device is, except the server (autocast does not reach its threads) and
+    training (pretrain chooses its own mixed precision)."""
+    from nucfm.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    with_device = {name: {o for a in p._actions for o in a.option_strings} for name, p in sub.choices.items()
+                   if "--device" in {o for a in p._actions for o in a.option_strings}}
+    assert {"embed", "vep", "probs", "fold", "contacts", "predict", "genome-clusters", "logo"} <= set(with_device)
+    assert [n for n, opts in with_device.items() if "--precision" not in opts] == ["pretrain", "serve"]
+
+
+def test_cli_embed_in_bf16_on_cpu(tmp_path, capsys):
+    from nucfm import save_model
+
+    fa = tmp_path / "in.fa"
+    fa.write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(SEQS)))
+    model = str(save_model(rna_model(max_len=100), tmp_path / "m"))
+    outs = {}
+    for precision in ("fp32", "bf16"):
+        outs[precision] = tmp_path / f"{precision}.npz"
+        code = main(["embed", "-i", str(fa), "-o", str(outs[precision]), "-m", model, "--device", "cpu",
+                     "--precision", precision, "--pool", "mean", "--no-progress"])
+        assert code == 0, capsys.readouterr().err
+    with np.load(outs["fp32"]) as a, np.load(outs["bf16"]) as b:
+        x, y = a["embeddings"], b["embeddings"]
+    assert x.shape == y.shape == (len(SEQS), 16) and y.dtype == np.float32
+    ok = np.isfinite(x).all(1)  # the empty record is NaN in both
+    assert ok.sum() == len(SEQS) - 1 and np.isnan(y[~ok]).all()
+    assert np.abs(x[ok] - y[ok]).max() < 0.05 * np.abs(x[ok]).max()
