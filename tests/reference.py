@@ -24,6 +24,7 @@ def _ids(chars: list[str]) -> list[int]:
 def official_vep_scores(model, genome, variants, window: int, batch_size: int = 16) -> np.ndarray:
     """Scores of A/C/G/T SNVs (``Variant`` with 0-based ``start``) with an official
     ``gpn.legacy.ConvNetForMaskedLM`` on ``genome`` (a :class:`nucfm.io.genome.Genome`)."""
+    dev = next(model.parameters()).device  # inputs follow the model (a GPU in bench/gpu_throughput.py)
     pos_fwd = window // 2
     pos_rev = pos_fwd - 1 if window % 2 == 0 else pos_fwd
     out = []
@@ -46,7 +47,7 @@ def official_vep_scores(model, genome, variants, window: int, batch_size: int = 
                 refs.append(VOCAB[ref.lower()])
                 alts.append(VOCAB[alt.lower()])
             with torch.no_grad():
-                logits = model(input_ids=torch.tensor(seqs)).logits[rows, pos]
+                logits = model(input_ids=torch.tensor(seqs, device=dev)).logits[rows, pos].float().cpu()
             llr.append(logits[rows, torch.tensor(alts)] - logits[rows, torch.tensor(refs)])
         out.append(((llr[0] + llr[1]) / 2).numpy())
     return np.concatenate(out) if out else np.zeros(0)

@@ -14,6 +14,7 @@ LAYERS = [
     {"errors", "paths", "alphabet", "metrics", "distributed"},  # foundations: no nucfm imports above
     {"io"},  # files in and out
     {"data"},  # tokens, batches, features
+    {"inference"},  # running models: precision, token-budget batches, out-of-memory halving, prefetch
     {"models"},  # architectures, typed configs, structure model
     {"checkpoint"},  # weights: formats, converters, registry, training state
     {"analysis"},  # figures (matplotlib only here)

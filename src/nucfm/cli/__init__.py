@@ -20,6 +20,7 @@ import os
 import sys
 
 from nucfm.cli.analysis import add_atlas, add_compare
+from nucfm.cli.common import inference_scope
 from nucfm.cli.dna import add_genome_clusters, add_logo, add_probs, add_vep, add_vep_report
 from nucfm.cli.models import add_convert, add_embed, add_models
 from nucfm.cli.serve import add_serve
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0) if not isinstance(e.code, str) else 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="nucfm: %(message)s")
     try:
-        code = int(args.run(args) or 0)
+        with inference_scope(args):  # --device / --precision of a model command
+            code = int(args.run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at exit
         from nucfm import distributed
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from nucfm.errors import InputError, NucfmError
+
+PRECISION_CHOICES = ("fp32", "bf16", "fp16")  # the keys of nucfm.inference.PRECISIONS (torch not imported here)
 
 
 # ---- argument types: bad values are one-line usage errors ---------------------------------------
@@ -60,10 +62,12 @@ def device_name(text: str) -> str:
 # ---- the common options ---------------------------------------------------------------------------
 def add_common(p, model_kind: str | None = None, input_help: str | None = None, input_names: tuple = (),
                input_required: bool = True, output_help: str | None = None, output_names: tuple = (),
-               output_required: bool = True, device: bool = False, progress: bool = False, threads: bool = True):
+               output_required: bool = True, device: bool = False, progress: bool = False, threads: bool = True,
+               precision: bool | None = None):
     """The options every subcommand spells the same way: ``-i/--input`` (plus the older names in
     ``input_names``), ``-o/--output``, ``-m/--model`` (``model_kind``: rna, dna, ss or any),
-    ``--threads``, ``--device`` and ``--no-progress``."""
+    ``--threads``, ``--device``, ``--precision`` (with ``--device`` unless ``precision=False``;
+    applied by :func:`inference_scope`) and ``--no-progress``."""
     if input_help is not None:
         p.add_argument("-i", "--input", *input_names, dest="input", required=input_required, help=input_help)
     if output_help is not None:
@@ -77,6 +81,10 @@ def add_common(p, model_kind: str | None = None, input_help: str | None = None, 
     if device:
         p.add_argument("--device", type=device_name, default="auto",
                        help="torch device: auto (CUDA if available, default), cpu, cuda, cuda:N, mps")
+    if device and precision is not False:
+        p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32",
+                       help="arithmetic of the model: fp32 (default, exact), bf16 or fp16 (autocast; faster on "
+                       "a GPU, outputs differ in the 2nd-3rd digit; fp16 needs a GPU)")
     if progress:
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -168,6 +176,17 @@ def resolve_device(name: str | None):
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise InputError(f"--device {name}: MPS is not available on this machine; use --device cpu")
     return device
+
+
+def inference_scope(args):
+    """The context a command's work runs in (``nucfm.cli.main`` enters it around every command):
+    for a command with ``--precision``, :func:`nucfm.inference.inference_context` on its
+    ``--device`` (no autograd; autocast at bf16/fp16); for the others, nothing."""
+    if getattr(args, "precision", None) is None:
+        return nullcontext()
+    from nucfm.inference import inference_context
+
+    return inference_context(resolve_device(args.device), args.precision)
 
 
 def check_model_name(name: str | None) -> None:

@@ -40,7 +40,7 @@ def add_serve(sub):
                         "models)")
     p.add_argument("--genome", action="append", default=[], metavar="NAME=PATH",
                    help="reference FASTA clients may score variants against, under NAME (repeatable)")
-    add_common(p, device=True)
+    add_common(p, device=True, precision=False)  # autocast is per thread; the server does not take it
     for key, (kind, text) in SERVE_LIMITS.items():
         p.add_argument(f"--{key.replace('_', '-')}", type=positive_int if kind is int else positive_float,
                        default=None, dest=key, help=text)

@@ -224,7 +224,7 @@ def add_contacts(sub):
                        "against known contacts. Long records use the local mode of `fold`.")
     add_common(p, model_kind="contact", input_help="FASTA (plain or gzip); T is read as U, other letters as N",
                input_names=("--fasta",), output_help="maps, one (L, L) float16 array per record key (.npz or "
-               ".h5); the top pairs go to OUTPUT_STEM.top.tsv", device=False)
+               ".h5); the top pairs go to OUTPUT_STEM.top.tsv", device=True)
     p.add_argument("--plot", default=None, metavar="DIR", help="also draw a PNG per record into DIR")
     p.add_argument("--top-k", type=positive_int, default=None, metavar="K",
                    help="pairs listed per record (default L), |i - j| >= 6, best first")
@@ -255,8 +255,9 @@ def run_contacts(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     name = _head_model_name(args.model, "contact", "contacts needs a contact model")
-    summary = contacts_fasta(load_structure_model(name), args.input, args.output, plot_dir=args.plot,
-                             top_k=args.top_k, ref=args.ref, workers=args.threads or 1, max_span=args.max_span)
+    model = load_structure_model(name).to(resolve_device(args.device))
+    summary = contacts_fasta(model, args.input, args.output, plot_dir=args.plot, top_k=args.top_k, ref=args.ref,
+                             workers=args.threads or 1, max_span=args.max_span)
     log.info(f"{summary['records']} contact maps with {name} -> {args.output}; top pairs -> {summary['top_pairs']}")
     if "scores" in summary:
         _print_contact_scores(summary["scores"], summary["scored"])

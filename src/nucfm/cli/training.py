@@ -204,7 +204,7 @@ def add_predict(sub):
     p = sub.add_parser("predict", help="predict with a task model (from `nucfm finetune` or `nucfm models`)",
                        description="One output row per input record, in input order, keyed by id.")
     add_common(p, model_kind="any", input_help="sequences: FASTA or table (CSV/TSV/Parquet with a seq column)",
-               output_help="predictions: .tsv, .csv or .parquet")
+               output_help="predictions: .tsv, .csv or .parquet", device=True)
     p.add_argument("--seq-col", default=None, help="sequence column of a table (default seq/sequence/utr)")
     p.set_defaults(run=run_predict)
 
@@ -222,8 +222,10 @@ def run_predict(args):
     check_model_name(args.model)
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
     model = load_model(args.model)
     if not hasattr(model, "predict"):
         raise InputError(f"{args.model} is not a task model (use `nucfm embed` for language models)")
+    model = model.to(device)
     n = predict_file(model, args.input, args.output, args.seq_col)
     log.info("wrote %d predictions to %s", n, args.output)

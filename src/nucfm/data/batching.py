@@ -7,7 +7,7 @@ inference) and for the windows that cover a sequence longer than a model takes.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 
@@ -60,15 +60,29 @@ def length_batches(lengths: Sequence[int], budget: int, cost: Callable[[int], in
     """
     keys = [(n, rng.random() if rng is not None else 0.0) for n in lengths]
     order = sorted(range(len(lengths)), key=lambda i: keys[i])
-    batches: list[list[int]] = []
-    cur: list[int] = []
-    for i in order:
-        if cur and (len(cur) + 1) * cost(lengths[i]) > budget:
-            batches.append(cur)
-            cur = []
-        cur.append(i)
-    if cur:
-        batches.append(cur)
+    batches = [[order[p] for p in b] for b in pack_sorted([lengths[i] for i in order], budget, cost)]
     if rng is not None:
         rng.shuffle(batches)
     return batches
+
+
+def pack_sorted(lengths: Iterable[int], budget: int | Callable[[], int],
+                cost: Callable[[int], int] = lambda n: n) -> Iterator[list[int]]:
+    """Positions of ``lengths`` (in non-decreasing order) cut into consecutive batches whose
+    padded cost, ``len(batch) * cost(longest)``, stays within the budget (a longer item gets a
+    batch of its own). ``budget`` may be a callable, read again at every item, so a budget that
+    changes while batches are being consumed (:class:`nucfm.inference.TokenBudget`) applies to
+    the next batch.
+
+    >>> list(pack_sorted([1, 2, 3, 5], budget=6))
+    [[0, 1], [2], [3]]
+    """
+    read = budget if callable(budget) else lambda: budget
+    cur: list[int] = []
+    for p, n in enumerate(lengths):
+        if cur and (len(cur) + 1) * cost(n) > read():
+            yield cur
+            cur = []
+        cur.append(p)
+    if cur:
+        yield cur

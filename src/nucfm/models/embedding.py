@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from nucfm.alphabet import Alphabet, EncodingReport
-from nucfm.data.batching import Window, length_batches, plan_windows
+from nucfm.data.batching import Window, plan_windows
 from nucfm.data.collate import collate, n_special
 from nucfm.errors import InputError
+from nucfm.inference import TokenBudget, budget_batches, pin, prefetch, run_halving, to_device
 
 # Tokens per batch: measured on 2 cores, 512-1024 was ~35 % faster than 4096 for RNA-FM size, as
 # the (tokens x 4*hidden) feed-forward activations then stay in cache.
@@ -46,8 +47,12 @@ def embed_ids(
     batch_tokens: int = DEFAULT_BATCH_TOKENS,
     overlap: int | None = None,
     progress=None,
+    budget: TokenBudget | None = None,
 ) -> list[np.ndarray]:
-    """Embeddings of already-encoded sequences; see :func:`embed_sequences`."""
+    """Embeddings of already-encoded sequences; see :func:`embed_sequences`. Batches hold at most
+    ``batch_tokens`` padded tokens, or follow ``budget`` (a :class:`~nucfm.inference.TokenBudget`
+    shared across calls, which on a GPU adapts to free memory); a batch that runs out of device
+    memory is split in halves (:func:`~nucfm.inference.run_halving`)."""
     if pool not in (None, "none", "mean"):
         raise ValueError(f"pool must be 'mean' or None, got {pool!r}")
     if not -model.num_layers - 1 <= layer <= model.num_layers:
@@ -58,22 +63,35 @@ def embed_ids(
     D = model.hidden_size
     pieces: list[tuple[int, Window]] = []
     for i, a in enumerate(ids):
+        if len(a) == 0:  # nothing to compute (and a ConvNet cannot run on zero positions)
+            continue
         for w in plan_windows(len(a), max_len, overlap):
             pieces.append((i, w))
     out = [np.empty((len(a), D), dtype=np.float32) for a in ids]
-    piece_lengths = [w.end - w.start for _, w in pieces]
-    extra = n_special(alphabet)
-    for batch_idx in length_batches(piece_lengths, batch_tokens, cost=lambda n: n + extra):
-        chunk = [ids[pieces[j][0]][pieces[j][1].start : pieces[j][1].end] for j in batch_idx]
-        batch = collate(alphabet, chunk, max_len=model.max_len)
-        dev = model.device  # the batch follows the model (--device)
-        hidden = model.hidden(batch.input_ids.to(dev), batch.attention_mask.to(dev), layer).cpu()  # (B, T, D)
-        for row, j in enumerate(batch_idx):
-            i, w = pieces[j]
-            h = batch.residues(hidden, row)  # (L_w, D)
-            out[i][w.own_start : w.own_end] = h[w.own_start - w.start : w.own_end - w.start].float().cpu().numpy()
-        if progress is not None:  # residues finished, not tokens computed (windows overlap)
-            progress.update(sum(pieces[j][1].own_end - pieces[j][1].own_start for j in batch_idx))
+    dev = model.device  # the batch follows the model (--device)
+    if budget is None:
+        budget = TokenBudget(batch_tokens, dev, cost=lambda n: n + n_special(alphabet))
+    items = ((j, range(w.start, w.end)) for j, (_, w) in enumerate(pieces))  # (piece, residue span)
+
+    def prepare(part):  # collated and pinned, in the prefetch thread
+        batch = collate(alphabet, [ids[pieces[j][0]][span.start : span.stop] for j, span in part],
+                        max_len=model.max_len)
+        return part, batch, pin(batch.input_ids, dev), pin(batch.attention_mask, dev)
+
+    for whole in prefetch(map(prepare, budget_batches(items, budget))):
+
+        def forward(part, whole=whole):  # a half after an out-of-memory error is collated again
+            _, batch, input_ids, mask = whole if part is whole[0] else prepare(part)
+            hidden = model.hidden(to_device(input_ids, dev), to_device(mask, dev), layer)  # (B, T, D)
+            return batch, hidden.float().cpu()
+
+        for part, (batch, hidden) in run_halving(forward, whole[0], budget):
+            for row, (j, _) in enumerate(part):
+                i, w = pieces[j]
+                h = batch.residues(hidden, row)  # (L_w, D)
+                out[i][w.own_start : w.own_end] = h[w.own_start - w.start : w.own_end - w.start].numpy()
+            if progress is not None:  # residues finished, not tokens computed (windows overlap)
+                progress.update(sum(pieces[j][1].own_end - pieces[j][1].own_start for j, _ in part))
     if pool == "mean":
         return [a.mean(0) if len(a) else np.full(D, np.nan, dtype=np.float32) for a in out]
     return out

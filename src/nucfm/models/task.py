@@ -203,8 +203,8 @@ class TaskModel(nn.Module):
     def output(self, logits: torch.Tensor) -> torch.Tensor:
         """Values in the targets' units (regression) or class probabilities."""
         if self.config.task == "regression":
-            mean = torch.tensor(self.config.target_mean, dtype=logits.dtype)
-            std = torch.tensor(self.config.target_std, dtype=logits.dtype)
+            mean = torch.tensor(self.config.target_mean, dtype=logits.dtype, device=logits.device)
+            std = torch.tensor(self.config.target_std, dtype=logits.dtype, device=logits.device)
             return logits * std + mean
         return torch.softmax(logits, -1)
 
@@ -229,9 +229,10 @@ class TaskModel(nn.Module):
         keep = [i for i, s in enumerate(seqs) if len(s)]
         for idx in length_batches([len(seqs[i]) for i in keep], batch_size * 64):
             rows = [keep[j] for j in idx]
-            feats, mask = pad_features([extra[i] for i in rows])
-            emb = pad_features([embeddings[i] for i in rows])[0] if embeddings is not None else None
-            y = self.output(self.head(emb, feats, mask)).numpy()
+            dev = next(self.head.parameters()).device  # the batch follows the model (--device)
+            feats, mask = (t.to(dev) for t in pad_features([extra[i] for i in rows]))
+            emb = pad_features([embeddings[i] for i in rows])[0].to(dev) if embeddings is not None else None
+            y = self.output(self.head(emb, feats, mask).float()).cpu().numpy()
             for r, i in enumerate(rows):
                 out[i] = y[r, : len(seqs[i])] if cfg.task == "residue" else y[r]
         return out

@@ -38,6 +38,7 @@ from nucfm.data.baselines import WILDCARD, ContextCounts
 from nucfm.data.collate import collate
 from nucfm.data.masking import mask_tokens
 from nucfm.errors import InputError
+from nucfm.inference import run_halving
 from nucfm.io.fasta import read_fasta
 
 log = logging.getLogger("nucfm")
@@ -120,7 +121,12 @@ def evaluate_mlm(model, pieces: list[Piece], counts: ContextCounts, mask_prob: f
         m = mask_tokens(batch.input_ids, alphabet, g, mask_prob=mask_prob, mask_frac=mask_frac,
                         random_frac=(1 - mask_frac) / 2)
         dev = getattr(model, "device", None) or torch.device("cpu")  # the batch follows the model (--device)
-        logits = model.token_logits(m.input_ids.to(dev), batch.attention_mask.to(dev))[..., residue_ids].float().cpu()
+
+        def forward(rows, ids=m.input_ids, am=batch.attention_mask, dev=dev):  # halved on out-of-memory
+            rows = slice(rows.start, rows.stop)  # rows: a range
+            return model.token_logits(ids[rows].to(dev), am[rows].to(dev))[..., residue_ids].float().cpu()
+
+        logits = torch.cat([part for _, part in run_halving(forward, range(len(group)))])
         logp = torch.log_softmax(logits, -1).numpy()
         selected = m.selected.numpy()
         for i, p in enumerate(group):

@@ -46,6 +46,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from nucfm.inference import run_halving
 from nucfm.io.genome import Genome
 
 METHODS = ("pll", "pll_centred", "unmasked")
@@ -80,13 +81,19 @@ def _masked_logits(model, rows: list[tuple[np.ndarray, int]], batch_size: int) -
     alphabet = model.alphabet
     cols = np.asarray(alphabet.residue_ids())
     out = np.empty((len(rows), 4))
-    for b0 in range(0, len(rows), batch_size):
-        chunk = rows[b0 : b0 + batch_size]
+
+    def forward(chunk):
         ids = np.stack([r[0] for r in chunk]).copy()  # (B, W)
         pos = np.array([r[1] for r in chunk])
         ids[np.arange(len(chunk)), pos] = alphabet.mask_id
         logits = model.logits_at(torch.from_numpy(ids).to(model.device), torch.from_numpy(pos).to(model.device))
-        out[b0 : b0 + len(chunk)] = logits.double().cpu().numpy()[:, cols]
+        return logits.double().cpu().numpy()[:, cols]
+
+    done = 0
+    for b0 in range(0, len(rows), batch_size):
+        for chunk, logits in run_halving(forward, rows[b0 : b0 + batch_size]):  # halved on out-of-memory
+            out[done : done + len(chunk)] = logits
+            done += len(chunk)
     return out
 
 
@@ -97,12 +104,16 @@ def _unmasked_logits(model, windows: list[np.ndarray], batch_size: int) -> list[
 
     cols = np.asarray(model.alphabet.residue_ids())
     out = []
-    for b0 in range(0, len(windows), batch_size):
-        batch = collate(model.alphabet, windows[b0 : b0 + batch_size], max_len=model.max_len)
+
+    def forward(part):
+        batch = collate(model.alphabet, part, max_len=model.max_len)
         logits = model.token_logits(batch.input_ids.to(model.device), batch.attention_mask.to(model.device))
         logits = logits.double().cpu().numpy()
-        W = len(windows[b0])
-        out.extend(logits[i, batch.offset : batch.offset + W][:, cols] for i in range(len(logits)))
+        return [logits[i, batch.offset : batch.offset + len(w)][:, cols] for i, w in enumerate(part)]
+
+    for b0 in range(0, len(windows), batch_size):
+        for _, logits in run_halving(forward, windows[b0 : b0 + batch_size]):  # halved on out-of-memory
+            out.extend(logits)
     return out
 
 

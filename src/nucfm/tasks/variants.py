@@ -26,6 +26,7 @@ import torch
 from nucfm import distributed
 from nucfm.checkpoint import fingerprint
 from nucfm.errors import InputError
+from nucfm.inference import pin, prefetch, run_halving, to_device
 from nucfm.io.genome import Genome
 from nucfm.io.variants import Variant, VariantTable, check_variants, read_variants, status_counts, write_scored
 from nucfm.paths import atomic_path
@@ -98,7 +99,8 @@ def site_logits(model, genome: Genome, sites: Sequence[tuple[str, int]], window:
     c = window // 2
     N = len(sites)
     fwd_all, rev_all = np.empty((N, 4)), np.empty((N, 4))
-    for b0 in range(0, N, batch_size):
+
+    def prepare(b0):  # both strands' masked windows of one batch, pinned (in the prefetch thread)
         chunk = sites[b0 : b0 + batch_size]
         B = len(chunk)
         fwd = encode_windows(model, [genome.fetch(ch, st - c, st - c + window) for ch, st in chunk])  # (B, W)
@@ -106,12 +108,23 @@ def site_logits(model, genome: Genome, sites: Sequence[tuple[str, int]], window:
         ids = np.concatenate([fwd, rev])  # (2B, W)
         ids[np.arange(B), c] = alphabet.mask_id
         ids[np.arange(B, 2 * B), window - 1 - c] = alphabet.mask_id
-        positions = torch.tensor([c] * B + [window - 1 - c] * B, device=device)
-        logits = model.logits_at(torch.from_numpy(ids).to(device), positions).double().cpu().numpy()  # (2B, V)
-        fwd_all[b0 : b0 + B] = logits[:B][:, cols]
-        rev_all[b0 : b0 + B] = logits[B:][:, comp[cols]]  # column of A <- logit of t, etc.
-        if progress is not None:
-            progress.update(B)
+        return b0, pin(torch.from_numpy(ids), device)
+
+    for b0, ids in prefetch(map(prepare, range(0, N, batch_size))):
+        B = len(ids) // 2
+
+        def forward(rows, ids=ids, B=B):  # rows of the batch; after an out-of-memory error, a half
+            part = ids if len(rows) == B else ids[list(rows) + [B + r for r in rows]]
+            n = len(rows)
+            positions = torch.tensor([c] * n + [window - 1 - c] * n, device=device)
+            return model.logits_at(to_device(part, device), positions).double().cpu().numpy()  # (2n, V)
+
+        for rows, logits in run_halving(forward, range(B)):
+            n, at = len(rows), b0 + rows[0]
+            fwd_all[at : at + n] = logits[:n][:, cols]
+            rev_all[at : at + n] = logits[n:][:, comp[cols]]  # column of A <- logit of t, etc.
+            if progress is not None:
+                progress.update(n)
     return fwd_all, rev_all
 
 
