@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU check of issue 25, one command on a machine with a CUDA GPU; within 8 minutes by default.
+# The GPU check of issue 25, one command on a machine with a CUDA GPU; within 8 minutes by default
+# (every stage has its own limit: 60 + 120 + 100 + 2 x 90 + 100 s).
 #   scripts/device_check.sh                # writes $OUT/device_check.json and $OUT/device_check.log
 #   QUICK=1 scripts/device_check.sh        # smaller inputs, fewer repetitions (at most 3 minutes)
 # Stages, each under its own time limit so that one failure cannot hide the others' figures:
@@ -7,7 +8,9 @@
 #   2. the `cuda`-marked tests (pytest -m cuda);
 #   3. parity and forward throughput of RNA-FM and GPN at the official sizes, random weights, nucfm
 #      vs the official packages on this GPU, fp32 (<= 1e-4) and bf16 (bench/device_parity.py);
-#   4. embed / vep / fold throughput as a user runs them (bench/device_cli.py).
+#   4. embed / vep / fold throughput, nucfm vs the official code on this GPU, fp32 and bf16
+#      (bench/gpu_throughput.py; QUICK: bf16 only);
+#   5. (not QUICK) the same commands as a user runs them, a process each (bench/device_cli.py).
 # Needs the official packages (rna-fm, gpn) importable; on a machine without a registry carry them
 # as wheels (scripts/device_run.sh does).
 set -uo pipefail
@@ -18,8 +21,8 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBA
 PY=${PYTHON:-python3}
 LOG=${CHECK_LOG:-$OUT/device_check.log}
 TMP=$(mktemp -d)
-if [ "${QUICK:-0}" = 1 ]; then SCALE=0.3; REPS=5; T_TEST=40; T_PAR=60; T_CLI=70
-else SCALE=1; REPS=10; T_TEST=150; T_PAR=150; T_CLI=150; fi
+if [ "${QUICK:-0}" = 1 ]; then SCALE=0.3; REPS=5; T_TEST=40; T_PAR=60; T_THR=80; T_CLI=0; PRECISIONS=bf16
+else SCALE=1; REPS=10; T_TEST=120; T_PAR=100; T_THR=90; T_CLI=100; PRECISIONS="fp32 bf16"; fi
 
 merge() {  # device_check.json after every stage: a run cut short keeps what it measured
 $PY - "$TMP" "$OUT/device_check.json" <<'PY'
@@ -34,7 +37,9 @@ def load(name):
         return {"missing": f"{name}: {type(e).__name__}"}
 tests = (tmp / "tests.txt").read_text().strip().splitlines() if (tmp / "tests.txt").exists() else []
 out.write_text(json.dumps({"machine": load("machine.json"), "cuda_tests": tests[-1:] or ["not run"],
-                           "parity": load("parity.json"), "cli": load("cli.json")}, indent=1) + "\n")
+                           "parity": load("parity.json"), "throughput_fp32": load("throughput_fp32.json"),
+                           "throughput_bf16": load("throughput_bf16.json"), "cli": load("cli.json")},
+                          indent=1) + "\n")
 PY
 }
 
@@ -64,8 +69,16 @@ stage "3. parity and forward throughput (official sizes, random weights)"
 timeout $T_PAR $PY bench/device_parity.py --device cuda --reps $REPS -o "$TMP/parity.json" >>"$LOG" 2>&1
 
 merge
-stage "4. command-line throughput"
-timeout $T_CLI $PY bench/device_cli.py --device cuda --scale $SCALE --timeout 60 -o "$TMP/cli.json" >>"$LOG" 2>&1
+stage "4. embed / vep / fold throughput, nucfm vs the official code on this GPU (bench/gpu_throughput.py)"
+for prec in $PRECISIONS; do
+  timeout $T_THR $PY bench/gpu_throughput.py --device cuda --precision $prec -o "$TMP/throughput_$prec.json" >>"$LOG" 2>&1
+done
+
+if [ "${QUICK:-0}" != 1 ]; then
+  merge
+  stage "5. command-line throughput (a fresh process per command, model load and writing included)"
+  timeout $T_CLI $PY bench/device_cli.py --device cuda --scale $SCALE --timeout 60 -o "$TMP/cli.json" >>"$LOG" 2>&1
+fi
 
 merge
 echo "device check written to $OUT/device_check.json" | tee -a "$LOG"
