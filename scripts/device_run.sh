@@ -10,7 +10,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DNA_MIN=${1:-2.5}; RNA_MIN=${2:-1.4}
-OUT=${OUT:-out/device_run}; mkdir -p "$OUT"
+OUT=${OUT:-out/device_run}; mkdir -p "$OUT" runs
 LOG="$OUT/run.log"
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 for w in .whl/*.whl; do  # one at a time: a wheel this platform cannot take must not stop the others
