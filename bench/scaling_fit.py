@@ -261,10 +261,15 @@ def envelope(d: dict, n_grid: int = 40) -> tuple[np.ndarray, np.ndarray, list[st
     best, who = [], []
     for g in grid:
         cand = [(float(np.interp(g, x, y)), name) for x, y, name in pts if x[0] <= g <= x[-1]]
+        if not cand:  # a gap between the runs' compute ranges
+            best.append(np.nan)
+            who.append("")
+            continue
         v, name = min(cand)
         best.append(v)
         who.append(name)
-    return np.exp(grid), np.array(best), who
+    keep = ~np.isnan(best)
+    return np.exp(grid)[keep], np.array(best)[keep], [w for w, k in zip(who, keep) if k]
 
 
 def fit_envelope(C, L) -> dict:
@@ -459,6 +464,53 @@ def decide(fitres: dict, out: Path) -> dict:
     return dec
 
 
+def tables(results: Path) -> str:
+    """Markdown tables of the runs, the fits and the decision (for docs/scaling.md)."""
+    out = ["| run | parameters | FLOPs/token | steps | tokens | compute | last held-out loss | best | task signal |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for fam in ("dna", "rna"):
+        d = json.loads((results / f"scaling_{fam}.json").read_text())
+        for r in sorted(d["runs"], key=lambda r: r["params"]):
+            p = r["points"]
+            sig = r.get("signal") or {}
+            if fam == "dna" and sig:
+                s = (f"LoF/intergenic {sig['auroc_lof_vs_intergenic']:.3f}, missense/synonymous "
+                     f"{sig['auroc_missense_vs_synonymous']:.3f} (step {sig['step']})")
+            elif sig:
+                s = f"nRC kNN {sig['nrc_test_knn_accuracy_last_layer']:.3f} (step {sig['step']})"
+            else:
+                s = "-"
+            out.append(f"| {r['name']} | {r['params'] / 1e6:.3f} M | {r['flops_per_token'] / 1e6:.2f} M | "
+                       f"{p[-1]['step'] if p else 0} | {p[-1]['tokens'] / 1e6:.2f} M | {p[-1]['flops']:.2e} | "
+                       f"{p[-1]['val_loss']:.4f} | {min(x['val_loss'] for x in p):.4f} | {s} |")
+    f = json.loads((results / "scaling_fit.json").read_text())
+    out += ["", "| family | fit used | E | A | alpha | B | beta | rmse (nats) | points | envelope c, b | "
+            "loss at budget, 1-100 M params |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    for fam, r in f.items():
+        c, e, fl = r["chinchilla_fit"], r["envelope_fit"], r["cpu_fit_loss_range_1M_to_100M_params"]
+        out.append(f"| {fam} | {r['fit_used']} | {c['E']:.4f} | {c['A']:.3g} | {c['alpha']:.3f} | {c['B']:.3g} | "
+                   f"{c['beta']:.3f} | {c['rmse']:.4f} | {c['n_points']} | {e['c']:.4f}, {e['b']:.3f} | "
+                   f"{fl[0]:.4f}-{fl[1]:.4f} |")
+    dec = json.loads((results / "scaling_decision.json").read_text())
+    out += ["", "| | DNA | RNA |", "|---|---|---|"]
+    rows = [("model", lambda x: ", ".join(f"{k} {v}" for k, v in x["model"].items() if k not in ("architecture",
+                                                                                               "alphabet"))),
+            ("parameters", lambda x: f"{x['params'] / 1e6:.1f} M"),
+            ("FLOPs per token", lambda x: f"{x['flops_per_token']:.3g}"),
+            ("budget", lambda x: f"{x['budget']['minutes']} min x {x['budget']['utilisation']:.0%} MFU = "
+                                 f"{x['budget_flops']:.3g} FLOPs"),
+            ("tokens", lambda x: f"{x['tokens'] / 1e6:.0f} M ({x['epochs']:.1f} epochs of "
+                                 f"{x['unique_train_tokens'] / 1e6:.1f} M)"),
+            ("batch", lambda x: f"{x['batch_size']} ({x['tokens_per_step']:,.0f} tokens), ~{x['steps']:,} steps"),
+            ("lr, schedule", lambda x: f"{x['lr']}, {x['schedule']} to {x['min_lr_ratio']}, warm-up {x['warmup']}"),
+            ("prior optimum", lambda x: f"{x['prior_optimum']['params'] / 1e6:.1f} M params, "
+                                        f"{x['prior_optimum']['tokens'] / 1e6:.0f} M tokens"),
+            ("expected held-out loss (CPU fit)", lambda x: f"{x['expected_val_loss']:.3f}")]
+    for name, fn in rows:
+        out.append(f"| {name} | {fn(dec['dna'])} | {fn(dec['rna'])} |")
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -468,16 +520,19 @@ def main(argv=None) -> int:
     s.add_argument("--runs", type=Path, default=Path("/work/runs/scalefit"))
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--families", nargs="+", default=["rna", "dna"])
+    t = sub.add_parser("tables", help="print the markdown tables of docs/scaling.md")
     f = sub.add_parser("fit")
     f.add_argument("--decision", type=Path, default=RESULTS / "scaling_decision.json",
                    help="the decision JSON: its budgets are read and its model choices drawn")
-    for p in (c, s, f):
+    for p in (c, s, f, t):
         p.add_argument("--results", type=Path, default=RESULTS)
     f.add_argument("--figures", type=Path, default=FIGURES)
     f.add_argument("--write-decision", action="store_true", help="(re)write the decision from CHOICES and this fit")
     a = ap.parse_args(argv)
     if a.cmd == "collect":
         collect(a.runs, a.results)
+    elif a.cmd == "tables":
+        print(tables(a.results))
     elif a.cmd == "signal":
         signal(a.runs, a.results, a.threads, a.families)
     else:
