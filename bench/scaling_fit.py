@@ -1,7 +1,10 @@
 """Scaling fit on CPU that picks the GPU pretraining recipe (DNA ConvNet, RNA transformer).
 
-Three steps, each rerunnable on its own:
+Four steps, each rerunnable on its own:
 
+``run``
+    Trains the sizes of one family on the CPU (:data:`SIZES`, wall-clock limited; the two families
+    were run side by side, one thread each).
 ``collect``
     Reads the CPU runs (``nucfm pretrain`` run directories, one per model size, all with the same
     data and recipe, ``train.schedule=inverse_sqrt`` so that every evaluation is the loss a run
@@ -25,6 +28,7 @@ Three steps, each rerunnable on its own:
     ``D_eff = U * (1 + R* (1 - exp(-(D/U - 1) / R*)))`` for ``D > U`` unique tokens, ``R* = 15.4``.
     Writes the figures and ``bench/results/scaling_fit.json``.
 
+    PYTHONPATH=src python bench/scaling_fit.py run dna & PYTHONPATH=src python bench/scaling_fit.py run rna
     PYTHONPATH=src python bench/scaling_fit.py collect --runs /work/runs/scalefit
     PYTHONPATH=src python bench/scaling_fit.py signal --runs /work/runs/scalefit --threads 1
     PYTHONPATH=src python bench/scaling_fit.py fit
@@ -48,6 +52,43 @@ RESULTS = ROOT / "bench" / "results"
 FIGURES = ROOT / "docs" / "figures"
 SHARED = Path("/work/shared/data")
 R_STAR = 15.4  # Muennighoff et al. 2023: repeated tokens lose value with this e-folding (epochs)
+
+
+# ---- run ---------------------------------------------------------------------------------------
+# The CPU runs of the fit: (name, overrides, wall-clock minutes). Every run of a family shares the
+# data, recipe and schedule (inverse_sqrt: each evaluation is a valid stopping point); a run is
+# stopped by its time limit, the checkpoint of its last evaluation kept.
+SHARED_OVERRIDES = {
+    "dna": ["train.steps=100000", "train.schedule=inverse_sqrt", "train.eval_size=256", "train.log_every=25",
+            "train.keep_ckpts=1", f"data.genome={SHARED}/genome/arabidopsis/TAIR10_chr1.fna.gz"],
+    "rna": ["train.steps=100000", "train.batch_size=16", "train.warmup=100", "train.eval_size=256",
+            "train.log_every=25", "train.keep_ckpts=1",
+            f"data.fasta=[{SHARED}/ncrna/rfam14.2_seed_typed.fasta.gz,{SHARED}/ncrna/mirbase_hairpin.fa.gz]",
+            f"data.families={SHARED}/ncrna/rfam14.2_families.tsv"],
+}
+SIZES = {
+    "dna": [("L12D32", (12, 32, None), 6, 100), ("L12D64", (12, 64, None), 9, 100),
+            ("L12D128", (12, 128, None), 13, 50), ("L12D96", (12, 96, None), 11, 75)],
+    "rna": [("L2D64", (2, 64, 2), 6, 100), ("L3D96", (3, 96, 3), 9, 100), ("L4D128", (4, 128, 4), 11, 75),
+            ("L4D192", (4, 192, 6), 13, 50)],
+}
+
+
+def run_sizes(runs: Path, family: str, threads: int) -> None:
+    """Train every size of ``family`` in turn (``nucfm pretrain``, one process at a time)."""
+    config = ROOT / "configs" / ("dna-tair10.yaml" if family == "dna" else "rna-rfam.yaml")
+    for name, (layers, hidden, heads), minutes, every in SIZES[family]:
+        model = [f"model.num_layers={layers}", f"model.hidden_size={hidden}"]
+        if heads:
+            model += [f"model.num_heads={heads}", f"model.ffn_size={4 * hidden}"]
+        cmd = [sys.executable, "-m", "nucfm", "pretrain", "-c", str(config), "-o", str(runs / f"{family}-{name}"),
+               "--threads", str(threads), "--restart", *model, *SHARED_OVERRIDES[family],
+               f"train.eval_every={every}", f"train.ckpt_every={every}", f"data.prepared={runs / f'{family}-data'}"]
+        print(" ".join(cmd), flush=True)
+        try:
+            subprocess.run(cmd, timeout=minutes * 60, check=False)
+        except subprocess.TimeoutExpired:
+            pass  # the time limit is the run's end
 
 
 # ---- collect -----------------------------------------------------------------------------------
@@ -514,6 +555,10 @@ def tables(results: Path) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train the CPU sizes of a family (wall-clock limited)")
+    r.add_argument("family", choices=["dna", "rna"])
+    r.add_argument("--runs", type=Path, default=Path("/work/runs/scalefit"))
+    r.add_argument("--threads", type=int, default=1)
     c = sub.add_parser("collect")
     c.add_argument("--runs", type=Path, default=Path("/work/runs/scalefit"))
     s = sub.add_parser("signal")
@@ -529,7 +574,9 @@ def main(argv=None) -> int:
     f.add_argument("--figures", type=Path, default=FIGURES)
     f.add_argument("--write-decision", action="store_true", help="(re)write the decision from CHOICES and this fit")
     a = ap.parse_args(argv)
-    if a.cmd == "collect":
+    if a.cmd == "run":
+        run_sizes(a.runs, a.family, a.threads)
+    elif a.cmd == "collect":
         collect(a.runs, a.results)
     elif a.cmd == "tables":
         print(tables(a.results))
