@@ -439,11 +439,20 @@ CHOICES = {
                       "kernel_size": 9},
             "window": 512, "batch_size": 256, "lr": 1.0e-3, "warmup": 250, "schedule": "cosine", "min_lr_ratio": 0.1,
             "shape_note": "the depth of the CPU family (12 layers: a receptive field of 1,008 nt, wider than the "
-                          "512-nt window), widened"},
+                          "512-nt window), widened",
+            "utilisation_why": "an estimate, not a measurement: the convolutions are implicit GEMMs with K = 9 x 448 "
+                               "(efficient on tensor cores), but each block's two LayerNorms, two GELUs and two "
+                               "residual adds are memory-bound (a rough roofline at 4.8 TB/s against 790 TFLOP/s "
+                               "makes them a sizeable share of the matmul time at this width even fused by "
+                               "torch.compile), and cuDNN's dilated convolutions are slower than plain GEMMs"},
     "rna": {"model": {"architecture": "transformer", "alphabet": "rna-fm", "num_layers": 12, "hidden_size": 512,
                       "num_heads": 8, "ffn_size": 2048, "max_len": 510, "emb_layer_norm_before": True},
             "max_len": 510, "batch_size": 256, "lr": 5.0e-4, "warmup": 300, "schedule": "cosine", "min_lr_ratio": 0.1,
-            "shape_note": "RNA-FM's depth (12 layers) with a width of 512 (the CPU family grew depth with width)"},
+            "shape_note": "RNA-FM's depth (12 layers) with a width of 512 (the CPU family grew depth with width)",
+            "utilisation_why": "an estimate, not a measurement: a 512-wide transformer on ~115-token sequences in "
+                               "length-bucketed batches; its projection and feed-forward matmuls run well on tensor "
+                               "cores and attention at this length is small, but LayerNorm, GELU, softmax and the "
+                               "optimizer step are memory-bound"},
 }
 
 
@@ -498,6 +507,7 @@ def decide(fitres: dict, out: Path) -> dict:
                     "tokens": tokens, "tokens_per_step": tokens_per_step, "steps": int(tokens / tokens_per_step),
                     "epochs": tokens / unique, "unique_train_tokens": unique, "budget": b,
                     "budget_flops": r["budget_flops"], "assumed_utilisation": b["utilisation"],
+                    "utilisation_why": c["utilisation_why"],
                     "expected_val_loss": exp_loss, "cpu_fit": {k: cf[k] for k in ("E", "A", "B", "alpha", "beta",
                                                                                    "rmse", "tied_exponents")},
                     "prior_optimum": {k: pc[k] for k in ("params", "tokens", "epochs")}, "reasoning": reasoning}
