@@ -60,7 +60,8 @@ def consequence(codon_index: int, ref: str, alt: str) -> str:
     return "missense_variant"
 
 
-def read_cds_fasta(path: str | Path, frame: int | None = None, orf: bool = False) -> tuple[dict[str, str], dict[str, Cds]]:
+def read_cds_fasta(path: str | Path, frame: int | None = None, orf: bool = False
+                   ) -> tuple[dict[str, str], dict[str, Cds]]:
     """({id: ungapped upper-case letters with U}, {id: CDS}) of every record; CDS warnings logged."""
     from nucfm.io.fasta import read_fasta
 
@@ -123,7 +124,8 @@ def masked_codon_logits(model, cds_ids: dict[str, np.ndarray], sites: list[tuple
         dev = model.device
         logits = model.token_logits(batch.input_ids.to(dev), batch.attention_mask.to(dev))  # (B, T, V)
         rows = torch.arange(len(windows), device=dev)
-        out[b : b + len(windows)] = logits[rows, torch.tensor(positions, device=dev) + batch.offset].float().cpu().numpy()
+        at = torch.tensor(positions, device=dev) + batch.offset
+        out[b : b + len(windows)] = logits[rows, at].float().cpu().numpy()
     return out
 
 
@@ -187,6 +189,7 @@ def score_codon_file(model, cds_fasta: str | Path, variants: str | Path | None, 
     """Score the variants of ``variants`` (or, when None, every SNV of every CDS) and write them to
     ``output`` (the input rows plus :data:`COLUMNS` and ``status``; format by extension, as
     ``nucfm vep``). Returns the status counts."""
+    check_codon_model(model, "the model")
     letters, cds = read_cds_fasta(cds_fasta, frame=frame, orf=orf)
     vt = read_variants(variants) if variants is not None else saturation_variants(letters, cds)
     cols = score_codon_variants(model, letters, cds, vt, batch_size=batch_size)
