@@ -18,6 +18,6 @@ if __name__ == "__main__":
     torch.manual_seed(0)
     model = Transformer(TransformerConfig(alphabet="mrna-fm", num_layers=2, hidden_size=32, num_heads=4, ffn_size=64,
                                           max_len=1022))
-    save_model(model, OUT, metadata={"kind": "codon", "description": "random weights with mRNA-FM's codon "
-                                     "vocabulary (2 layers, 32 dim): a stand-in for examples; its outputs mean nothing"})
+    about = "random weights with mRNA-FM's codon vocabulary (2 layers, 32 dim): a stand-in for examples; meaningless"
+    save_model(model, OUT, metadata={"kind": "codon", "description": about})
     print(OUT)

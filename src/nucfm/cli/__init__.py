@@ -36,9 +36,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"nucfm: error: {self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
-COMMANDS = [add_models, add_embed, add_compare, add_convert, add_vep, add_vep_report, add_codon_vep, add_probs, add_fold,
-            add_score_ss, add_train_ss, add_contacts, add_score_contacts, add_pretrain, add_eval_mlm, add_finetune, add_predict,
-            add_serve, add_atlas, add_genome_clusters, add_logo]
+COMMANDS = [add_models, add_embed, add_compare, add_convert, add_vep, add_vep_report, add_probs, add_fold, add_score_ss,
+            add_train_ss, add_contacts, add_score_contacts, add_pretrain, add_eval_mlm, add_finetune, add_predict,
+            add_serve, add_atlas, add_genome_clusters, add_logo, add_codon_vep]
 
 
 def build_parser() -> argparse.ArgumentParser:
