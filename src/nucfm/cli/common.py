@@ -208,9 +208,14 @@ def load_cli_model(name: str | None, kind: str, threads: int | None = None, devi
     if threads:
         torch.set_num_threads(threads)
     name = name or registry.default_model(kind)
-    if str(name) in registry.MODELS and registry.MODELS[str(name)].kind not in (kind, "rna", "dna", "codon"):
-        raise InputError(f"{name} is a {registry.MODELS[str(name)].kind.upper()} model; this command needs a "
+    registered = registry.MODELS[str(name)].kind if str(name) in registry.MODELS else None
+    if registered is not None and registered not in (kind, "rna", "dna", "codon"):
+        raise InputError(f"{name} is a {registered.upper()} model; this command needs a "
                          f"{kind.upper()} language model (see `nucfm models`)")
+    if registered is not None and (registered == "codon") != (kind == "codon") and not codons:
+        # refused before a download: the same checks as on the loaded model's alphabet below
+        raise InputError(f"{name} is a {registered.upper()} model; this command needs a {kind.upper()} language "
+                         "model (codon models work with `nucfm embed` and `nucfm codon-vep`; see `nucfm models`)")
     model = load_model(name)
     from nucfm.models import NucleotideLM
 
