@@ -137,3 +137,25 @@ def test_codon_vep_statuses(codon_dir, tmp_path):
                                 "unknown_contig", "pos_out_of_range"]
     assert list(out.consequence[[0, 3]]) == ["synonymous_variant", "start_lost"]  # GCU>GCC, AUG>AUA
     assert list(out.codon[[0, 3]]) == [2, 1] and np.isnan(out.score[1])
+
+
+def test_the_docs_example_runs_and_gives_the_table_it_shows(tmp_path):
+    """docs/models/mrna-fm.md: its commands on the shipped examples, and the table it prints."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "models" / "mrna-fm.md").read_text()
+    model = str(root / "examples" / "models" / "mrna-fm-tiny-random")
+    cds, variants = str(root / "examples" / "cds.fa"), str(root / "examples" / "cds_variants.tsv")
+    assert main(["embed", "-m", model, "-i", cds, "-o", str(tmp_path / "cds.h5"), "--no-progress"]) == 0
+    assert main(["codon-vep", "-m", model, "--cds", cds, "-i", variants, "-o", str(tmp_path / "scored.tsv")]) == 0
+    assert main(["codon-vep", "-m", model, "--cds", cds, "--all-snvs", "-o", str(tmp_path / "all.tsv.gz")]) == 0
+    shown = re.search(r"`scored.tsv` \(scores from the stand-in\):\n\n```\n(.*?)```", doc, re.S).group(1)
+    rows = [line.split() for line in shown.strip().splitlines()[1:]]
+    got = pd.read_csv(tmp_path / "scored.tsv", sep="\t")
+    assert [r[0] for r in rows] == list(got.chrom)
+    for r, g in zip(rows, got.itertuples(), strict=True):
+        score, term = next((float(x), r[k + 1]) for k, x in enumerate(r) if re.fullmatch(r"-?\d+\.\d+", x))
+        assert abs(score - g.score) < 1e-5 and term == g.consequence
+    assert len(pd.read_csv(tmp_path / "all.tsv.gz", sep="\t")) == 3 * (363 + 228 + 381)
