@@ -135,3 +135,17 @@ def test_long_cds_is_windowed_like_the_official_model_on_its_window(tmp_path):
         idx = alphabet.get_idx
         ref_codon = cds[3 * codon : 3 * codon + 3]
         assert abs((got[idx("GAG")] - got[idx(ref_codon)]) - want) <= 1e-4
+
+
+def test_cli_convert_official_mrnafm(pair, tmp_path):
+    from nucfm.cli import main
+
+    ref_model, alphabet, _ = pair
+    _, _, args = official_model()
+    src = tmp_path / "mRNA-FM_pretrained.pth"
+    write_rnafm_pth(ref_model.state_dict(), args, src)
+    assert main(["convert", "-m", str(src), "-o", str(tmp_path / "conv")]) == 0
+    converted, direct = load_model(tmp_path / "conv"), load_model(src)
+    assert converted.alphabet == CODON and converted.config == direct.config
+    want = direct.state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in converted.state_dict().items())
