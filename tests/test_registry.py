@@ -107,6 +107,8 @@ def isolated(tmp_path, monkeypatch):
     for var in ("NUCFM_OFFLINE", "HF_HUB_OFFLINE", "HF_ENDPOINT", "HF_TOKEN", "HF_HOME"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import (the suite's conftest sets it): follow the test's env
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
     real = socket.create_connection
 
     def local_only(address, *args, **kw):
@@ -165,6 +167,12 @@ def test_directory_models_resolve_to_the_snapshot(server, monkeypatch):
         server.files[f"/org/gpn/resolve/main/{f.path}"] = f.path.encode()
     d = registry.resolve("d", download=True)
     assert (d / "config.json").read_bytes() == b"config.json" and (d / "model.safetensors").exists()
+    # a directory placed by hand is used only when complete: one directory, never half of each
+    (registry.placed_dir("d")).mkdir(parents=True)
+    (registry.placed_dir("d") / "config.json").write_bytes(b"config.json")
+    assert registry.resolve("d", download=True) == d
+    (registry.placed_dir("d") / "model.safetensors").write_bytes(b"model.safetensors")
+    assert registry.resolve("d", download=True) == registry.placed_dir("d")
 
 
 def test_interrupted_transfer_resumes_with_range(server, monkeypatch):

@@ -234,10 +234,10 @@ def resolve(name: str, download: bool | None = None) -> Path:
 
 # ---- internals ----------------------------------------------------------------------------------
 def _local(entry: ModelEntry, f: RemoteFile) -> Path | None:
-    """A hand-placed copy, else the Hub cache's copy at the pinned revision, else None."""
-    placed = placed_dir(entry.name) / f.filename
-    if placed.exists():
-        return placed
+    """A hand-placed copy (when every file of the model is placed, so a directory model is one
+    directory), else the Hub cache's copy at the pinned revision, else None."""
+    if all((placed_dir(entry.name) / g.filename).exists() for g in entry.files):
+        return placed_dir(entry.name) / f.filename
     from huggingface_hub import try_to_load_from_cache
 
     hit = try_to_load_from_cache(f.repo, f.path, cache_dir=hf_cache_dir(), revision=f.revision)
