@@ -168,7 +168,7 @@ def test_directory_models_resolve_to_the_snapshot(server, monkeypatch):
     d = registry.resolve("d", download=True)
     assert (d / "config.json").read_bytes() == b"config.json" and (d / "model.safetensors").exists()
     # a directory placed by hand is used only when complete: one directory, never half of each
-    (registry.placed_dir("d")).mkdir(parents=True)
+    registry.placed_dir("d").mkdir(parents=True, exist_ok=True)  # holds the sha256 records already
     (registry.placed_dir("d") / "config.json").write_bytes(b"config.json")
     assert registry.resolve("d", download=True) == d
     (registry.placed_dir("d") / "model.safetensors").write_bytes(b"model.safetensors")
