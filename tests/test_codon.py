@@ -159,3 +159,41 @@ def test_the_docs_example_runs_and_gives_the_table_it_shows(tmp_path):
         score, term = next((float(x), r[k + 1]) for k, x in enumerate(r) if re.fullmatch(r"-?\d+\.\d+", x))
         assert abs(score - g.score) < 1e-5 and term == g.consequence
     assert len(pd.read_csv(tmp_path / "all.tsv.gz", sep="\t")) == 3 * (363 + 228 + 381)
+
+
+def test_codon_vep_resumes_finished_chunks(codon_dir, tmp_path, monkeypatch):
+    from nucfm import load_model
+    from nucfm.tasks import codon_vep
+
+    fa = tmp_path / "cds.fa"
+    fa.write_text(f">c1\n{CDS1}\n>c2\n{CDS1[::-1]}\n")  # 12 codons
+    model = load_model(codon_dir / "m")
+    whole = tmp_path / "whole.tsv"
+    score_codon_file(model, fa, None, whole, chunk_size=5)
+    calls = []
+    real = codon_vep.site_scores
+
+    def stop_after_two(*a, **k):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*a, **k)
+
+    out = tmp_path / "out.tsv"
+    monkeypatch.setattr(codon_vep, "site_scores", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        score_codon_file(model, fa, None, out, chunk_size=5)
+    assert not out.exists() and len(list((tmp_path / "out.tsv.parts").glob("chunk_*.npy"))) == 2
+    calls.clear()
+    monkeypatch.setattr(codon_vep, "site_scores", lambda *a, **k: calls.append(1) or real(*a, **k))
+    score_codon_file(model, fa, None, out, chunk_size=5)
+    assert len(calls) == 1  # only the third chunk was scored again
+    assert out.read_text() == whole.read_text() and not (tmp_path / "out.tsv.parts").exists()
+    # other settings on the same output: refused while chunks are kept
+    score_codon_file(model, fa, None, tmp_path / "x.tsv", chunk_size=5)
+    monkeypatch.setattr(codon_vep, "site_scores", stop_after_two)
+    calls[:] = [1]
+    with pytest.raises(KeyboardInterrupt):
+        score_codon_file(model, fa, None, out, chunk_size=5, restart=True)
+    with pytest.raises(InputError, match="different settings"):
+        score_codon_file(model, fa, None, out, chunk_size=4)

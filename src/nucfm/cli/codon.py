@@ -29,12 +29,15 @@ def add_codon_vep(sub):
     add_common(p, model_kind="any", input_help="variants: VCF[.gz], TSV, CSV or Parquet with chrom (a --cds record "
                "id), pos (1-based in the record), ref, alt; or none with --all-snvs", input_names=("--variants",),
                input_required=False, output_help="output .tsv[.gz], .csv[.gz], .parquet, or .vcf[.gz] (VCF input only)",
-               device=True)
+               device=True, progress=True)
     p.add_argument("--cds", required=True, help="FASTA of coding sequences (plain or gzip); T is read as U")
     p.add_argument("--all-snvs", action="store_true",
                    help="score all three substitutions at every base of every CDS (instead of -i)")
     add_frame_options(p)
     p.add_argument("--batch-size", type=positive_int, default=8, help="masked codons per forward pass (default 8)")
+    p.add_argument("--chunk-size", type=positive_int, default=2048,
+                   help="codons per resumable chunk (default 2048); rerunning the same command resumes")
+    p.add_argument("--restart", action="store_true", help="discard partial results of an earlier run")
     p.set_defaults(run=run_codon_vep)
 
 
@@ -54,5 +57,6 @@ def run_codon_vep(args):
     device = resolve_device(args.device)
     name, model = load_cli_model(args.model, "codon", args.threads, device=device)
     counts = score_codon_file(model, args.cds, args.input, args.output, frame=args.frame, orf=args.longest_orf,
-                              batch_size=args.batch_size)
+                              batch_size=args.batch_size, chunk_size=args.chunk_size, restart=args.restart,
+                              progress=not args.no_progress)
     log.info(f"scored {counts.get('ok', 0)} of {sum(counts.values())} variants with {name} -> {args.output}")

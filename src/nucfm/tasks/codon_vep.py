@@ -21,6 +21,7 @@ changed bases in two codons, ``not_codon_substitution`` for an indel).
 from __future__ import annotations
 
 import logging
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -129,18 +130,21 @@ def masked_codon_logits(model, cds_ids: dict[str, np.ndarray], sites: list[tuple
     return out
 
 
-def score_codon_variants(model, letters: dict[str, str], cds: dict[str, Cds], vt: VariantTable,
-                         batch_size: int = 8) -> dict[str, np.ndarray]:
-    """The output columns (:data:`COLUMNS`) for every row of ``vt``; sets ``vt.status``."""
+Site = tuple[str, int]  # (record id, 0-based codon index)
+
+
+def codon_changes(letters: dict[str, str], cds: dict[str, Cds], vt: VariantTable
+                  ) -> dict[Site, list[tuple[int, str, str]]]:
+    """Set ``vt.status`` and group the scorable rows by the codon they change:
+    ``{site: [(row, ref codon, alt codon), ...]}`` in row order."""
     n = len(vt)
     read_status = vt.read_status if vt.read_status is not None else np.full(n, "", dtype=object)
     status = np.array([_status(v, read_status[i], letters, cds) for i, v in enumerate(vt.variants)], dtype=object)
     if n and all(s == "unknown_contig" for s in status):
         raise InputError(f"{vt.path}: no variant names a record of the CDS FASTA (chrom must be a record id, "
                          f"e.g. {next(iter(letters), '?')!r})")
-    cols = {"score": np.full(n, np.nan), **{k: np.full(n, "", dtype=object) for k in COLUMNS[1:]}}
-    cols["codon"] = np.full(n, np.nan)
-    by_site: dict[tuple[str, int], list[tuple[int, str, str]]] = defaultdict(list)
+    vt.status = status
+    by_site: dict[Site, list[tuple[int, str, str]]] = defaultdict(list)
     for i, v in enumerate(vt.variants):
         if status[i] != "ok":
             continue
@@ -151,24 +155,48 @@ def score_codon_variants(model, letters: dict[str, str], cds: dict[str, Cds], vt
         for j, a in enumerate(v.alt.replace("T", "U")):
             off = v.start + j - c.start - 3 * k
             if 0 <= off < 3:
-                alt_codon[off] = a
-            elif a != v.ref.replace("T", "U")[j]:
-                raise AssertionError("a changed base outside its codon passed the checks")
+                alt_codon[off] = a  # bases outside the codon are unchanged (checked by _status)
         by_site[(v.chrom, k)].append((i, ref_codon, "".join(alt_codon)))
-    sites = sorted(by_site)
-    if sites:
-        cds_ids = {r: model.alphabet.encode(cds[r].seq) for r in {s[0] for s in sites}}
-        logits = masked_codon_logits(model, cds_ids, sites, batch_size=batch_size)
-        index = {t: i for i, t in enumerate(model.alphabet.tokens)}
-        for row, site in enumerate(sites):
-            for i, ref_codon, alt_codon in by_site[site]:
-                cols["score"][i] = logits[row, index[alt_codon]] - logits[row, index[ref_codon]]
-                cols["consequence"][i] = consequence(site[1], ref_codon, alt_codon)
-                cols["codon"][i] = site[1] + 1
-                cols["codon_ref"][i], cols["codon_alt"][i] = ref_codon, alt_codon
-                cols["aa_ref"][i], cols["aa_alt"][i] = GENETIC_CODE[ref_codon], GENETIC_CODE[alt_codon]
-    vt.status = status
-    return cols
+    return dict(by_site)
+
+
+def site_scores(model, cds: dict[str, Cds], by_site: dict[Site, list[tuple[int, str, str]]], sites: list[Site],
+                batch_size: int = 8, progress=None) -> np.ndarray:
+    """The scores of the changes at ``sites``, concatenated in site order then row order."""
+    if not sites:
+        return np.empty(0)
+    cds_ids = {r: model.alphabet.encode(cds[r].seq) for r in {s[0] for s in sites}}
+    index = {t: i for i, t in enumerate(model.alphabet.tokens)}
+    out = []
+    for b in range(0, len(sites), batch_size):
+        batch = sites[b : b + batch_size]
+        logits = masked_codon_logits(model, cds_ids, batch, batch_size=batch_size)
+        out += [logits[row, index[alt]] - logits[row, index[ref]]
+                for row, site in enumerate(batch) for _, ref, alt in by_site[site]]
+        if progress is not None:
+            progress.update(len(batch))
+    return np.asarray(out, dtype=np.float64)
+
+
+def _columns(n: int, by_site: dict[Site, list[tuple[int, str, str]]], scores: np.ndarray) -> dict[str, np.ndarray]:
+    """The output columns (:data:`COLUMNS`) of ``n`` rows from the changes and their scores (in
+    :func:`site_scores` order over ``sorted(by_site)``)."""
+    cols = {"score": np.full(n, np.nan), "codon": np.full(n, np.nan),
+            **{k: np.full(n, "", dtype=object) for k in COLUMNS if k not in ("score", "codon")}}
+    changes = [(site, change) for site in sorted(by_site) for change in by_site[site]]
+    for ((_, k), (i, ref, alt)), score in zip(changes, scores, strict=True):
+        cols["score"][i], cols["codon"][i] = score, k + 1
+        cols["consequence"][i] = consequence(k, ref, alt)
+        cols["codon_ref"][i], cols["codon_alt"][i] = ref, alt
+        cols["aa_ref"][i], cols["aa_alt"][i] = GENETIC_CODE[ref], GENETIC_CODE[alt]
+    return {k: cols[k] for k in COLUMNS}
+
+
+def score_codon_variants(model, letters: dict[str, str], cds: dict[str, Cds], vt: VariantTable,
+                         batch_size: int = 8) -> dict[str, np.ndarray]:
+    """The output columns (:data:`COLUMNS`) for every row of ``vt``, in memory; sets ``vt.status``."""
+    by_site = codon_changes(letters, cds, vt)
+    return _columns(len(vt), by_site, site_scores(model, cds, by_site, sorted(by_site), batch_size))
 
 
 def saturation_variants(letters: dict[str, str], cds: dict[str, Cds]) -> VariantTable:
@@ -185,15 +213,43 @@ def saturation_variants(letters: dict[str, str], cds: dict[str, Cds]) -> Variant
 
 
 def score_codon_file(model, cds_fasta: str | Path, variants: str | Path | None, output: str | Path,
-                     frame: int | None = None, orf: bool = False, batch_size: int = 8) -> dict[str, int]:
+                     frame: int | None = None, orf: bool = False, batch_size: int = 8, chunk_size: int = 2048,
+                     restart: bool = False, progress: bool = False) -> dict[str, int]:
     """Score the variants of ``variants`` (or, when None, every SNV of every CDS) and write them to
     ``output`` (the input rows plus :data:`COLUMNS` and ``status``; format by extension, as
-    ``nucfm vep``). Returns the status counts."""
+    ``nucfm vep``); resumable as ``nucfm vep``: scores of each ``chunk_size`` codons go to
+    ``OUTPUT.parts/`` as they are done, and rerunning the same command skips finished chunks
+    (``restart`` discards them). Returns the status counts."""
+    from tqdm.auto import tqdm
+
+    from nucfm.checkpoint import fingerprint
+    from nucfm.paths import atomic_path
+    from nucfm.tasks.variants import parts_dir, prepare_parts
+
     check_codon_model(model, "the model")
     letters, cds = read_cds_fasta(cds_fasta, frame=frame, orf=orf)
     vt = read_variants(variants) if variants is not None else saturation_variants(letters, cds)
-    cols = score_codon_variants(model, letters, cds, vt, batch_size=batch_size)
-    write_scored(vt, cols, output, info_key="NUCFM_CODON_SCORE", description="nucfm masked-codon log-likelihood ratio")
+    by_site = codon_changes(letters, cds, vt)
+    sites = sorted(by_site)
+    n_chunks = (len(sites) + chunk_size - 1) // chunk_size
+    files = {"cds": Path(cds_fasta), **({"variants": Path(variants)} if variants is not None else {})}
+    manifest = {**{f"{k}{suffix}": v for k, p in files.items() for suffix, v in
+                   (("", str(p.resolve())), ("_bytes", p.stat().st_size), ("_mtime_ns", p.stat().st_mtime_ns))},
+                "frame": frame, "orf": orf, "model_fingerprint": fingerprint(model), "chunk_size": chunk_size,
+                "sites": len(sites), "chunks": n_chunks}
+    parts = parts_dir(output)
+    prepare_parts(parts, manifest, restart)
+    todo = [i for i in range(n_chunks) if not (parts / f"chunk_{i:06d}.npy").exists()]
+    with tqdm(total=sum(len(sites[i * chunk_size : (i + 1) * chunk_size]) for i in todo), unit="codon",
+              desc="codon-vep", disable=not progress) as bar:
+        for i in todo:
+            scores = site_scores(model, cds, by_site, sites[i * chunk_size : (i + 1) * chunk_size], batch_size, bar)
+            with atomic_path(parts / f"chunk_{i:06d}.npy") as tmp:
+                np.save(tmp, scores)
+    scores = np.concatenate([np.load(parts / f"chunk_{i:06d}.npy") for i in range(n_chunks)] or [np.empty(0)])
+    write_scored(vt, _columns(len(vt), by_site, scores), output, info_key="NUCFM_CODON_SCORE",
+                 description="nucfm masked-codon log-likelihood ratio (logit alt codon - logit ref codon)")
+    shutil.rmtree(parts)
     counts = status_counts(vt.status)
     skipped = {k: v for k, v in counts.items() if k != "ok"}
     if skipped:
