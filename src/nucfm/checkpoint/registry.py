@@ -91,17 +91,18 @@ def register(entry: ModelEntry) -> ModelEntry:
     return entry
 
 
-# Sources of the revision and sha256s below (no checksum is published by the authors themselves):
+# Sources of the revisions and sha256s below (no checksum is published by the authors themselves):
 # the RNA-FM authors moved their weights to https://huggingface.co/cuhkaih/rnafm (ml4bio/RNA-FM
 # issue #26); their CUHK server, the only source in rna-fm 0.2.2, answers 403 (issues #26, #28), so
-# it is no longer tried. The revision and sha256s are those pinned for the same files by
-# independent users (the MultiMolecule RNA-FM fixture script, at HF revision 91d4a46d, for all
-# four files; two download scripts agree on RNA-FM_pretrained.pth).
+# it is no longer tried. RNA-FM, mRNA-FM and the bpRNA SS head: the commit and sha256s pinned for
+# these files by an independent user (the MultiMolecule RNA-FM fixture script, HF revision
+# 91d4a46d; two download scripts agree on RNA-FM_pretrained.pth). The PDB SS head: the sha256 two
+# download scripts pin for it at ``main`` (no source names a commit for it).
 RNAFM_REPO, RNAFM_REVISION = "cuhkaih/rnafm", "91d4a46d28d8054a7b429955e8fc0c253ba0afd6"
 
 
-def _rnafm_file(path: str, sha256: str) -> tuple[RemoteFile, ...]:
-    return hf_files(RNAFM_REPO, path, revision=RNAFM_REVISION, sha256={path: sha256})
+def _rnafm_file(path: str, sha256: str, revision: str = RNAFM_REVISION) -> tuple[RemoteFile, ...]:
+    return hf_files(RNAFM_REPO, path, revision=revision, sha256={path: sha256})
 
 
 register(ModelEntry(
@@ -131,7 +132,7 @@ register(ModelEntry(
     kind="ss",
     description="official RNA-FM secondary-structure head trained on PDB (threshold 0.3399; LM rna-fm)",
     files=_rnafm_file("SS/RNA-FM-ResNet_PDB-All.pth",
-                      "bc9df2111ae6ba95b373641ed1ab35ef4fa8b4cd0f8d21065a55450f575fe15d"),
+                      "bc9df2111ae6ba95b373641ed1ab35ef4fa8b4cd0f8d21065a55450f575fe15d", revision="main"),
     entry_point="RNA-FM-ResNet_PDB-All.pth",
     threshold=RNAFM_SS_THRESHOLDS["pdb"],
 ))
