@@ -20,7 +20,7 @@ from nucfm import save_model
 from nucfm.checkpoint import registry
 from nucfm.cli import main
 
-from tiny import dna_model, rna_model
+from tiny import codon_model, dna_model, rna_model
 
 RNG = np.random.default_rng(0)
 CHR1 = "".join(RNG.choice(list("ACGT"), 300))
@@ -58,6 +58,14 @@ def ws(tmp_path_factory):
         (w / name).write_bytes(PREVIOUS)
     save_model(rna_model(max_len=40), w / "rna")
     save_model(dna_model(), w / "dna")
+    save_model(codon_model(max_len=20), w / "codon")
+    (w / "cds.fa").write_text(">c1\nAUGGCUAAAGAAUUCUAA\n>c2\nATGTGGTAG\n")
+    (w / "cds_odd.fa").write_text(">c1\nAUGGCUAAAGAAUUCUAA\n>odd\nCCAUGGCUAAAUAAGG\n")
+    (w / "cds_messy.fa").write_text(">nostart\nGCUAAAGAAUAA\n>stop\nAUGUAAGCUUAA\n>n\nAUGNNNGCUUAA\n")
+    (w / "junk.npz").write_bytes(b"not counts")
+    (w / "protein.fa").write_text(">p\nMKVLAAGIVQEDFLPKRS\n")
+    (w / "cds_v.tsv").write_text("chrom\tpos\tref\talt\nc1\t6\tU\tC\nc1\t7\tA\tU\nc2\t2\tT\tC\nc9\t1\tA\tG\n")
+    (w / "cds_v_unknown.tsv").write_text("chrom\tpos\tref\talt\nc9\t1\tA\tG\n")
     from nucfm.checkpoint.task import save_task_model
     from nucfm.models.task import TaskConfig, TaskHead, TaskModel
 
@@ -123,6 +131,54 @@ CASES = [
                       "--no-progress", "--device", "cpu"], "ok"),
     ("embed-ok-parquet", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.parquet", "--pool", "mean", "-m", "{w}/rna",
                           "--no-progress"], "ok"),
+    # ---- embed with a codon model (mRNA-FM): frame errors and options
+    ("embed-codon-not-multiple-of-3", ["embed", "-i", "{w}/cds_odd.fa", "-o", "{o}/e.h5", "-m", "{w}/codon"], E),
+    ("embed-codon-protein", ["embed", "-i", "{w}/protein.fa", "-o", "{o}/e.h5", "-m", "{w}/codon"], E),
+    ("embed-codon-frame-4", ["embed", "-i", "{w}/cds.fa", "-o", "{o}/e.h5", "-m", "{w}/codon", "--frame", "4"], E),
+    ("embed-codon-frame-and-orf", ["embed", "-i", "{w}/cds.fa", "-o", "{o}/e.h5", "-m", "{w}/codon", "--frame", "1",
+                                   "--longest-orf"], E),
+    ("embed-frame-nucleotide-model", ["embed", "-i", "{w}/cds.fa", "-o", "{o}/e.h5", "-m", "{w}/rna", "--frame", "1"],
+     E),
+    ("embed-codon-ok-frame", ["embed", "-i", "{w}/cds_odd.fa", "-o", "{o}/e.h5", "-m", "{w}/codon", "--frame", "1",
+                              "--no-progress"], "ok"),
+    ("embed-codon-ok-orf", ["embed", "-i", "{w}/cds_odd.fa", "-o", "{o}/e.h5", "-m", "{w}/codon", "--longest-orf",
+                            "--pool", "mean", "--no-progress"], "ok"),
+    ("embed-codon-ok-warnings", ["embed", "-i", "{w}/cds_messy.fa", "-o", "{o}/e.h5", "-m", "{w}/codon",
+                                 "--no-progress"], "ok"),
+    # ---- codon-vep
+    ("codon-vep-no-model", ["codon-vep", "--cds", "{w}/cds.fa", "-i", "{w}/cds_v.tsv", "-o", "{o}/s.tsv"], E),
+    ("codon-vep-rna-model", ["codon-vep", "--cds", "{w}/cds.fa", "-i", "{w}/cds_v.tsv", "-o", "{o}/s.tsv",
+                             "-m", "{w}/rna"], E),
+    ("codon-vep-dna-model", ["codon-vep", "--cds", "{w}/cds.fa", "-i", "{w}/cds_v.tsv", "-o", "{o}/s.tsv",
+                             "-m", "{w}/dna"], E),
+    ("codon-vep-ss-model", ["codon-vep", "--cds", "{w}/cds.fa", "-i", "{w}/cds_v.tsv", "-o", "{o}/s.tsv", "-m", SS], E),
+    ("codon-vep-missing-cds", ["codon-vep", "--cds", "{w}/nope.fa", "-i", "{w}/cds_v.tsv", "-o", "{o}/s.tsv",
+                               "-m", "{w}/codon"], E),
+    ("codon-vep-no-variants", ["codon-vep", "--cds", "{w}/cds.fa", "-o", "{o}/s.tsv", "-m", "{w}/codon"], E),
+    ("codon-vep-variants-and-all", ["codon-vep", "--cds", "{w}/cds.fa", "-i", "{w}/cds_v.tsv", "--all-snvs",
+                                    "-o", "{o}/s.tsv", "-m", "{w}/codon"], E),
+    ("codon-vep-tsv-to-vcf", ["codon-vep", "--cds", "{w}/cds.fa", "-i", "{w}/cds_v.tsv", "-o", "{o}/s.vcf",
+                              "-m", "{w}/codon"], E),
+    ("codon-vep-not-multiple-of-3", ["codon-vep", "--cds", "{w}/cds_odd.fa", "-i", "{w}/cds_v.tsv", "-o",
+                                     "{o}/s.tsv", "-m", "{w}/codon"], E),
+    ("codon-vep-protein", ["codon-vep", "--cds", "{w}/protein.fa", "--all-snvs", "-o", "{o}/s.tsv", "-m", "{w}/codon"],
+     E),
+    ("codon-vep-no-known-record", ["codon-vep", "--cds", "{w}/cds.fa", "-i", "{w}/cds_v_unknown.tsv", "-o",
+                                   "{o}/s.tsv", "-m", "{w}/codon"], E),
+    ("codon-vep-ok", ["codon-vep", "--cds", "{w}/cds.fa", "-i", "{w}/cds_v.tsv", "-o", "{o}/s.tsv", "-m",
+                      "{w}/codon"], "ok"),
+    ("codon-vep-ok-all-snvs-orf", ["codon-vep", "--cds", "{w}/cds_odd.fa", "--all-snvs", "--longest-orf", "-o",
+                                   "{o}/s.parquet", "-m", "{w}/codon"], "ok"),
+    # ---- a codon model where a nucleotide model is needed
+    ("vep-codon-model", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{o}/s.tsv", "-m", "{w}/codon"], E),
+    ("probs-codon-model", ["probs", "--genome", "{w}/g.fa", "--region", "chr1:1-40", "-o", "{o}/p.tsv", "-m",
+                           "{w}/codon"], E),
+    ("eval-mlm-codon-model", ["eval-mlm", "-i", "{w}/cds.fa", "-m", "{w}/codon", "--counts", "{w}/junk.npz"], E),
+    # registered names of the wrong kind are refused before any download
+    ("vep-registered-codon-model", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{o}/s.tsv", "-m",
+                                    "mrna-fm"], E),
+    ("codon-vep-registered-rna-model", ["codon-vep", "--cds", "{w}/cds.fa", "-i", "{w}/cds_v.tsv", "-o", "{o}/s.tsv",
+                                        "-m", "rna-fm"], E),
     # ---- convert
     ("convert-missing-model", ["convert", "-m", "{w}/nope", "-o", "{o}/c"], E),
     ("convert-missing-outdir", ["convert", "-m", "{w}/rna", "-o", "{w}/nodir/c"], E),

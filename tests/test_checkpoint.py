@@ -100,33 +100,6 @@ def test_registry_offline_and_cache(tmp_path, monkeypatch):
     assert registry.resolve("rna-fm", download=False) == tmp_path / "rna-fm" / "RNA-FM_pretrained.pth"
 
 
-def test_registry_download_failure_is_clear(tmp_path, monkeypatch):
-    monkeypatch.setenv("NUCFM_HOME", str(tmp_path))
-    entry = registry.ModelEntry("broken", "rna", "test", files=(registry.RemoteFile("w.pth", "file:///nonexistent/w.pth"),),
-                                entry_point="w.pth")
-    monkeypatch.setitem(registry.MODELS, "broken", entry)
-    with pytest.raises(ModelNotFoundError, match="could not download"):
-        registry.resolve("broken", download=True)
-
-
-def test_registry_download_checks_sha(tmp_path, monkeypatch):
-    src = tmp_path / "src.bin"
-    src.write_bytes(b"weights")
-    good = registry.sha256sum(src)
-    monkeypatch.setenv("NUCFM_HOME", str(tmp_path / "home"))
-    for name, sha, ok in (("good", good, True), ("bad", "0" * 64, False)):
-        entry = registry.ModelEntry(name, "rna", "t", files=(registry.RemoteFile("w.bin", src.as_uri(), sha),),
-                                    entry_point="w.bin")
-        monkeypatch.setitem(registry.MODELS, name, entry)
-        if ok:
-            p = registry.resolve(name, download=True)
-            assert p.read_bytes() == b"weights" and (p.parent / "w.bin.sha256").read_text().split()[0] == good
-        else:
-            with pytest.raises(ModelNotFoundError, match="does not match"):
-                registry.resolve(name, download=True)
-            assert not (tmp_path / "home" / name / "w.bin").exists()
-
-
 def test_attentions_shape_and_rows_sum_to_one(tiny_rna_model):
     m = tiny_rna_model
     ids = torch.tensor([[0, 4, 5, 6, 7, 2], [0, 4, 5, 2, 1, 1]])

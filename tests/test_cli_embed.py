@@ -119,3 +119,5 @@ def test_registered_model_offline_message(tmp_path, monkeypatch):
 def test_models_lists_registry(capsys):
     code, out, _ = run(["models"], capsys)
     assert code == 0 and "rna-fm" in out and "gpn-brassicales" in out
+    row = next(line for line in out.splitlines() if line.startswith("mrna-fm "))
+    assert row.split()[1] == "codon" and "mRNA-FM" in row

@@ -37,6 +37,11 @@ def rna_model(seed: int | None = 0, train: bool = False, **overrides) -> Transfo
     return _build(Transformer, rna_config(**overrides), seed, train)
 
 
+def codon_model(seed: int | None = 0, train: bool = False, **overrides) -> Transformer:
+    """A tiny mRNA-FM-style transformer over codon tokens (the 73-token ``mrna-fm`` alphabet)."""
+    return rna_model(seed, train, **{"alphabet": "mrna-fm", **overrides})
+
+
 def dna_model(seed: int | None = 0, train: bool = False, **overrides) -> ConvNet:
     """``ConvNet(dna_config(**overrides))`` initialised after ``torch.manual_seed(seed)``."""
     return _build(ConvNet, dna_config(**overrides), seed, train)

@@ -6,6 +6,10 @@
   collator (:mod:`nucfm.data.collate`), never here.
 * ``DNA`` — the GPN vocabulary: ``[PAD]=0 [MASK]=1 [UNK]=2 a=3 c=4 g=5 t=6``, lower case,
   no special tokens around a window.
+* ``CODON`` — the mRNA-FM vocabulary (``fm`` theme ``rna-3mer``), ids identical to the official
+  package: ``<cls>=0 <pad>=1 <eos>=2 <unk>=3``, the 64 codons in the official (frequency) order
+  (4..67, ``GAG`` first, ``UAG`` last), ``<null_1..4>`` (68..71), ``<mask>=72``; one token per
+  codon (``kmer=3``), any codon with a letter other than A, C, G, U is ``<unk>``.
 
 Policy on top of the raw vocabularies (:meth:`Alphabet.encode`):
 
@@ -75,6 +79,7 @@ class Alphabet:
     eos_token: str | None = None
     lowercase: bool = False
     convert: tuple[tuple[str, str], ...] = ()
+    kmer: int = 1  # letters per residue token: 3 for codons
 
     # ---- ids -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -128,7 +133,7 @@ class Alphabet:
         return self.complement_ids()[np.asarray(ids)[..., ::-1]]
 
     def special_ids(self) -> list[int]:
-        return [i for i, t in enumerate(self.tokens) if len(t) != 1]
+        return [i for i, t in enumerate(self.tokens) if t[0] in "<["]
 
     # ---- encoding --------------------------------------------------------------------------
     def _tables(self) -> tuple[np.ndarray, np.ndarray]:
@@ -165,7 +170,11 @@ class Alphabet:
 
         >>> RNA.encode("acgT").tolist()
         [4, 5, 6, 7]
+        >>> CODON.encode("AUGgcT").tolist()
+        [13, 16]
         """
+        if self.kmer > 1:
+            return self._encode_kmers(seq, report)
         raw = np.frombuffer(seq.encode("ascii", errors="replace"), dtype=np.uint8)
         ids, cat = self._tables()
         c = cat[raw]
@@ -185,6 +194,29 @@ class Alphabet:
                 report.unknown.update(Counter(bytes(bad).decode("ascii", errors="replace")))
         return out
 
+    def _encode_kmers(self, seq: str, report: EncodingReport | None) -> np.ndarray:
+        """``encode`` for k-mer tokens: the letter policy per letter, then one id per k letters;
+        a k-mer with any letter outside the vocabulary is unknown (counted per k-mer)."""
+        conv = {a: b for a, b in self.convert}
+        kept = [c for c in seq if c not in GAP_LETTERS]
+        folded = "".join(kept).upper()
+        letters = "".join(conv.get(c, c) for c in folded)
+        if len(letters) % self.kmer:
+            from nucfm.errors import InputError
+
+            raise InputError(f"{len(letters)} letters are not a whole number of {self.kmer}-letter tokens")
+        index = {t: i for i, t in enumerate(self.tokens) if t[0] not in "<["}
+        kmers = [letters[i : i + self.kmer] for i in range(0, len(letters), self.kmer)]
+        out = np.fromiter((index.get(k, self.unk_id) for k in kmers), dtype=np.int64, count=len(kmers))
+        if report is not None:
+            report.sequences += 1
+            report.residues += len(out)
+            report.case_folded += sum(a != b for a, b in zip(kept, folded))
+            report.converted += sum(a != b for a, b in zip(folded, letters))
+            report.gaps_removed += len(seq) - len(kept)
+            report.unknown.update(k for k in kmers if k not in index)
+        return out
+
     def decode(self, ids) -> str:
         return "".join(self.tokens[int(i)] for i in ids)
 
@@ -200,7 +232,7 @@ class Alphabet:
             "eos_token": self.eos_token,
             "lowercase": self.lowercase,
             "convert": [list(p) for p in self.convert],
-        }
+        } | ({"kmer": self.kmer} if self.kmer != 1 else {})  # absent for letters: older checkpoints
 
     @classmethod
     def from_dict(cls, d: dict) -> Alphabet:
@@ -267,7 +299,28 @@ DNA = Alphabet(
     convert=(("U", "T"),),
 )
 
-ALPHABETS = {a.name: a for a in (RNA, DNA)}
+# The 64 codons in the order of the official ``fm.constants.rnaseq_3mer_toks`` (ids 4..67).
+CODONS = (
+    "GAG AAG GAA CUG CAG GAU AAA GUG GAC AUG GCC AAC GCU AAU AUC UUC "
+    "GGA AUU GGC UUU CCA AGC GCA UCU CUC ACC CAA CCU UCC ACA UUG GUU "
+    "CUU UAC ACU CCC UCA GUC GGU CAC AGU UAU AGA CAU GGG UGG UGC AGG "
+    "UGU AUA CGC UUA GCG CGG CCG GUA CUA ACG UCG CGA CGU UGA UAA UAG"
+).split()
+
+CODON = Alphabet(
+    name="mrna-fm",
+    tokens=("<cls>", "<pad>", "<eos>", "<unk>", *CODONS, "<null_1>", "<null_2>", "<null_3>", "<null_4>", "<mask>"),
+    pad_token="<pad>",
+    unk_token="<unk>",
+    mask_token="<mask>",
+    bos_token="<cls>",
+    eos_token="<eos>",
+    lowercase=False,
+    convert=(("T", "U"),),
+    kmer=3,
+)
+
+ALPHABETS = {a.name: a for a in (RNA, DNA, CODON)}
 
 
 def get_alphabet(name: str) -> Alphabet:

@@ -1,40 +1,42 @@
-"""Registered model names: shipped with nucfm, or downloaded once into ``$NUCFM_HOME``.
+"""Registered model names: shipped with nucfm, or downloaded once from the Hugging Face Hub.
 
 ``nucfm models`` prints this table. A shipped model lives in the package (``nucfm/weights/NAME``)
-and works offline. A downloadable one is fetched on first use into ``$NUCFM_HOME/NAME/``
-(default ``~/.cache/nucfm``):
+and works offline. A downloadable one names files of a Hugging Face repository, fetched on first use
+by ``huggingface_hub`` (:func:`huggingface_hub.hf_hub_download`), so everything the Hub's own
+client does holds here too:
 
-* each file lists mirrors tried in order (``NUCFM_MIRROR``, when set, is tried first as
-  ``$NUCFM_MIRROR/NAME/FILE``; ``HF_ENDPOINT`` replaces ``https://huggingface.co``);
-* bytes go to ``FILE.part``; an interrupted download is resumed with an HTTP ``Range`` request
-  from the mirror that wrote the part (recorded in ``FILE.part.url``);
-* the sha256 is checked against the registry when it is known; either way it is recorded in
-  ``FILE.sha256`` (``sha256sum`` format). A file placed by hand is hashed once, on the first load
-  after it appears; later loads only compare modification times;
+* files go to the Hub's shared cache (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else
+  ``~/.cache/huggingface/hub``), where transformers and every other Hub user find them;
+* a revision is pinned by commit where an independent source names the file at that commit,
+  else ``main``; ``HF_ENDPOINT`` points at a mirror of the Hub; ``HF_TOKEN`` (or
+  ``hf auth login``) is sent for gated or private repositories; interrupted transfers resume;
 * ``NUCFM_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``: no network; a missing file raises
-  :class:`~nucfm.errors.ModelNotFoundError` saying which URL to put at which path.
+  :class:`~nucfm.errors.ModelNotFoundError` (one line) saying what to fetch and where to put it.
+
+Files placed by hand in ``$NUCFM_HOME/NAME/`` (default ``~/.cache/nucfm``; what nucfm < 0.3 used
+as its cache) are used as they are, without the network. Whatever the source, a file's sha256 is
+checked against the registry when known; either way it is recorded in
+``$NUCFM_HOME/NAME/FILE.sha256`` (``sha256sum`` format) on first use and compared again only when
+the file is newer than the record.
+
+Adding a model is one :func:`register` call::
+
+    register(ModelEntry("gpn-x", "dna", "what it is", files=hf_files("org/gpn-x", "config.json",
+                                                                     "model.safetensors")))
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
-import socket
-import urllib.error
-import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlsplit
+from pathlib import Path, PurePosixPath
 
 from nucfm.errors import ModelNotFoundError
 from nucfm.paths import home
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
-HF = "https://huggingface.co"
-# Seconds to wait for a connection, and for each read once streaming: a server that stops sending
-# mid-file fails after this long instead of hanging the run.
+# Seconds to wait for the Hub to answer a file's metadata request (huggingface_hub's etag_timeout).
 TIMEOUT_S = 30.0
 # Pair-probability thresholds published with the official RNA-FM SS heads (RNA-FM repository configs).
 RNAFM_SS_THRESHOLDS = {"bprna": 0.4773, "pdb": 0.3399}
@@ -42,34 +44,38 @@ RNAFM_SS_THRESHOLDS = {"bprna": 0.4773, "pdb": 0.3399}
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One file of a downloadable model: its name in ``$NUCFM_HOME/NAME/`` and its mirrors, in order.
+    """One file of a downloadable model: ``path`` inside the Hugging Face repository ``repo`` at
+    ``revision`` (a commit where known), and its sha256 where an independent source gives one."""
 
-    ``urls`` may be given as one string (kept for callers of the single-URL registry).
-    """
-
-    filename: str
-    urls: tuple[str, ...]
-    sha256: str | None = None  # None: not known; recorded after the first download instead
-
-    def __post_init__(self):
-        urls = (self.urls,) if isinstance(self.urls, str) else tuple(self.urls)
-        if not urls:
-            raise ValueError(f"{self.filename}: a remote file needs at least one URL")
-        object.__setattr__(self, "urls", urls)
+    repo: str
+    path: str
+    revision: str = "main"
+    sha256: str | None = None  # None: not known; recorded on first use instead
 
     @property
-    def url(self) -> str:
-        """The first (preferred) mirror."""
-        return self.urls[0]
+    def filename(self) -> str:
+        """The file's name (its place in ``$NUCFM_HOME/NAME/`` for a hand-placed copy)."""
+        return PurePosixPath(self.path).name
+
+    def url(self, endpoint: str | None = None) -> str:
+        from huggingface_hub import hf_hub_url
+
+        return hf_hub_url(self.repo, self.path, revision=self.revision, endpoint=endpoint or hf_endpoint())
+
+
+def hf_files(repo: str, *paths: str, revision: str = "main", sha256: dict[str, str] | None = None
+             ) -> tuple[RemoteFile, ...]:
+    """The files ``paths`` of one Hugging Face repository, with their sha256 where known."""
+    return tuple(RemoteFile(repo, p, revision, (sha256 or {}).get(p)) for p in paths)
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    kind: str  # "rna", "dna" or "ss"
+    kind: str  # "rna", "dna", "codon", "ss", ...
     description: str
     files: tuple[RemoteFile, ...] = ()  # empty for shipped models
-    entry_point: str | None = None  # file inside the directory to load (e.g. the .pth)
+    entry_point: str | None = None  # file name to load (e.g. the .pth); None: the directory
     threshold: float | None = None  # kind "ss": the pair-probability threshold published with the head
 
     @property
@@ -85,29 +91,39 @@ def register(entry: ModelEntry) -> ModelEntry:
     return entry
 
 
-# Sources of the names and sha256s below (no checksum is published by the authors themselves):
+# Sources of the revisions and sha256s below (no checksum is published by the authors themselves):
 # the RNA-FM authors moved their weights to https://huggingface.co/cuhkaih/rnafm (ml4bio/RNA-FM
-# issue #26); the CUHK server, the only source of rna-fm 0.2.2, answers 403 (issues #26, #28).
-# The sha256s are those pinned for the same HF paths by independent users of the files (the
-# MultiMolecule RNA-FM fixture script at HF revision 91d4a46d, and two download scripts).
-_RNAFM_HF = f"{HF}/cuhkaih/rnafm/resolve/main"
-_CUHK = "https://proj.cse.cuhk.edu.hk/rnafm/api/download?filename="
+# issue #26); their CUHK server, the only source in rna-fm 0.2.2, answers 403 (issues #26, #28), so
+# it is no longer tried. RNA-FM, mRNA-FM and the bpRNA SS head: the commit and sha256s pinned for
+# these files by an independent user (the MultiMolecule RNA-FM fixture script, HF revision
+# 91d4a46d; two download scripts agree on RNA-FM_pretrained.pth). The PDB SS head: the sha256 two
+# download scripts pin for it at ``main`` (no source names a commit for it).
+RNAFM_REPO, RNAFM_REVISION = "cuhkaih/rnafm", "91d4a46d28d8054a7b429955e8fc0c253ba0afd6"
+
+
+def _rnafm_file(path: str, sha256: str, revision: str = RNAFM_REVISION) -> tuple[RemoteFile, ...]:
+    return hf_files(RNAFM_REPO, path, revision=revision, sha256={path: sha256})
+
 
 register(ModelEntry(
     name="rna-fm",
     kind="rna",
     description="official RNA-FM (12 layers, 640 dim, 99.5M parameters; Chen et al. 2022)",
-    files=(RemoteFile("RNA-FM_pretrained.pth",
-                      (f"{_RNAFM_HF}/RNA-FM_pretrained.pth", f"{_CUHK}RNA-FM_pretrained.pth"),
-                      "5b5d7d87b37c291ef42c140ef9edf7aea29f255fa2a4fd435f776c52e93d5e99"),),
+    files=_rnafm_file("RNA-FM_pretrained.pth", "5b5d7d87b37c291ef42c140ef9edf7aea29f255fa2a4fd435f776c52e93d5e99"),
     entry_point="RNA-FM_pretrained.pth",
+))
+register(ModelEntry(
+    name="mrna-fm",
+    kind="codon",
+    description="official mRNA-FM over codons of coding sequences (12 layers, 1280 dim; Chen et al. 2022)",
+    files=_rnafm_file("mRNA-FM_pretrained.pth", "413324520d35f00bf5419a85033b18e11eb57bc1356a752660f8d75d3ef7624f"),
+    entry_point="mRNA-FM_pretrained.pth",
 ))
 register(ModelEntry(
     name="rna-fm-ss-bprna",
     kind="ss",
     description="official RNA-FM secondary-structure head trained on bpRNA (threshold 0.4773; LM rna-fm)",
-    files=(RemoteFile("RNA-FM-ResNet_bpRNA.pth", (f"{_RNAFM_HF}/SS/RNA-FM-ResNet_bpRNA.pth",),
-                      "4ba2cde6b6ad75fb1c742cd5a7f40d4d0d4bcd63a329ff98347776e7f84630e6"),),
+    files=_rnafm_file("SS/RNA-FM-ResNet_bpRNA.pth", "4ba2cde6b6ad75fb1c742cd5a7f40d4d0d4bcd63a329ff98347776e7f84630e6"),
     entry_point="RNA-FM-ResNet_bpRNA.pth",
     threshold=RNAFM_SS_THRESHOLDS["bprna"],
 ))
@@ -115,9 +131,8 @@ register(ModelEntry(
     name="rna-fm-ss-pdb",
     kind="ss",
     description="official RNA-FM secondary-structure head trained on PDB (threshold 0.3399; LM rna-fm)",
-    files=(RemoteFile("RNA-FM-ResNet_PDB-All.pth",
-                      (f"{_RNAFM_HF}/SS/RNA-FM-ResNet_PDB-All.pth", f"{_CUHK}RNA-FM-ResNet_PDB-All.pth"),
-                      "bc9df2111ae6ba95b373641ed1ab35ef4fa8b4cd0f8d21065a55450f575fe15d"),),
+    files=_rnafm_file("SS/RNA-FM-ResNet_PDB-All.pth",
+                      "bc9df2111ae6ba95b373641ed1ab35ef4fa8b4cd0f8d21065a55450f575fe15d", revision="main"),
     entry_point="RNA-FM-ResNet_PDB-All.pth",
     threshold=RNAFM_SS_THRESHOLDS["pdb"],
 ))
@@ -125,10 +140,7 @@ register(ModelEntry(
     name="gpn-brassicales",
     kind="dna",
     description="official GPN (25-layer dilated CNN, 66M parameters; Benegas et al. 2023)",
-    files=(
-        RemoteFile("config.json", f"{HF}/songlab/gpn-brassicales/resolve/main/config.json"),
-        RemoteFile("model.safetensors", f"{HF}/songlab/gpn-brassicales/resolve/main/model.safetensors"),
-    ),
+    files=hf_files("songlab/gpn-brassicales", "config.json", "model.safetensors"),  # no pinned commit known
 ))
 
 # Defaults used by commands when --model is not given; set by the shipped models below.
@@ -171,214 +183,144 @@ def sha256sum(path: Path) -> str:
     return h.hexdigest()
 
 
-def is_cached(name: str) -> bool:
-    """True when every file of a downloadable model is in ``$NUCFM_HOME`` (shipped: always)."""
-    entry = MODELS[name]
-    return entry.shipped or all((home() / name / f.filename).exists() for f in entry.files)
-
-
 def offline() -> bool:
     """``NUCFM_OFFLINE`` or ``HF_HUB_OFFLINE`` set to anything but empty/0/false/no/off."""
     return any(os.environ.get(v, "").strip().lower() not in ("", "0", "false", "no", "off")
                for v in ("NUCFM_OFFLINE", "HF_HUB_OFFLINE"))
 
 
-def mirrors(name: str, f: RemoteFile) -> list[str]:
-    """URLs to try for ``f``, in order: ``$NUCFM_MIRROR/NAME/FILE`` first when set, then the
-    registry's, with ``https://huggingface.co`` replaced by ``$HF_ENDPOINT`` when set."""
-    mirror = os.environ.get("NUCFM_MIRROR", "").strip().rstrip("/")
-    return ([f"{mirror}/{name}/{f.filename}"] if mirror else []) + [_hf_endpoint(u) for u in f.urls]
+def hf_endpoint() -> str | None:
+    """``$HF_ENDPOINT`` now (huggingface_hub reads it once, at import)."""
+    return os.environ.get("HF_ENDPOINT", "").strip().rstrip("/") or None
 
 
-def _hf_endpoint(url: str) -> str:
-    endpoint = os.environ.get("HF_ENDPOINT", "").strip().rstrip("/")
-    return endpoint + url[len(HF):] if endpoint and url.startswith(HF + "/") else url
+def hf_cache_dir() -> str | None:
+    """``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, read now; None: huggingface_hub's default."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    return str(Path(os.environ["HF_HOME"]) / "hub") if os.environ.get("HF_HOME") else None
+
+
+def placed_dir(name: str) -> Path:
+    """Where hand-placed files of a downloadable model are looked for: ``$NUCFM_HOME/NAME``."""
+    return home() / name
+
+
+def is_cached(name: str) -> bool:
+    """True when every file of a model is on this machine (shipped: always)."""
+    entry = MODELS[name]
+    return entry.shipped or all(_local(entry, f) is not None for f in entry.files)
 
 
 def resolve(name: str, download: bool | None = None) -> Path:
-    """Local path of a registered model, downloading missing files when allowed.
+    """Local path of a registered model (its ``entry_point`` file, or its directory), downloading
+    missing files when allowed.
 
     ``download`` None means: unless :func:`offline`. Raises :class:`ModelNotFoundError` (one-line
-    message naming each missing file's URL and destination) when a file is missing and cannot be
+    message naming each missing file's URL and where to put it) when a file is missing and cannot be
     fetched, or when a file's sha256 is wrong.
     """
     entry = MODELS[name]
     if entry.shipped:
         return SHIPPED_DIR / name
-    target = home() / name
-    if not is_cached(name):
-        if download is None:
-            download = not offline()
-        if not download:
-            why = "NUCFM_OFFLINE/HF_HUB_OFFLINE is set" if offline() else "downloading is off"
-            raise ModelNotFoundError(_missing_message(entry, target, f"{why}, so nothing was downloaded"))
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-            (target / ".lock").touch()
-        except OSError as e:
-            raise ModelNotFoundError(f"cannot write the model cache {target} ({_reason(e)}); set NUCFM_HOME "
-                                     "to a writable directory") from None
-        with _lock(target / ".lock"):
-            for f in entry.files:
-                dest = target / f.filename
-                if dest.exists():  # fetched meanwhile by another process holding the lock
-                    continue
-                failures = []
-                for url in mirrors(name, f):
-                    try:
-                        _fetch(url, dest, f.sha256)
-                        break
-                    except ModelNotFoundError:
-                        raise
-                    except Exception as e:  # noqa: BLE001 - any network failure moves on to the next mirror
-                        failures.append(f"{_host(url)}: {_reason(e)}")
-                else:
-                    raise ModelNotFoundError(_missing_message(entry, target, "nucfm could not download it ("
-                                                              + "; ".join(failures) + ")"))
-    for f in entry.files:
-        _verify(entry, f, target / f.filename)
-    return target / entry.entry_point if entry.entry_point else target
+    if download is None:
+        download = not offline()
+    paths = [_local(entry, f) or _download(entry, f, download) for f in entry.files]
+    for f, p in zip(entry.files, paths):
+        _verify(entry, f, p)
+    if entry.entry_point:
+        return next(p for f, p in zip(entry.files, paths) if f.filename == entry.entry_point)
+    return paths[0].parent
 
 
 # ---- internals ----------------------------------------------------------------------------------
-def _missing_message(entry: ModelEntry, target: Path, why: str) -> str:
-    missing = [f for f in entry.files if not (target / f.filename).exists()]
-    where = ", ".join(f"{_hf_endpoint(f.url)} and put it at {target / f.filename}"
-                      for f in missing)
+def _local(entry: ModelEntry, f: RemoteFile) -> Path | None:
+    """A hand-placed copy (when every file of the model is placed, so a directory model is one
+    directory), else the Hub cache's copy at the pinned revision, else None."""
+    if all((placed_dir(entry.name) / g.filename).exists() for g in entry.files):
+        return placed_dir(entry.name) / f.filename
+    from huggingface_hub import try_to_load_from_cache
+
+    hit = try_to_load_from_cache(f.repo, f.path, cache_dir=hf_cache_dir(), revision=f.revision)
+    return Path(hit) if isinstance(hit, str) else None
+
+
+def _download(entry: ModelEntry, f: RemoteFile, download: bool) -> Path:
+    if not download:
+        why = "NUCFM_OFFLINE/HF_HUB_OFFLINE is set" if offline() else "downloading is off"
+        raise ModelNotFoundError(_missing_message(entry, f"{why}, so nothing was downloaded"))
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(f.repo, f.path, revision=f.revision, cache_dir=hf_cache_dir(),
+                                    endpoint=hf_endpoint(), etag_timeout=TIMEOUT_S))
+    except Exception as e:  # noqa: BLE001 - any failure of the client becomes the one-line message
+        raise ModelNotFoundError(_missing_message(entry, f"nucfm could not download it ({_reason(e)})")) from e
+
+
+def _missing_message(entry: ModelEntry, why: str) -> str:
+    missing = [f for f in entry.files if _local(entry, f) is None]
+    where = ", ".join(f"{f.url()} and put it at {placed_dir(entry.name) / f.filename}" for f in missing)
     what = "the file's path" if entry.entry_point else "the directory's path"
     return (f"model {entry.name!r} is not in the cache and {why}; on a machine with internet download "
             f"{where}, or pass {what} with --model")
 
 
-def _host(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.netloc or url
+def _reason(e: BaseException) -> str:
+    """A short one-line reason for a failed download: the first HTTP status in the chain of causes,
+    else the innermost cause."""
+    chain = [e]
+    while (nxt := chain[-1].__cause__ or chain[-1].__context__) is not None and nxt not in chain:
+        chain.append(nxt)
+    for x in chain:
+        status = getattr(getattr(x, "response", None), "status_code", None)
+        if status:
+            return f"HTTP {status}"
+    inner = chain[-1]
+    text = " ".join(str(inner).split()) or type(inner).__name__
+    return f"{type(inner).__name__}: {text[:200]}"
 
 
-def _reason(e: Exception) -> str:
-    """A short one-line reason for a failed download."""
-    if isinstance(e, urllib.error.HTTPError):
-        text = f"HTTP {e.code} {e.reason}"
-    elif isinstance(e, urllib.error.URLError):
-        r = e.reason
-        text = f"timed out after {TIMEOUT_S:g} s" if isinstance(r, (TimeoutError, socket.timeout)) else str(r)
-    elif isinstance(e, (TimeoutError, socket.timeout)):
-        text = f"timed out after {TIMEOUT_S:g} s"
-    else:
-        text = f"{type(e).__name__}: {e}"
-    return " ".join(text.split())
+def _record(entry: ModelEntry, f: RemoteFile) -> Path:
+    return placed_dir(entry.name) / f"{f.filename}.sha256"
 
 
-@contextmanager
-def _lock(path: Path):
-    """Exclusive lock on ``path`` so that processes started together download a file once."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no lock; concurrent first downloads may each fetch the file
-        yield
-        return
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _fetch(url: str, dest: Path, sha256: str | None) -> None:
-    """Download ``url`` to ``dest`` through ``dest.part``; a part written from this same URL (recorded
-    in ``dest.part.url``) is resumed with a Range request. Network errors propagate (the caller tries
-    the next mirror); a wrong sha256 raises :class:`ModelNotFoundError` after deleting the part."""
-    from tqdm.auto import tqdm
-
-    part = dest.with_name(dest.name + ".part")
-    source = dest.with_name(dest.name + ".part.url")
-    resumable = part.exists() and source.exists() and source.read_text().strip() == url
-    have = part.stat().st_size if resumable else 0
-    while True:
-        request = urllib.request.Request(url, headers={"User-Agent": "nucfm (python urllib)"})
-        if have:
-            request.add_header("Range", f"bytes={have}-")
-        try:
-            response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
-        except urllib.error.HTTPError as e:
-            if e.code != 416 or not have:
-                raise
-            total = _content_range(e.headers.get("Content-Range"))[2]
-            e.close()
-            if total == have:  # the part was complete already
-                break
-            have = 0  # the part is longer than the file: start over
-            continue
-        with response:
-            start = 0
-            if getattr(response, "status", None) == 206:  # file:// has no status: read as 200
-                start = _content_range(response.headers.get("Content-Range"))[0]
-                if start != have:
-                    raise OSError(f"asked for bytes {have}- but the server sent bytes {start}-")
-            else:  # 200: the whole file (a server that ignores Range included)
-                source.write_text(url + "\n")
-            length = response.headers.get("Content-Length")
-            length = int(length) if length and length.isdigit() else None
-            total = start + length if length is not None else None
-            received = 0
-            with open(part, "ab" if start else "wb") as out, \
-                    tqdm(total=total, initial=start, unit="B", unit_scale=True, desc=dest.name) as bar:
-                while block := response.read(1 << 20):
-                    out.write(block)
-                    received += len(block)
-                    bar.update(len(block))
-            if length is not None and received < length:
-                raise OSError(f"connection closed after {start + received} of {total} bytes (kept for resume)")
-        break
-    digest = sha256sum(part)
-    if sha256 is not None and digest != sha256:
-        part.unlink()
-        source.unlink(missing_ok=True)
-        raise ModelNotFoundError(f"sha256 of {dest.name} downloaded from {url} does not match the registry: "
-                                 f"expected {sha256}, got {digest}; the download was deleted, run again to retry")
-    os.replace(part, dest)
-    source.unlink(missing_ok=True)
-    _write_record(dest, digest)  # after the move, so the record is never older than the file
-
-
-def _content_range(value: str | None) -> tuple[int | None, int | None, int | None]:
-    """(start, end, total) of ``bytes START-END/TOTAL`` or ``bytes */TOTAL``; None where absent."""
-    m = re.fullmatch(r"\s*bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)\s*", value or "")
-    if not m:
-        return None, None, None
-    return tuple(int(g) if g and g != "*" else None for g in m.groups())
-
-
-def _record(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def _write_record(path: Path, digest: str) -> None:
-    _record(path).write_text(f"{digest}  {path.name}\n")  # sha256sum format: `sha256sum -c` reads it
+def _write_record(record: Path, path: Path, digest: str) -> None:
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(f"{digest}  {path.resolve()}\n")  # sha256sum format: `sha256sum -c` reads it
 
 
 def _verify(entry: ModelEntry, f: RemoteFile, path: Path) -> None:
-    """Check ``path`` against the registry's sha256, or against the one recorded at download.
+    """Check ``path`` against the registry's sha256, or against the one recorded on first use.
 
-    Cheap when the record is at least as new as the file (it was written after the hash was checked);
-    otherwise (a file placed or replaced by hand) the file is hashed once and the record rewritten.
+    Cheap when the record names this same file and is at least as new as it (it was written after
+    the hash was checked); otherwise the file is hashed once and the record rewritten. A wrong file
+    in the Hub cache is deleted (the next run downloads it again); a hand-placed one is left alone.
     """
-    record = _record(path)
+    record = _record(entry, f)
+    real = path.resolve()
     recorded = None
     if record.exists():
-        recorded = (record.read_text().split() or [None])[0]
-        fresh = record.stat().st_mtime_ns >= path.stat().st_mtime_ns
-        if fresh and f.sha256 in (None, recorded):
+        fields = record.read_text().split()
+        recorded = fields[0] if fields else None
+        same = len(fields) > 1 and fields[1] == str(real)
+        if same and record.stat().st_mtime_ns >= real.stat().st_mtime_ns and f.sha256 in (None, recorded):
             return
-    digest = sha256sum(path)
+        if not same:
+            recorded = None  # another copy (a new revision, or a hand-placed file): hash it afresh
+    digest = sha256sum(real)
     if f.sha256 is not None and digest != f.sha256:
+        if path.parent != placed_dir(entry.name):
+            real.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+            raise ModelNotFoundError(f"sha256 of {f.filename} downloaded from {f.url()} does not match the registry: "
+                                     f"expected {f.sha256}, got {digest}; the download was deleted, run again to retry")
         raise ModelNotFoundError(f"{path} has sha256 {digest} but the registry expects {f.sha256} for "
-                                 f"{entry.name!r}; replace it with {f.url} or delete it to download it again")
+                                 f"{entry.name!r}; replace it with {f.url()} or delete it to download it again")
     if f.sha256 is None and recorded is not None and digest != recorded:
-        raise ModelNotFoundError(f"{path} changed since it was downloaded (sha256 {digest}, recorded {recorded}); "
+        raise ModelNotFoundError(f"{path} changed since it was first used (sha256 {digest}, recorded {recorded}); "
                                  f"delete it to download it again, or delete {record} to accept it")
     try:
-        _write_record(path, digest)
-    except OSError:  # a read-only shared cache: the file is right, it is just hashed again next time
+        _write_record(record, path, digest)
+    except OSError:  # a read-only cache: the file is right, it is just hashed again next time
         pass

@@ -1,4 +1,9 @@
-"""Converter for the official RNA-FM checkpoint (``RNA-FM_pretrained.pth``, fairseq layout).
+"""Converter for the official RNA-FM and mRNA-FM checkpoints (``RNA-FM_pretrained.pth``,
+``mRNA-FM_pretrained.pth``; fairseq layout).
+
+Both are the same ``roberta_large`` encoder; the vocabulary tells them apart: 25 nucleotide tokens
+(:data:`nucfm.alphabet.RNA`) or 73 codon tokens (:data:`nucfm.alphabet.CODON`, the ``rna-3mer``
+theme of the official ``fm.pretrained.mrna_fm_t12``).
 
 The file is ``{"args": argparse.Namespace(...), "model": state_dict}``. It is read with
 ``torch.load(weights_only=True)`` allowing only ``argparse.Namespace`` besides tensors, so no
@@ -12,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from nucfm.alphabet import RNA
+from nucfm.alphabet import CODON, RNA, Alphabet
 from nucfm.errors import InputError
 from nucfm.models.config import TransformerConfig
 from nucfm.models.transformer import Transformer
@@ -26,7 +31,7 @@ def _strip(key: str) -> str:
 
 
 def read_rnafm_pth(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Safely read an official RNA-FM ``.pth``; returns (args as dict, renamed state dict)."""
+    """Safely read an official RNA-FM or mRNA-FM ``.pth``; returns (args as dict, renamed state dict)."""
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             data = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -50,16 +55,21 @@ def write_rnafm_pth(state: dict[str, torch.Tensor], args: argparse.Namespace, pa
     torch.save({"args": args, "model": model}, str(path))
 
 
+def alphabet_of(state: dict[str, torch.Tensor]) -> Alphabet:
+    """The vocabulary of an official checkpoint, told by the size of its token embedding."""
+    size = state["embed_tokens.weight"].shape[0]
+    for alphabet in (RNA, CODON):
+        if size == len(alphabet):
+            return alphabet
+    raise InputError(f"vocabulary of {size} tokens; expected {len(RNA)} (RNA-FM nucleotides) or "
+                     f"{len(CODON)} (mRNA-FM codons)")
+
+
 def config_from_rnafm(args: dict, state: dict[str, torch.Tensor]) -> TransformerConfig:
     if args.get("arch") != "roberta_large":
         raise InputError(f"unsupported RNA-FM architecture {args.get('arch')!r} (expected 'roberta_large')")
-    if state["embed_tokens.weight"].shape[0] != len(RNA):
-        raise InputError(
-            f"vocabulary of {state['embed_tokens.weight'].shape[0]} tokens; only the 25-token RNA-FM "
-            "nucleotide vocabulary is supported (mRNA-FM's codon vocabulary is not)"
-        )
     return TransformerConfig(
-        alphabet=RNA.name,
+        alphabet=alphabet_of(state).name,
         num_layers=int(args["layers"]),
         hidden_size=int(args["embed_dim"]),
         num_heads=int(args["attention_heads"]),
@@ -72,17 +82,17 @@ def config_from_rnafm(args: dict, state: dict[str, torch.Tensor]) -> Transformer
 
 
 def load_rnafm_pth(path: str | Path) -> Transformer:
-    """Build a :class:`Transformer` from an official RNA-FM ``.pth`` with strict key checks."""
+    """Build a :class:`Transformer` from an official RNA-FM or mRNA-FM ``.pth`` with strict key checks."""
     args, state = read_rnafm_pth(path)
     config = config_from_rnafm(args, state)
     state = dict(state)
     state.pop("lm_head.weight", None)  # tied to embed_tokens.weight
     emb = state["embed_tokens.weight"].clone()
-    emb[RNA.mask_id] = 0.0  # as the official loader does ("for token dropout")
+    emb[alphabet_of(state).mask_id] = 0.0  # as the official loader does ("for token dropout")
     state["embed_tokens.weight"] = emb
     model = Transformer(config)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise InputError(f"{path}: keys do not match RNA-FM (missing {sorted(missing)[:5]}, "
+        raise InputError(f"{path}: keys do not match {config.alphabet} (missing {sorted(missing)[:5]}, "
                          f"unexpected {sorted(unexpected)[:5]})")
     return model.eval()

@@ -20,6 +20,7 @@ import os
 import sys
 
 from nucfm.cli.analysis import add_atlas, add_compare
+from nucfm.cli.codon import add_codon_vep
 from nucfm.cli.common import inference_scope
 from nucfm.cli.dna import add_genome_clusters, add_logo, add_probs, add_vep, add_vep_report
 from nucfm.cli.models import add_convert, add_embed, add_models
@@ -38,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
 COMMANDS = [add_models, add_embed, add_compare, add_convert, add_vep, add_vep_report, add_probs, add_fold, add_score_ss,
             add_train_ss, add_contacts, add_score_contacts, add_pretrain, add_eval_mlm, add_finetune, add_predict,
-            add_serve, add_atlas, add_genome_clusters, add_logo]
+            add_serve, add_atlas, add_genome_clusters, add_logo, add_codon_vep]
 
 
 def build_parser() -> argparse.ArgumentParser:

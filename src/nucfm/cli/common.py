@@ -89,6 +89,17 @@ def add_common(p, model_kind: str | None = None, input_help: str | None = None, 
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def add_frame_options(p) -> None:
+    """How a codon model (mRNA-FM) reads each record: as a whole CDS (default), from a frame, or its
+    longest ORF (:func:`nucfm.data.cds.prepare_cds`)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--frame", type=int, choices=(1, 2, 3), default=None,
+                   help="codon models: read each record from base 1, 2 or 3, dropping a partial last codon "
+                        "(default: the record is the CDS, its length a multiple of 3)")
+    g.add_argument("--longest-orf", action="store_true",
+                   help="codon models: read the longest AUG...stop open reading frame of each record")
+
+
 def add_recipe_options(p, config_help: str, overrides_example: str, output_help: str,
                        config_required: bool = False) -> None:
     """The options of every training recipe (``pretrain``, ``train-ss``, ``finetune``): a YAML
@@ -205,9 +216,10 @@ def add_model_option(p, kind: str):
                    help=f"model name or path (default: the shipped {kind.upper()} model; see `nucfm models`)")
 
 
-def load_cli_model(name: str | None, kind: str, threads: int | None = None, device=None):
+def load_cli_model(name: str | None, kind: str, threads: int | None = None, device=None, codons: bool = False):
     """Resolve --model (default: the shipped model of ``kind``), set the thread count, check the
-    model is a language model of the right alphabet, and move it to ``device``."""
+    model is a language model of the right alphabet, and move it to ``device``. Codon models
+    (mRNA-FM) are refused unless ``kind`` is ``"codon"`` or the command reads them (``codons``)."""
     import torch
 
     from nucfm.checkpoint import load_model, registry
@@ -215,15 +227,26 @@ def load_cli_model(name: str | None, kind: str, threads: int | None = None, devi
     if threads:
         torch.set_num_threads(threads)
     name = name or registry.default_model(kind)
-    if str(name) in registry.MODELS and registry.MODELS[str(name)].kind not in (kind, "rna", "dna"):
-        raise InputError(f"{name} is a {registry.MODELS[str(name)].kind.upper()} model; this command needs a "
+    registered = registry.MODELS[str(name)].kind if str(name) in registry.MODELS else None
+    if registered is not None and registered not in (kind, "rna", "dna", "codon"):
+        raise InputError(f"{name} is a {registered.upper()} model; this command needs a "
                          f"{kind.upper()} language model (see `nucfm models`)")
+    if registered is not None and (registered == "codon") != (kind == "codon") and not codons:
+        # refused before a download: the same checks as on the loaded model's alphabet below
+        raise InputError(f"{name} is a {registered.upper()} model; this command needs a {kind.upper()} language "
+                         "model (codon models work with `nucfm embed` and `nucfm codon-vep`; see `nucfm models`)")
     model = load_model(name)
     from nucfm.models import NucleotideLM
 
     if not isinstance(model, NucleotideLM):  # a task model given by its path
         raise InputError(f"{name} is a task model (use `nucfm predict`); this command needs a {kind.upper()} "
                          "language model (see `nucfm models`)")
+    is_codon = model.alphabet.kmer > 1
+    if is_codon and kind != "codon" and not codons:
+        raise InputError(f"{name} is a codon model (mRNA-FM); this command needs a {kind.upper()} nucleotide model; "
+                         "codon models work with `nucfm embed` and `nucfm codon-vep` (see `nucfm models`)")
+    if kind == "codon" and not is_codon:
+        raise InputError(f"{name} is not a codon model; this command needs one such as mrna-fm (see `nucfm models`)")
     if kind == "dna" and model.alphabet.name == "rna-fm":
         raise InputError(f"{name} is an RNA model; this command needs a DNA model (see `nucfm models`)")
     if device is not None:

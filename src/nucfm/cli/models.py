@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nucfm.cli.common import (
     add_common,
+    add_frame_options,
     check_input,
     check_model_name,
     check_output,
@@ -60,6 +61,7 @@ def add_embed(sub):
                    help="keep T in RNA (U in DNA) as unknown letters instead of converting them")
     p.add_argument("--int8", action="store_true",
                    help="int8 dynamic quantization of the linear layers (faster on CPU, slightly less exact)")
+    add_frame_options(p)
     p.set_defaults(run=run_embed)
 
 
@@ -74,7 +76,9 @@ def run_embed(args):
         check_output(str(Path(args.output).with_suffix(".ids.txt")), [args.input], "ids file")
     check_model_name(args.model)
     device = resolve_device(args.device)
-    name, model = load_cli_model(args.model, "rna", args.threads, device=None if args.int8 else device)
+    name, model = load_cli_model(args.model, "rna", args.threads, device=None if args.int8 else device, codons=True)
+    if (args.frame or args.longest_orf) and model.alphabet.kmer == 1:
+        raise InputError(f"--frame and --longest-orf are for codon models (mrna-fm); {name} reads nucleotides")
     if not -model.num_layers - 1 <= args.layer <= model.num_layers:
         raise InputError(f"--layer {args.layer} does not exist: {name} has layers 0..{model.num_layers} "
                          f"(or -1..-{model.num_layers + 1} from the end)")
@@ -89,11 +93,12 @@ def run_embed(args):
     summary = embed_fasta(model, args.input, args.output, layer=args.layer,
                           pool=None if args.pool == "none" else args.pool, batch_tokens=args.batch_tokens,
                           overlap=args.overlap, convert=not args.no_convert, model_name=str(name),
-                          show_progress=not args.no_progress)
+                          show_progress=not args.no_progress, frame=args.frame, longest_orf=args.longest_orf)
     from nucfm import distributed
 
     if distributed.setup().is_main:
-        log.info(f"embedded {summary['records']} records ({summary['residues']} nt) with {name} -> {args.output}")
+        unit = "codons" if model.alphabet.kmer > 1 else "nt"
+        log.info(f"embedded {summary['records']} records ({summary['residues']} {unit}) with {name} -> {args.output}")
 
 
 # ---- convert ------------------------------------------------------------------------------------

@@ -143,6 +143,8 @@ def run_eval_mlm(args):
         raise InputError(f"{name} is a {registry.MODELS[str(name)].kind.upper()} model; eval-mlm needs a "
                          "language model (see `nucfm models`)")
     model = load_model(path).to(device)
+    if getattr(getattr(model, "alphabet", None), "kmer", 1) > 1:
+        raise InputError(f"{name} is a codon model (mRNA-FM): eval-mlm scores nucleotide models (see `nucfm models`)")
     counts_path = Path(args.counts) if args.counts else find_counts(path)
     if counts_path is None:
         raise InputError(f"no baseline counts for {name}: pass --counts (a run's data/counts.npz)")

@@ -56,6 +56,8 @@ def model_kind(model) -> str:
 
     if isinstance(model, StructureModel):
         return "contact" if model.config.task == "contact" else "ss"
+    if getattr(model.alphabet, "kmer", 1) > 1:
+        return "codon"  # mRNA-FM: no page capability reads codons yet
     return "rna" if getattr(model.alphabet, "name", "") == "rna-fm" else "dna"
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from nucfm.alphabet import reverse_complement
+from nucfm.data.cds import GENETIC_CODE
 from nucfm.errors import InputError
 from nucfm.io.genome import Genome
 from nucfm.io.gff import read_gff
@@ -52,9 +53,7 @@ SEVERITY = [  # Ensembl VEP's order (most severe first), the terms nucfm assigns
     "downstream_gene_variant", "intergenic_variant",
 ]
 RANK = {t: k for k, t in enumerate(SEVERITY)}
-CODE = dict(zip(
-    [a + b + c for a in "TCAG" for b in "TCAG" for c in "TCAG"],
-    "FFLLSSSSYY**CC*WLLLLPPPPHHQQRRRRIIIMTTTTNNKKSSRRVVVVAAAADDEEGGGG"))
+CODE = {codon.replace("U", "T"): aa for codon, aa in GENETIC_CODE.items()}  # DNA letters
 
 
 @dataclass

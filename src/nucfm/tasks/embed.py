@@ -29,6 +29,8 @@ def embed_fasta(
     model_name: str | None = None,
     show_progress: bool = True,
     progress=None,
+    frame: int | None = None,
+    longest_orf: bool = False,
 ) -> dict:
     """Embed every record of ``fasta`` into ``output`` (format by extension, see
     :mod:`nucfm.io.embeddings`), streaming chunks of about ``chunk_residues`` residues.
@@ -37,7 +39,10 @@ def embed_fasta(
     and rank 0 gathers and writes them in input order: the same file as one process writes.
 
     Letter conversions, unknown letters and empty records are counted and logged as warnings;
-    nothing is dropped. Returns a summary dict (records, residues, report counts). ``progress``:
+    nothing is dropped. A codon model (mRNA-FM) reads each record as a coding sequence
+    (:func:`nucfm.data.cds.prepare_cds`: ``frame`` 1-3 or ``longest_orf``; frame errors are
+    one-line errors, a missing start or an internal stop counted warnings) and gives one vector per
+    codon. Returns a summary dict (records, residues, report counts). ``progress``:
     a tqdm-like object advanced by residues, used instead of a progress bar (``nucfm serve``).
     """
     import dataclasses
@@ -46,12 +51,15 @@ def embed_fasta(
     from tqdm.auto import tqdm
 
     from nucfm import __version__
+    from nucfm.data.cds import CdsReport, prepare_cds
     from nucfm.io.embeddings import EmbeddingWriter
     from nucfm.io.fasta import read_fasta
 
     alphabet = model.alphabet if convert else dataclasses.replace(model.alphabet, convert=())
     pooled = pool == "mean"
     report = EncodingReport()
+    codons = alphabet.kmer > 1
+    cds_report = CdsReport()
     n_records, windowed, empty = 0, 0, []
     records = read_fasta(fasta)
     first = next(records)  # bad input fails here, before any output file or progress bar exists
@@ -76,7 +84,8 @@ def embed_fasta(
         ids_chunk, enc_chunk, size = [], [], 0
         for rec in itertools.chain([first], records):
             n_records += 1
-            enc = alphabet.encode(rec.seq, report)
+            seq = prepare_cds(rec.id, rec.seq, frame, longest_orf, cds_report).seq if codons else rec.seq
+            enc = alphabet.encode(seq, report)
             if len(enc) == 0:
                 empty.append(rec.id)
             if model.max_len is not None and len(enc) > model.max_len:
@@ -96,10 +105,11 @@ def embed_fasta(
             bar.close()
         model.train(was_training)
     conversion = "->".join(alphabet.convert[0]) if alphabet.convert else ""
-    for msg in report.messages(conversion):
+    for msg in report.messages(conversion) + cds_report.messages():
         log.warning(msg)
     if windowed:
-        log.info(f"{windowed} records longer than {model.max_len} nt were embedded in overlapping windows")
+        unit = "codons" if codons else "nt"
+        log.info(f"{windowed} records longer than {model.max_len} {unit} were embedded in overlapping windows")
     if empty:
         shown = ", ".join(empty[:5]) + (" ..." if len(empty) > 5 else "")
         what = "NaN vectors" if pooled else "empty arrays"

@@ -236,7 +236,9 @@ def parts_dir(output: str | Path) -> Path:
     return output.with_name(output.name + ".parts")
 
 
-def _prepare_parts(parts: Path, manifest: dict, restart: bool) -> None:
+def prepare_parts(parts: Path, manifest: dict, restart: bool) -> None:
+    """Create ``parts`` with ``manifest``, or keep an earlier run's finished chunks when its manifest
+    is the same (a different one: discarded when nothing was scored yet, else a one-line error)."""
     if parts.exists() and restart:
         shutil.rmtree(parts)
     if parts.exists():
@@ -245,7 +247,7 @@ def _prepare_parts(parts: Path, manifest: dict, restart: bool) -> None:
         diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
         if diff and not any(parts.glob("chunk_*.npy")):  # nothing scored yet: nothing to lose
             shutil.rmtree(parts)
-            return _prepare_parts(parts, manifest, restart)
+            return prepare_parts(parts, manifest, restart)
         if diff:
             raise InputError(f"{parts} holds a run with different settings ({', '.join(diff)}); "
                              "pass --restart to discard it")
@@ -319,7 +321,7 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
     }
     parts = parts_dir(output)
     if rank == 0:
-        _prepare_parts(parts, manifest, restart)
+        prepare_parts(parts, manifest, restart)
     distributed.barrier(ctx)
     mine = [i for i in range(n_chunks) if i % world == rank and not (parts / f"chunk_{i:06d}.npy").exists()]
     todo = sum(len({(vt.variants[j].chrom, vt.variants[j].start) for j in ok[i * chunk_size : (i + 1) * chunk_size]})
