@@ -6,6 +6,7 @@
   collator (:mod:`nucfm.data.collate`), never here.
 * ``DNA`` — the GPN vocabulary: ``[PAD]=0 [MASK]=1 [UNK]=2 a=3 c=4 g=5 t=6``, lower case,
   no special tokens around a window.
+* ``DNA_MSA`` — GPN-MSA's: ``-=0 A C G T ?=5`` (``-`` gap/unknown/pad, ``?`` mask), upper case.
 
 Policy on top of the raw vocabularies (:meth:`Alphabet.encode`):
 
@@ -267,7 +268,19 @@ DNA = Alphabet(
     convert=(("U", "T"),),
 )
 
-ALPHABETS = {a.name: a for a in (RNA, DNA)}
+# GPN-MSA's vocabulary (``gpn.data.Tokenizer``): ``-`` is gap, unknown and padding at once, ``?`` the
+# mask; upper case. The same letters, less the mask, are the aligned species' auxiliary features.
+DNA_MSA = Alphabet(
+    name="gpn-msa",
+    tokens=("-", "A", "C", "G", "T", "?"),
+    pad_token="-",
+    unk_token="-",
+    mask_token="?",
+    lowercase=False,
+    convert=(("U", "T"),),
+)
+
+ALPHABETS = {a.name: a for a in (RNA, DNA, DNA_MSA)}
 
 
 def get_alphabet(name: str) -> Alphabet:
