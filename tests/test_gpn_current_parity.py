@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from gpn.model import GPNConfig as OfficialConfig  # the official package (test extra): never skipped
+from gpn.legacy import GPNRoFormerConfig, GPNRoFormerForMaskedLM
 from gpn.model import GPNForMaskedLM
 
 from nucfm import load_model, save_model
@@ -27,14 +28,21 @@ ENCODERS = {
     "roformer": dict(encoder="roformer", num_attention_heads=4, max_position_embeddings=96),
     "gpn-msa": dict(encoder="roformer", vocab_size=6, n_aux_features=3 * 5, num_attention_heads=4,
                     max_position_embeddings=96),
+    # the legacy class of the released songlab/gpn-msa-sapiens (model_type GPNRoFormer)
+    "gpn-msa-legacy": dict(legacy=True, vocab_size=6, n_aux_features=3 * 5, num_attention_heads=4,
+                           max_position_embeddings=96),
 }
 
 
-def official_model(seed=0, **kw):
+def official_model(seed=0, legacy=False, **kw):
     torch.manual_seed(seed)
-    cfg = OfficialConfig(num_hidden_layers=3, hidden_size=32, intermediate_size=48, first_kernel_size=5,
-                         rest_kernel_size=3, dilation_max=4, dilation_cycle=3, **kw)
-    model = GPNForMaskedLM(cfg).eval()
+    if legacy:
+        cfg = GPNRoFormerConfig(num_hidden_layers=3, hidden_size=32, intermediate_size=48, **kw)
+        model = GPNRoFormerForMaskedLM(cfg).eval()
+    else:
+        cfg = OfficialConfig(num_hidden_layers=3, hidden_size=32, intermediate_size=48, first_kernel_size=5,
+                             rest_kernel_size=3, dilation_max=4, dilation_cycle=3, **kw)
+        model = GPNForMaskedLM(cfg).eval()
     with torch.no_grad():
         for p in model.parameters():  # biases and layer norms away from their init too
             p.add_(torch.randn_like(p) * 0.1)
@@ -73,14 +81,15 @@ def test_hidden_states_match_official(pair):
     official, ours = pair
     ids, aux = inputs(official, 2, 50)
     with torch.no_grad():
-        emb = official.model.embeddings(input_ids=ids, aux_features=aux)
+        embedding = getattr(official.model, "embeddings", None) or official.model.embedding  # legacy name
+        emb = embedding(input_ids=ids, aux_features=aux)
         torch.testing.assert_close(ours.hidden(ids, None, 0, aux=aux), emb, atol=0, rtol=0)
         torch.testing.assert_close(ours.hidden(ids, None, -1, aux=aux),
                                    official.model(input_ids=ids, aux_features=aux).last_hidden_state,
                                    atol=1e-5, rtol=1e-5)
         x = emb
         for i, layer in enumerate(official.model.encoder.layer):
-            if official.config.encoder == "roformer":
+            if isinstance(official, GPNRoFormerForMaskedLM) or official.config.encoder == "roformer":
                 out = layer(x, None, official.model.encoder.embed_positions(x.shape[:-1])[None, None])
                 x = out[0] if isinstance(out, tuple) else out
             else:

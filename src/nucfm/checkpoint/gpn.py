@@ -94,6 +94,8 @@ def _load_state(path: Path, model: torch.nn.Module, rename, what: str) -> None:
     state, unexpected = {}, []
     for k, v in read_gpn_weights(path).items():
         new = rename(k)
+        if new == "_drop":
+            continue
         if new is None:
             unexpected.append(k)
         else:
@@ -113,9 +115,22 @@ def load_gpn_dir(path: str | Path) -> ConvNet | GPN:
     or current ``GPN`` format, with strict key and shape checks."""
     path = Path(path)
     hf = json.loads((path / "config.json").read_text())
-    if hf.get("model_type") == "GPN":
+    if hf.get("model_type") in ("GPN", "GPNRoFormer"):
+        legacy = hf["model_type"] == "GPNRoFormer"
         model = GPN(config_from_gpn_current(hf))
-        _load_state(path, model, rename_gpn_current_key, f"GPNForMaskedLM ({model.config.encoder})")
+        rename = rename_gpn_current_key
+        if legacy:
+            weights = read_gpn_weights(path)
+            # RoFormer's MLM head keeps an output bias twice (tied in the transformers that saved it):
+            # the decoder's is the one its forward pass adds
+            drop = "cls.predictions.bias" if "cls.predictions.decoder.bias" in weights else None
+
+            def rename(k):
+                if k == drop:
+                    return "_drop"
+                return rename_gpn_current_key(_LEGACY_HEAD.get(k, k))
+        _load_state(path, model, rename, "GPNRoFormerForMaskedLM" if legacy
+                    else f"GPNForMaskedLM ({model.config.encoder})")
         return model.eval()
     unknown = set(hf) - _IGNORED_KEYS - {"vocab_size", "hidden_size", "n_layers", "kernel_size", "n_aux_features",
                                          "dilation_double_every", "dilation_max", "dilation_cycle", "dilation_base"}
@@ -155,6 +170,17 @@ _GPN_KEYS = [  # (official key pattern, our name); {i} = layer index
     (r"cls\.decoder", "decoder"),
 ]
 
+_LEGACY_HEAD = {  # GPNRoFormerForMaskedLM's RoFormer MLM head -> the GPN format's names
+    "cls.predictions.transform.dense.weight": "cls.transform.0.weight",
+    "cls.predictions.transform.dense.bias": "cls.transform.0.bias",
+    "cls.predictions.transform.LayerNorm.weight": "cls.transform.2.weight",
+    "cls.predictions.transform.LayerNorm.bias": "cls.transform.2.bias",
+    "cls.predictions.decoder.weight": "cls.decoder.weight",
+    "cls.predictions.decoder.bias": "cls.decoder.bias",
+    "cls.predictions.bias": "cls.decoder.bias",
+}
+
+
 def rename_gpn_current_key(key: str) -> str | None:
     """Our parameter name for a key of an official ``GPNForMaskedLM``, or None."""
     if key == "model.encoder.embed_positions.weight":  # RoFormer's sinusoid table, a buffer of ours
@@ -170,6 +196,16 @@ def rename_gpn_current_key(key: str) -> str | None:
 def config_from_gpn_current(hf: dict) -> GPNConfig:
     """Our :class:`GPNConfig` from an official ``model_type: GPN`` ``config.json`` dict; refuses
     settings that would change the computation in ways the official model does not support."""
+    if hf.get("model_type") == "GPNRoFormer":  # the legacy class of the released GPN-MSA
+        return GPNConfig(
+            alphabet="gpn-msa", encoder="roformer", embedding="one_hot",
+            num_layers=int(hf.get("num_hidden_layers", 12)), hidden_size=int(hf.get("hidden_size", 768)),
+            intermediate_size=int(hf.get("intermediate_size", 3072)), bias=True, mlm_head_transform=True,
+            num_heads=int(hf.get("num_attention_heads", 12)), max_len=int(hf.get("max_position_embeddings", 1536)),
+            rotary_value=bool(hf.get("rotary_value", False)), layer_norm_eps=float(hf.get("layer_norm_eps", 1e-12)),
+            n_aux_features=int(hf.get("n_aux_features", 0)),
+            aux_features_vocab_size=int(hf.get("aux_features_vocab_size") or 5), final_norm=False,
+            head_layer_norm_eps=float(hf.get("layer_norm_eps", 1e-12)))
     vocab = int(hf.get("vocab_size", 7))
     alphabets = {7: "gpn", 6: "gpn-msa"}
     if vocab not in alphabets:

@@ -208,6 +208,9 @@ class GPNConfig(ConfigMixin):
     Linear/Conv/LayerNorm of the GPN modules (RoFormer's own layers always have biases).
     ``n_aux_features`` > 0: each position also carries ``n_aux_features`` input channels, the
     one-hot (``aux_features_vocab_size`` letters) of the aligned bases of the other species.
+    The legacy ``GPNRoFormer`` format (the released GPN-MSA) is this model with the RoFormer
+    encoder, no final LayerNorm and RoFormer's MLM head (``final_norm`` False, ``bias`` True,
+    ``head_layer_norm_eps`` = ``layer_norm_eps``).
     """
 
     architecture: ClassVar[str] = "gpn"
@@ -233,6 +236,8 @@ class GPNConfig(ConfigMixin):
     layer_norm_eps: float = 1e-12
     n_aux_features: int = 0
     aux_features_vocab_size: int = 5
+    final_norm: bool = True  # False: the legacy GPNRoFormer (GPN-MSA's release) has no final LayerNorm
+    head_layer_norm_eps: float = 1e-5  # the legacy GPNRoFormer head uses RoFormer's layer_norm_eps
 
     def __post_init__(self):
         if self.encoder not in GPN_ENCODERS:
@@ -243,7 +248,7 @@ class GPNConfig(ConfigMixin):
                                     "rest_kernel_size", "dilation_double_every", "dilation_max", "dilation_cycle",
                                     "dilation_base", "num_heads", "max_len", "aux_features_vocab_size"], 1)
         check_range(self, "model", "n_aux_features", 0)
-        check_range(self, "model", "layer_norm_eps", 0, low_open=True)
+        check_range(self, "model", ["layer_norm_eps", "head_layer_norm_eps"], 0, low_open=True)
         if self.n_aux_features and self.embedding != "one_hot":
             raise InputError("auxiliary features (n_aux_features > 0) need the one_hot embedding")
         if self.n_aux_features % self.aux_features_vocab_size:

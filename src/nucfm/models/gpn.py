@@ -156,8 +156,9 @@ class GPN(NucleotideLM):
                 block(c, c.first_kernel_size if i == 0 else c.rest_kernel_size, d,
                       1 if (not c.depthwise or i == 0) else inner)
                 for i, d in enumerate(c.dilations()))
-        self.final_norm = _ln(D, c.bias)
-        self.head_transform = (nn.Sequential(nn.Linear(D, D, bias=c.bias), nn.GELU(), _ln(D, c.bias))
+        self.final_norm = _ln(D, c.bias) if c.final_norm else nn.Identity()
+        self.head_transform = (nn.Sequential(nn.Linear(D, D, bias=c.bias), nn.GELU(),
+                                             nn.LayerNorm(D, eps=c.head_layer_norm_eps, bias=c.bias))
                                if c.mlm_head_transform else nn.Identity())
         self.decoder = nn.Linear(D, V, bias=c.bias)
 
@@ -204,7 +205,7 @@ class GPN(NucleotideLM):
     def hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, layer: int = -1,
                aux: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states after block ``layer`` (0 = the input embedding; ``num_layers`` or -1 =
-        the model's output, after its final LayerNorm), (B, T, D)."""
+        the model's output, after its final LayerNorm where it has one), (B, T, D)."""
         if layer < 0:
             layer = self.num_layers + 1 + layer
         if not 0 <= layer <= self.num_layers:
