@@ -130,6 +130,25 @@ register(ModelEntry(
         RemoteFile("model.safetensors", f"{HF}/songlab/gpn-brassicales/resolve/main/model.safetensors"),
     ),
 ))
+register(ModelEntry(
+    name="gpn-animal-promoter",
+    kind="dna",
+    description="official GPN for animal promoters (ByteNet encoder, GPN format; Benegas et al. 2025, TraitGym)",
+    files=(
+        RemoteFile("config.json", f"{HF}/songlab/gpn-animal-promoter/resolve/main/config.json"),
+        RemoteFile("model.safetensors", f"{HF}/songlab/gpn-animal-promoter/resolve/main/model.safetensors"),
+    ),
+))
+register(ModelEntry(
+    name="gpn-msa-sapiens",
+    kind="dna",
+    description="official GPN-MSA for human (RoFormer over hg38 + 89 aligned vertebrates; Benegas et al. 2025); "
+                "needs --msa (the 89.zarr alignment)",
+    files=(
+        RemoteFile("config.json", f"{HF}/songlab/gpn-msa-sapiens/resolve/main/config.json"),
+        RemoteFile("model.safetensors", f"{HF}/songlab/gpn-msa-sapiens/resolve/main/model.safetensors"),
+    ),
+))
 
 # Defaults used by commands when --model is not given; set by the shipped models below.
 DEFAULTS: dict[str, str] = {}

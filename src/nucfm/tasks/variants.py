@@ -330,8 +330,10 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
         raise InputError(f"unknown scoring method {method!r}; known: {sorted(STRATEGIES)}")
     vt = variants if isinstance(variants, VariantTable) else read_variants(variants)
     if aligned_species(model, genome) is not None:  # GPN-MSA: every variant inside the alignment
-        genome.check_covers([(v.chrom, v.start) for v in vt.variants])
+        genome.check_covers([(v.chrom, v.start) for v in vt.variants if v.start >= 0])  # (-1: unusable POS)
     status = check_variants(vt, genome, strict_ref=strict_ref, max_span=window // 4)
+    if needs_alignment(model):  # GPN-MSA's rule has no answer for MNVs and indels (nor has its code)
+        status[[i for i in np.flatnonzero(status == "ok") if vt.variants[i].kind != "snv"]] = "not_snv"
     ok = np.flatnonzero(status == "ok")
     columns = ["score"] + (["score_fwd", "score_rev"] if per_strand else [])
     n_chunks = (len(ok) + chunk_size - 1) // chunk_size
