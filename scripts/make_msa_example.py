@@ -11,8 +11,9 @@
   whose attention and feed-forward outputs are zero and whose decoder reads the first aligned
   species' one-hot channels, so it predicts the base ``panTro`` has at the masked position (and
   nothing where ``panTro`` has a gap). Its ``vep`` score is ``+d`` where ``panTro`` has ALT, ``-d``
-  where it has REF and 0 otherwise, ``d = 1 / sqrt(p (1 - p))`` with ``p = 3/16`` (the masked
-  position's three one-hot channels among 16, after LayerNorm).
+  where it has REF and 0 otherwise, ``d = 1 / sqrt(p (1 - p)) / sqrt(1 + 1e-5)`` = 2.562038 with
+  ``p = 3/16`` (the masked position's three one-hot channels among 16, after the LayerNorms; the
+  last one has eps 1e-5).
 
     python scripts/make_msa_example.py [OUT_DIR]
 """
