@@ -6,8 +6,8 @@ GPN-MSA against the official ``gpn.msa.vep.VEPInference`` on a Zarr alignment (i
 import numpy as np
 import pytest
 import torch
-from gpn.model import GPNConfig as OfficialConfig  # the official package (test extra): never skipped
 from gpn.legacy import GPNRoFormerConfig, GPNRoFormerForMaskedLM
+from gpn.model import GPNConfig as OfficialConfig  # the official package (test extra): never skipped
 from gpn.model import GPNForMaskedLM
 
 from nucfm import load_model, save_model

@@ -200,7 +200,8 @@ def load_model(name_or_path: str | Path, download: bool | None = None):
             from nucfm.checkpoint.gpn import load_gpn_dir
 
             return load_gpn_dir(path)
-        raise InputError(f"{path}: {CONFIG_FILE} is neither a nucfm nor a GPN (model_type ConvNet, GPN or GPNRoFormer) config")
+        raise InputError(f"{path}: {CONFIG_FILE} is neither a nucfm nor a GPN (model_type ConvNet, GPN or "
+                         "GPNRoFormer) config")
     if path.suffix in (".pth", ".pt"):
         from nucfm.checkpoint.rnafm import load_rnafm_pth
 

@@ -287,7 +287,7 @@ def _project(path: Path, blocks, species: list[str] | None, aliases) -> Alignmen
         lo = min(s for s, _, _, _ in items)
         hi = max(s + n for s, n, _, _ in items)
         arr = np.full((hi - lo, len(order)), GAP, dtype=np.uint8)
-        for start, size, src_size, b in items:
+        for start, size, _, b in items:
             keep = np.frombuffer(b[0][6].encode("ascii"), dtype=np.uint8) != GAP  # target columns with a base
             if int(keep.sum()) != size:
                 raise InputError(f"{path}: a {target}.{chrom} row has {int(keep.sum())} bases, its size field {size}")

@@ -13,4 +13,5 @@ ARCHITECTURES: dict[str, type[NucleotideLM]] = {
     "gpn": GPN,
 }
 
-__all__ = ["ARCHITECTURES", "ConvNet", "ConvNetConfig", "GPN", "GPNConfig", "NucleotideLM", "Transformer", "TransformerConfig"]
+__all__ = ["ARCHITECTURES", "GPN", "ConvNet", "ConvNetConfig", "GPNConfig", "NucleotideLM", "Transformer",
+           "TransformerConfig"]
