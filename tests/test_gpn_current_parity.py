@@ -184,3 +184,26 @@ def test_msa_vep_matches_official(msa_setup):
     ref = official_vep(d / "model", d / "official.zarr", "chr1", [s + 1 + W // 2 for s in starts], refs, alts)
     np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
     assert np.abs(got).max() > 0.01  # not trivially equal
+
+
+# ---- single-genome GPN-format models: VEP against GPN's scoring rule ----------------------------
+@pytest.mark.parametrize("name", ["convnet", "bytenet-slim", "roformer"])
+def test_vep_matches_official_rule(name, tmp_path):
+    from nucfm.io.genome import Genome
+
+    from reference import official_vep_scores
+
+    official = official_model(**ENCODERS[name])
+    official.save_pretrained(tmp_path / "model")
+    ours = load_model(tmp_path / "model")
+    rng = np.random.default_rng(5)
+    chrom = "".join(rng.choice(list("ACGT"), 80))
+    chrom = chrom[:30] + chrom[30:40].lower() + "NN" + chrom[42:]
+    (tmp_path / "g.fa").write_text(f">c\n{chrom}\n")
+    genome = Genome(tmp_path / "g.fa")
+    starts = [0, 1, 20, 35, 50, 78, 79]  # contig edges, soft-masked bases, N in the window
+    variants = [Variant("c", s, chrom[s].upper(), "ACGT"[("ACGT".index(chrom[s].upper()) + 1) % 4]) for s in starts]
+    got = score_variants(ours, genome, variants, window=W)["score"]
+    ref = official_vep_scores(official, genome, variants, window=W)
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
+    assert np.abs(got).max() > 0.01
