@@ -94,11 +94,14 @@ def test_probs_msa_follows_the_aligned_species(tmp_path):
     np.testing.assert_allclose(df.loc[~has, ["A", "C", "G", "T"]], 0.25, atol=1e-6)  # a gap: no preference
 
 
-def test_api_refuses_genome_for_msa_model():
+def test_api_refuses_genome_for_msa_model(tmp_path):
+    import shutil
+
     from nucfm.io.genome import Genome
     from nucfm.io.variants import Variant
     from nucfm.tasks.variants import score_variants
 
     model = load_model(EX / "copy-model")
+    shutil.copy(EX / "target.fa", tmp_path / "t.fa")  # its index is written beside it, not in examples/
     with pytest.raises(InputError, match="--msa"):
-        score_variants(model, Genome(EX / "target.fa"), [Variant("chr1", 10, "C", "G")], window=32)
+        score_variants(model, Genome(tmp_path / "t.fa"), [Variant("chr1", 10, "C", "G")], window=32)
