@@ -55,6 +55,10 @@ def test_zarr_reads_like_maf(tmp_path):
     root.create_array("chr1", data=maf.aligned("chr1", 0, 120), chunks=(50, 3))
     z = read_alignment(tmp_path / "a.zarr")
     np.testing.assert_array_equal(z.aligned("chr1", -5, 125), maf.aligned("chr1", -5, 125))
+    z.arrays["chr1"].BLOCK = 7  # windows spanning several cached blocks, and evictions
+    z.arrays["chr1"]._blocks.clear()
+    for lo, hi in [(0, 120), (3, 50), (6, 8), (100, 130), (13, 14)]:
+        np.testing.assert_array_equal(z.aligned("chr1", lo, hi), maf.aligned("chr1", lo, hi))
     assert z.n_species == 3 and z.length("chr1") == 120
 
 
