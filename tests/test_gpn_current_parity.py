@@ -207,3 +207,34 @@ def test_vep_matches_official_rule(name, tmp_path):
     ref = official_vep_scores(official, genome, variants, window=W)
     np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
     assert np.abs(got).max() > 0.01
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"hidden_act": "relu"}, "hidden_act"),
+    ({"vocab_size": 9}, "vocab_size"),
+    ({"tie_word_embeddings": True}, "tie_word_embeddings"),
+    ({"encoder": "lstm"}, "unknown GPN encoder"),
+])
+def test_refuses_what_it_cannot_reproduce(tmp_path, change, message):
+    import json
+
+    from nucfm.errors import InputError
+
+    official_model(**ENCODERS["bytenet"]).save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, **change}))
+    with pytest.raises(InputError, match=message):
+        load_model(tmp_path)
+
+
+def test_refuses_foreign_keys(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from nucfm.errors import InputError
+
+    official_model(**ENCODERS["convnet"]).save_pretrained(tmp_path)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    state["model.extra.weight"] = torch.zeros(1)
+    save_file(state, str(tmp_path / "model.safetensors"))
+    with pytest.raises(InputError, match="unexpected"):
+        load_model(tmp_path)
