@@ -20,7 +20,7 @@ from nucfm import save_model
 from nucfm.checkpoint import registry
 from nucfm.cli import main
 
-from tiny import codon_model, dna_model, rna_model
+from tiny import codon_model, dna_model, gpn_model, rna_model
 
 RNG = np.random.default_rng(0)
 CHR1 = "".join(RNG.choice(list("ACGT"), 300))
@@ -66,6 +66,13 @@ def ws(tmp_path_factory):
     (w / "protein.fa").write_text(">p\nMKVLAAGIVQEDFLPKRS\n")
     (w / "cds_v.tsv").write_text("chrom\tpos\tref\talt\nc1\t6\tU\tC\nc1\t7\tA\tU\nc2\t2\tT\tC\nc9\t1\tA\tG\n")
     (w / "cds_v_unknown.tsv").write_text("chrom\tpos\tref\talt\nc9\t1\tA\tG\n")
+    save_model(gpn_model(encoder="bytenet"), w / "gpn_bytenet")  # the current GPN format's classes
+    import shutil
+
+    shutil.copytree(Path(__file__).resolve().parents[1] / "examples" / "dna-msa", w / "msa")  # GPN-MSA example
+    (w / "msa" / "far.tsv").write_text("chrom\tpos\tref\talt\nchr1\t500\tA\tC\n")
+    base = (w / "msa" / "target.fa").read_text().split()[-1][49].upper()
+    (w / "msa" / "indel.tsv").write_text(f"chrom\tpos\tref\talt\nchr1\t50\t{base}\t{base}A\n")
     from nucfm.checkpoint.task import save_task_model
     from nucfm.models.task import TaskConfig, TaskHead, TaskModel
 
@@ -251,6 +258,45 @@ CASES = [
                                 "--chrom-alias", "{w}/nope.txt"], E),
     ("vep-ok-rows-kept", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{o}/s.tsv.gz", "-m", "{w}/dna",
                           "--window", "16", "--no-progress"], "ok"),
+    # ---- vep / probs with GPN-MSA (--msa) and the current GPN format
+    ("vep-msa-model-without-msa", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{o}/s.tsv",
+                                   "-m", "{w}/msa/copy-model"], E),
+    ("vep-msa-with-single-genome-model", ["vep", "--msa", "{w}/msa/region.maf", "-i", "{w}/msa/variants.tsv",
+                                          "-o", "{o}/s.tsv", "-m", "{w}/dna"], E),
+    ("vep-msa-and-genome", ["vep", "--msa", "{w}/msa/region.maf", "--genome", "{w}/g.fa", "-i",
+                            "{w}/msa/variants.tsv", "-o", "{o}/s.tsv", "-m", "{w}/msa/copy-model"], E),
+    ("vep-msa-missing", ["vep", "--msa", "{w}/msa/nope.maf", "-i", "{w}/msa/variants.tsv", "-o", "{o}/s.tsv",
+                         "-m", "{w}/msa/copy-model"], E),
+    ("vep-msa-species-count", ["vep", "--msa", "{w}/msa/region.maf", "--msa-species", "hg38,panTro", "-i",
+                               "{w}/msa/variants.tsv", "-o", "{o}/s.tsv", "-m", "{w}/msa/copy-model"], E),
+    ("vep-msa-species-order", ["vep", "--msa", "{w}/msa/region.maf", "--msa-species", "panTro,hg38,mm10", "-i",
+                               "{w}/msa/variants.tsv", "-o", "{o}/s.tsv", "-m", "{w}/msa/copy-model"], E),
+    ("vep-msa-not-covered", ["vep", "--msa", "{w}/msa/region.maf", "-i", "{w}/msa/far.tsv", "-o", "{o}/s.tsv",
+                             "-m", "{w}/msa/copy-model"], E),
+    ("vep-msa-unknown-contig", ["vep", "--msa", "{w}/msa/region.fa", "-i", "{w}/v.tsv", "-o", "{o}/s.tsv",
+                                "-m", "{w}/msa/copy-model"], E),
+    ("vep-msa-indel-marked", ["vep", "--msa", "{w}/msa/region.maf", "-i", "{w}/msa/indel.tsv", "-o", "{o}/s.tsv",
+                              "-m", "{w}/msa/copy-model", "--window", "32", "--no-progress"], "ok"),
+    ("vep-msa-fasta-no-region", ["vep", "--msa", "{w}/g.fa", "-i", "{w}/msa/variants.tsv", "-o", "{o}/s.tsv",
+                                 "-m", "{w}/msa/copy-model"], E),
+    ("vep-msa-not-an-alignment", ["vep", "--msa", "{w}/v.tsv", "-i", "{w}/msa/variants.tsv", "-o", "{o}/s.tsv",
+                                  "-m", "{w}/msa/copy-model"], E),
+    ("vep-msa-window-too-long", ["vep", "--msa", "{w}/msa/region.maf", "-i", "{w}/msa/variants.tsv", "-o",
+                                 "{o}/s.tsv", "-m", "{w}/msa/copy-model", "--window", "512"], E),
+    ("vep-msa-ok", ["vep", "--msa", "{w}/msa/region.maf", "-i", "{w}/msa/variants.tsv", "-o", "{o}/s.tsv",
+                    "-m", "{w}/msa/copy-model", "--window", "32", "--no-progress"], "ok"),
+    ("probs-msa-model-without-msa", ["probs", "--genome", "{w}/g.fa", "--region", "chr1:1-5", "-o", "{o}/p.tsv",
+                                     "-m", "{w}/msa/copy-model"], E),
+    ("probs-msa-not-covered", ["probs", "--msa", "{w}/msa/region.fa", "--region", "chr1:100-130", "-o",
+                               "{o}/p.tsv", "-m", "{w}/msa/copy-model"], E),
+    ("probs-msa-ok", ["probs", "--msa", "{w}/msa/region.fa", "--region", "chr1:1-120", "-o", "{o}/p.tsv",
+                      "-m", "{w}/msa/copy-model", "--window", "32", "--no-progress"], "ok"),
+    ("fold-gpn-model", ["fold", "-i", "{w}/good.fa", "-o", "{o}/f.dbn", "-m", "{w}/gpn_bytenet"], E),
+    ("fold-gpn-msa-model", ["fold", "-i", "{w}/good.fa", "-o", "{o}/f.dbn", "-m", "{w}/msa/copy-model"], E),
+    ("vep-gpn-bytenet-ok", ["vep", "--genome", "{w}/g.fa", "-i", "{w}/v.tsv", "-o", "{o}/s.tsv",
+                            "-m", "{w}/gpn_bytenet", "--window", "16", "--no-progress"], "ok"),
+    ("embed-gpn-bytenet-ok", ["embed", "-i", "{w}/g.fa", "-o", "{o}/e.npy", "--pool", "mean",
+                              "-m", "{w}/gpn_bytenet", "--no-progress"], "ok"),
     # ---- probs
     ("probs-region-no-range", ["probs", "--genome", "{w}/g.fa", "--region", "chr1", "-o", "{o}/p.tsv"], E),
     ("probs-region-zero", ["probs", "--genome", "{w}/g.fa", "--region", "chr1:0-5", "-o", "{o}/p.tsv"], E),

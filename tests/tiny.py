@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from nucfm.models import ConvNet, ConvNetConfig, Transformer, TransformerConfig
+from nucfm.models import GPN, ConvNet, ConvNetConfig, GPNConfig, Transformer, TransformerConfig
 
 RNA_DEFAULTS = {"num_layers": 2, "hidden_size": 16, "num_heads": 2, "ffn_size": 32, "max_len": 50}
 DNA_DEFAULTS = {"num_layers": 2, "hidden_size": 16, "kernel_size": 5}
@@ -45,6 +45,13 @@ def codon_model(seed: int | None = 0, train: bool = False, **overrides) -> Trans
 def dna_model(seed: int | None = 0, train: bool = False, **overrides) -> ConvNet:
     """``ConvNet(dna_config(**overrides))`` initialised after ``torch.manual_seed(seed)``."""
     return _build(ConvNet, dna_config(**overrides), seed, train)
+
+
+def gpn_model(seed: int | None = 0, **overrides) -> GPN:
+    """A tiny model of the current GPN format (:class:`GPNConfig`): 2 layers, hidden 16."""
+    cfg = {"num_layers": 2, "hidden_size": 16, "intermediate_size": 32, "first_kernel_size": 5,
+           "rest_kernel_size": 3, "num_heads": 2, "max_len": 256, **overrides}
+    return _build(GPN, GPNConfig(**cfg), seed, False)
 
 
 def vep_dna_model() -> ConvNet:

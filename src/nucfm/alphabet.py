@@ -10,6 +10,7 @@
   package: ``<cls>=0 <pad>=1 <eos>=2 <unk>=3``, the 64 codons in the official (frequency) order
   (4..67, ``GAG`` first, ``UAG`` last), ``<null_1..4>`` (68..71), ``<mask>=72``; one token per
   codon (``kmer=3``), any codon with a letter other than A, C, G, U is ``<unk>``.
+* ``DNA_MSA`` — GPN-MSA's: ``-=0 A C G T ?=5`` (``-`` gap/unknown/pad, ``?`` mask), upper case.
 
 Policy on top of the raw vocabularies (:meth:`Alphabet.encode`):
 
@@ -320,7 +321,19 @@ CODON = Alphabet(
     kmer=3,
 )
 
-ALPHABETS = {a.name: a for a in (RNA, DNA, CODON)}
+# GPN-MSA's vocabulary (``gpn.data.Tokenizer``): ``-`` is gap, unknown and padding at once, ``?`` the
+# mask; upper case. The same letters, less the mask, are the aligned species' auxiliary features.
+DNA_MSA = Alphabet(
+    name="gpn-msa",
+    tokens=("-", "A", "C", "G", "T", "?"),
+    pad_token="-",
+    unk_token="-",
+    mask_token="?",
+    lowercase=False,
+    convert=(("U", "T"),),
+)
+
+ALPHABETS = {a.name: a for a in (RNA, DNA, CODON, DNA_MSA)}
 
 
 def get_alphabet(name: str) -> Alphabet:

@@ -173,7 +173,8 @@ def load_model(name_or_path: str | Path, download: bool | None = None):
 
     * a nucfm checkpoint directory (``config.json`` + ``model.safetensors``);
     * an official RNA-FM ``.pth`` file (e.g. ``RNA-FM_pretrained.pth``);
-    * an official GPN Hugging Face directory (``config.json`` with ``model_type: ConvNet``);
+    * an official GPN Hugging Face directory (``config.json`` with ``model_type: ConvNet``, ``GPN`` or
+      ``GPNRoFormer``: ConvNet, ByteNet, RoFormer / GPN-MSA);
     * a task model directory (``format: nucfm-task``): returns a
       :class:`~nucfm.models.task.TaskModel` (``model.predict(seqs)``), see :mod:`.task`;
     * a registered name (``nucfm models`` lists them): shipped with nucfm, found in the cache
@@ -195,11 +196,12 @@ def load_model(name_or_path: str | Path, download: bool | None = None):
         if config.get("format") == "nucfm-ss":
             raise InputError(f"{path} is a secondary-structure model, not a language model: use `nucfm fold "
                              "--model` or nucfm.checkpoint.structure.load_structure_model")
-        if config.get("model_type") == "ConvNet":
+        if config.get("model_type") in ("ConvNet", "GPN", "GPNRoFormer"):
             from nucfm.checkpoint.gpn import load_gpn_dir
 
             return load_gpn_dir(path)
-        raise InputError(f"{path}: {CONFIG_FILE} is neither a nucfm nor a GPN (model_type ConvNet) config")
+        raise InputError(f"{path}: {CONFIG_FILE} is neither a nucfm nor a GPN (model_type ConvNet, GPN or "
+                         "GPNRoFormer) config")
     if path.suffix in (".pth", ".pt"):
         from nucfm.checkpoint.rnafm import load_rnafm_pth
 

@@ -142,6 +142,19 @@ register(ModelEntry(
     description="official GPN (25-layer dilated CNN, 66M parameters; Benegas et al. 2023)",
     files=hf_files("songlab/gpn-brassicales", "config.json", "model.safetensors"),  # no pinned commit known
 ))
+register(ModelEntry(
+    name="gpn-animal-promoter",
+    kind="dna",
+    description="official GPN for animal promoters (ByteNet encoder, GPN format; Benegas et al. 2025, TraitGym)",
+    files=hf_files("songlab/gpn-animal-promoter", "config.json", "model.safetensors"),  # no pinned commit known
+))
+register(ModelEntry(
+    name="gpn-msa-sapiens",
+    kind="dna",
+    description="official GPN-MSA for human (RoFormer over hg38 + 89 aligned vertebrates; Benegas et al. 2025); "
+                "needs --msa (the 89.zarr alignment)",
+    files=hf_files("songlab/gpn-msa-sapiens", "config.json", "model.safetensors"),  # no pinned commit known
+))
 
 # Defaults used by commands when --model is not given; set by the shipped models below.
 DEFAULTS: dict[str, str] = {}

@@ -23,9 +23,18 @@ log = logging.getLogger("nucfm")
 
 
 # ---- vep / probs (GPN-style DNA models) ---------------------------------------------------------
-def _add_genome_args(p, genome_is_input: bool = False):
+def _add_genome_args(p, genome_is_input: bool = False, msa: bool = False):
     names = ("-i", "--input", "--genome") if genome_is_input else ("--genome",)
-    p.add_argument(*names, dest="genome", required=True, help="reference FASTA (plain, .gz or bgzip)")
+    p.add_argument(*names, dest="genome", required=not msa, default=None,
+                   help="reference FASTA (plain, .gz or bgzip)" + (" (or --msa)" if msa else ""))
+    if msa:
+        p.add_argument("--msa", default=None, metavar="ALIGNMENT",
+                       help="GPN-MSA models: the multiple alignment, target first, in place of --genome: GPN-MSA's "
+                            "Zarr directory (e.g. 89.zarr), a MAF[.gz], or an aligned FASTA of one region whose first "
+                            "header is '>SPECIES CHROM:START-END'")
+        p.add_argument("--msa-species", default=None, metavar="LIST|FILE",
+                       help="MAF/FASTA: the model's species order, target first (comma-separated or one a line); "
+                            "listed species absent from the alignment read as gaps")
     p.add_argument("--chrom-alias", action="append", metavar="NAME=CONTIG|FILE",
                    help="map a chromosome name of the input to a genome contig (repeatable), or a two-column "
                         "TSV of such pairs, e.g. --chrom-alias 1=NC_003070.9")
@@ -40,7 +49,14 @@ def _add_genome_args(p, genome_is_input: bool = False):
 def _check_genome_args(args):
     from nucfm.io.genome import parse_aliases
 
-    check_input(args.genome, "genome")
+    if getattr(args, "msa", None):
+        if args.genome:
+            raise InputError("give --genome or --msa, not both: the alignment's target rows are the reference")
+        check_input(args.msa, "alignment")
+    else:
+        if args.genome is None:
+            raise InputError("give the reference with --genome (or, for a GPN-MSA model, the alignment with --msa)")
+        check_input(args.genome, "genome")
     for spec in args.chrom_alias or []:
         if "=" not in spec:
             check_input(spec, "--chrom-alias")
@@ -53,14 +69,28 @@ def _load_dna(args, device, region=None):
     """(name, model, genome); ``region`` (chrom, start, end) is checked against the genome
     before the model is loaded."""
     from nucfm.io.genome import Genome, parse_aliases
+    from nucfm.tasks.variants import needs_alignment
 
-    genome = Genome(args.genome, aliases=parse_aliases(args.chrom_alias))
+    if getattr(args, "msa", None):
+        from nucfm.io.alignment import read_alignment, read_species_list
+
+        genome = read_alignment(args.msa, read_species_list(args.msa_species), aliases=parse_aliases(args.chrom_alias))
+    else:
+        genome = Genome(args.genome, aliases=parse_aliases(args.chrom_alias))
     if region is not None:
         chrom, start, end = region
         n = genome.length(chrom)
         if end > n:
             raise InputError(f"region {args.region} is not inside {chrom} (1-{n})")
     name, model = load_cli_model(args.model, "dna", args.threads, device=device)
+    n = needs_alignment(model)
+    if n and not getattr(args, "msa", None):
+        raise InputError(f"{name} is a GPN-MSA model: it reads {n} aligned species at every position; give the "
+                         "alignment with --msa" + ("" if hasattr(args, "msa") else " (vep and probs take it)"))
+    if getattr(args, "msa", None):
+        if not n:
+            raise InputError(f"{name} reads one genome, not an alignment: give --genome, not --msa")
+        genome.check_model(n, str(name))
     if model.max_len is not None and args.window > model.max_len:
         raise InputError(f"--window {args.window} is longer than {name} accepts ({model.max_len})")
     return name, model, genome
@@ -72,7 +102,7 @@ def add_vep(sub):
     add_common(p, input_help="variants: VCF[.gz], TSV, CSV or Parquet with chrom,pos,ref,alt (1-based); "
                "or none with --region R --all-snvs", input_names=("--variants",), input_required=False,
                output_help="output .tsv[.gz], .csv[.gz], .parquet, or .vcf[.gz] (VCF input only)", threads=False)
-    _add_genome_args(p)
+    _add_genome_args(p, msa=True)
     p.add_argument("--region", default=None, help="with --all-snvs: CHROM:START-END (1-based, inclusive) to scan")
     p.add_argument("--all-snvs", action="store_true",
                    help="saturation scan: score all three substitutions at every position of --region")
@@ -118,7 +148,7 @@ def run_vep(args):
         detect_format(args.input)
     check_input(args.gff, "--gff annotation")
     check_scored_output(args.output, args.input or "scan.parquet")
-    check_output(args.output, [args.input, args.genome, args.gff])
+    check_output(args.output, [args.input, args.genome or args.msa, args.gff])
     if not re.fullmatch(r"[A-Za-z_][0-9A-Za-z_.]*", args.info_key):
         raise InputError(f"--info-key {args.info_key!r}: a VCF INFO key is letters, digits, _ and . "
                          "(not starting with a digit)")
@@ -175,7 +205,7 @@ def run_vep_report(args):
 
 def add_probs(sub):
     p = sub.add_parser("probs", help="masked-prediction A/C/G/T distribution at every position of a region")
-    _add_genome_args(p, genome_is_input=True)
+    _add_genome_args(p, genome_is_input=True, msa=True)
     p.add_argument("--region", required=True, help="CHROM:START-END, 1-based inclusive (e.g. chr1:1001-1100)")
     p.add_argument("-o", "--output", required=True, help="output .tsv[.gz], .csv[.gz], .parquet or .npz")
     p.add_argument("--strands", choices=("both", "fwd"), default="both",
@@ -191,7 +221,7 @@ def run_probs(args):
 
     chrom, start, end = parse_region(args.region)
     check_probs_output(args.output)
-    check_output(args.output, [args.genome])
+    check_output(args.output, [args.genome or args.msa])
     device = _check_genome_args(args)
     _, model, genome = _load_dna(args, device, region=(chrom, start, end))
     with tqdm(total=end - start, unit="position", disable=args.no_progress, desc="probs") as bar:

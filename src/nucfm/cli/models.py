@@ -79,6 +79,9 @@ def run_embed(args):
     name, model = load_cli_model(args.model, "rna", args.threads, device=None if args.int8 else device, codons=True)
     if (args.frame or args.longest_orf) and model.alphabet.kmer == 1:
         raise InputError(f"--frame and --longest-orf are for codon models (mrna-fm); {name} reads nucleotides")
+    if getattr(model.config, "n_aux_features", 0):
+        log.warning("%s is a GPN-MSA model: embedding FASTA input without the aligned species (their features "
+                    "are zero, as GPN-MSA's --disable_aux_features)", name)
     if not -model.num_layers - 1 <= args.layer <= model.num_layers:
         raise InputError(f"--layer {args.layer} does not exist: {name} has layers 0..{model.num_layers} "
                          f"(or -1..-{model.num_layers + 1} from the end)")

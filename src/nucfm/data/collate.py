@@ -67,5 +67,6 @@ def collate(alphabet: Alphabet, ids: Sequence[np.ndarray], max_len: int | None =
         if eos is not None:
             out[i, offset + len(a)] = eos
     input_ids = torch.from_numpy(out)
-    mask = torch.from_numpy(out != alphabet.pad_id)
+    # by length, not by pad id: GPN-MSA's pad token '-' is also its unknown letter
+    mask = torch.from_numpy(np.arange(T)[None, :] < (np.asarray(lengths) + n_special(alphabet))[:, None])
     return Batch(input_ids=input_ids, attention_mask=mask, lengths=lengths, offset=offset)

@@ -21,7 +21,8 @@ No row is ever dropped and one bad row never fails the file. Reasons, in the ord
 * ``unknown_contig``, ``pos_out_of_range``, ``ref_mismatch:genome=X``;
 * ``ref_not_acgt`` / ``alt_not_acgt`` (an ``N`` in an allele); ``allele_too_long``: the bases
   that differ between the REF and ALT haplotypes (:func:`variant_span`, a repeat-shiftable indel
-  counted over its whole repeat) exceed ``max_span`` (``nucfm vep``: a quarter of the window).
+  counted over its whole repeat) exceed ``max_span`` (``nucfm vep``: a quarter of the window);
+  ``not_snv``: an MNV or indel given to a GPN-MSA model (SNVs only, as its official code).
 
 SNVs, MNVs and indels are all ``ok`` when they pass these checks; REF == ALT is ``ok`` (score 0).
 Overlapping records are each scored against the reference on their own.

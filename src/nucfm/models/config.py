@@ -185,6 +185,92 @@ class ConvNetConfig(ConfigMixin):
                 for i in range(self.num_layers)]
 
 
+@dataclass(frozen=True)
+class GPNConfig(ConfigMixin):
+    """The current GPN format (``gpn.model.GPNConfig``, ``model_type: GPN``): an input embedding,
+    one of three encoders, a final LayerNorm and the MLM head.
+
+    ``embedding``: ``one_hot`` (token one-hot into ``hidden_size`` channels, auxiliary features in
+    the channels after the vocabulary) or ``embedding`` (a learned table; no auxiliary features).
+    ``encoder``:
+
+    * ``convnet``: blocks ``x + Dropout(Linear(GELU(conv(LN(x)))))`` then
+      ``x + Linear(GELU(Linear(LN(x))))`` (``intermediate_size`` inside);
+    * ``bytenet``: blocks ``x + Linear(GELU(LN(conv(GELU(LN(Linear(GELU(LN(x)))))))))`` with
+      ``hidden_size // 2`` channels inside when ``slim``;
+    * ``roformer``: post-LayerNorm BERT blocks with rotary position embeddings (GPN-MSA);
+      ``num_heads``, ``layer_norm_eps`` (RoFormer's 1e-12), ``max_len`` (RoFormer's
+      ``max_position_embeddings``: a limit of the official model, kept) and ``rotary_value`` apply.
+
+    Convolutions: kernel ``first_kernel_size`` in layer 0 and ``rest_kernel_size`` after, dilation
+    ``min(dilation_max, dilation_base ** ((i % dilation_cycle) // dilation_double_every))``,
+    depthwise (groups = channels) after layer 0 when ``depthwise``. ``bias`` applies to every
+    Linear/Conv/LayerNorm of the GPN modules (RoFormer's own layers always have biases).
+    ``n_aux_features`` > 0: each position also carries ``n_aux_features`` input channels, the
+    one-hot (``aux_features_vocab_size`` letters) of the aligned bases of the other species.
+    The legacy ``GPNRoFormer`` format (the released GPN-MSA) is this model with the RoFormer
+    encoder, no final LayerNorm and RoFormer's MLM head (``final_norm`` False, ``bias`` True,
+    ``head_layer_norm_eps`` = ``layer_norm_eps``).
+    """
+
+    architecture: ClassVar[str] = "gpn"
+    alphabet: str = "gpn"
+    encoder: str = "convnet"
+    embedding: str = "one_hot"
+    num_layers: int = 25
+    hidden_size: int = 512
+    intermediate_size: int = 2048
+    bias: bool = False
+    mlm_head_transform: bool = True
+    slim: bool = False
+    first_kernel_size: int = 9
+    rest_kernel_size: int = 5
+    dilation_double_every: int = 1
+    dilation_max: int = 9999
+    dilation_cycle: int = 8
+    dilation_base: int = 2
+    depthwise: bool = False
+    num_heads: int = 12
+    max_len: int = 1536
+    rotary_value: bool = False
+    layer_norm_eps: float = 1e-12
+    n_aux_features: int = 0
+    aux_features_vocab_size: int = 5
+    final_norm: bool = True  # False: the legacy GPNRoFormer (GPN-MSA's release) has no final LayerNorm
+    head_layer_norm_eps: float = 1e-5  # the legacy GPNRoFormer head uses RoFormer's layer_norm_eps
+
+    def __post_init__(self):
+        if self.encoder not in GPN_ENCODERS:
+            raise InputError(f"unknown GPN encoder {self.encoder!r}; known: {', '.join(GPN_ENCODERS)}")
+        if self.embedding not in GPN_EMBEDDINGS:
+            raise InputError(f"unknown GPN embedding {self.embedding!r}; known: {', '.join(GPN_EMBEDDINGS)}")
+        check_range(self, "model", ["num_layers", "hidden_size", "intermediate_size", "first_kernel_size",
+                                    "rest_kernel_size", "dilation_double_every", "dilation_max", "dilation_cycle",
+                                    "dilation_base", "num_heads", "max_len", "aux_features_vocab_size"], 1)
+        check_range(self, "model", "n_aux_features", 0)
+        check_range(self, "model", ["layer_norm_eps", "head_layer_norm_eps"], 0, low_open=True)
+        if self.n_aux_features and self.embedding != "one_hot":
+            raise InputError("auxiliary features (n_aux_features > 0) need the one_hot embedding")
+        if self.n_aux_features % self.aux_features_vocab_size:
+            raise InputError(f"n_aux_features {self.n_aux_features} is not a multiple of aux_features_vocab_size "
+                             f"{self.aux_features_vocab_size}")
+        if self.encoder == "roformer" and self.hidden_size % self.num_heads:
+            raise InputError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+
+    @property
+    def n_aligned_species(self) -> int:
+        """Species besides the target whose aligned bases the model reads (0: a single-genome model)."""
+        return self.n_aux_features // self.aux_features_vocab_size
+
+    def dilations(self) -> list[int]:
+        return [min(self.dilation_max, self.dilation_base ** ((i % self.dilation_cycle) // self.dilation_double_every))
+                for i in range(self.num_layers)]
+
+
+GPN_ENCODERS = ("convnet", "bytenet", "roformer")
+GPN_EMBEDDINGS = ("one_hot", "embedding")
+
+
 # ---- structure models ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PairHeadConfig:

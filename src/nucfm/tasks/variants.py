@@ -8,6 +8,10 @@ window (variant at index ``W - 1 - W//2``, alleles complemented); the score is t
 strands. Both strands of a batch go through the model together, and a ConvNet computes only the
 receptive cone of the masked base (:meth:`nucfm.models.base.NucleotideLM.logits_at`).
 
+GPN-MSA models (:func:`needs_alignment`) read the target window from an alignment
+(:class:`nucfm.io.alignment.Alignment`, which stands in for the genome) and the aligned species'
+bases at each position as auxiliary input, reverse-complemented with the window.
+
 Data flow: ``Variant -> window ids (2 strands) -> masked -> logits at the variant -> strategy ->
 mean over strands``.
 """
@@ -80,6 +84,33 @@ def encode_windows(model, seqs: Sequence[str]) -> np.ndarray:
     return ids.reshape(len(seqs), W)
 
 
+def needs_alignment(model) -> int:
+    """Aligned species (besides the target) a model reads at every position: 0 for a
+    single-genome model, > 0 for GPN-MSA."""
+    return getattr(model.config, "n_aux_features", 0) // getattr(model.config, "aux_features_vocab_size", 1)
+
+
+def aligned_species(model, genome):
+    """For GPN-MSA (:func:`needs_alignment`): ``aux(sites, c, W) -> (2B, W, S)`` tokens of the
+    aligned species in each site's window, forward strands then reverse complements (as GPN-MSA
+    reverse-complements the whole alignment); None for a single-genome model."""
+    n = needs_alignment(model)
+    if not n:
+        return None
+    from nucfm.io.alignment import Alignment, msa_tokens, reverse_complement_tokens
+
+    if not isinstance(genome, Alignment):
+        raise InputError("this GPN-MSA model reads the aligned bases of other species at every position: "
+                         "give the alignment with --msa")
+    genome.check_model(n)
+
+    def aux(sites, c, window):
+        fwd = msa_tokens(np.stack([genome.aligned(ch, st - c, st - c + window)[:, 1:] for ch, st in sites]))
+        return torch.from_numpy(np.concatenate([fwd, reverse_complement_tokens(fwd, axis=1)]).astype(np.int64))
+
+    return aux
+
+
 @torch.no_grad()
 def site_logits(model, genome: Genome, sites: Sequence[tuple[str, int]], window: int = 512,
                 batch_size: int | None = None, progress=None) -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +123,7 @@ def site_logits(model, genome: Genome, sites: Sequence[tuple[str, int]], window:
     check_window(model, window)
     alphabet = model.alphabet
     device = model.device
+    aux = aligned_species(model, genome)
     if batch_size is None:
         batch_size = 128 if device.type == "cuda" else 8
     comp = alphabet.complement_ids()
@@ -108,16 +140,19 @@ def site_logits(model, genome: Genome, sites: Sequence[tuple[str, int]], window:
         ids = np.concatenate([fwd, rev])  # (2B, W)
         ids[np.arange(B), c] = alphabet.mask_id
         ids[np.arange(B, 2 * B), window - 1 - c] = alphabet.mask_id
-        return b0, pin(torch.from_numpy(ids), device)
+        extra = None if aux is None else pin(aux(chunk, c, window), device)  # (2B, W, S) aligned species
+        return b0, pin(torch.from_numpy(ids), device), extra
 
-    for b0, ids in prefetch(map(prepare, range(0, N, batch_size))):
+    for b0, ids, extra in prefetch(map(prepare, range(0, N, batch_size))):
         B = len(ids) // 2
 
-        def forward(rows, ids=ids, B=B):  # rows of the batch; after an out-of-memory error, a half
-            part = ids if len(rows) == B else ids[list(rows) + [B + r for r in rows]]
+        def forward(rows, ids=ids, extra=extra, B=B):  # rows of the batch; after an out-of-memory error, a half
+            pick = None if len(rows) == B else list(rows) + [B + r for r in rows]
+            part = ids if pick is None else ids[pick]
+            kw = {} if extra is None else {"aux": to_device(extra if pick is None else extra[pick], device)}
             n = len(rows)
             positions = torch.tensor([c] * n + [window - 1 - c] * n, device=device)
-            return model.logits_at(to_device(part, device), positions).double().cpu().numpy()  # (2n, V)
+            return model.logits_at(to_device(part, device), positions, **kw).double().cpu().numpy()  # (2n, V)
 
         for rows, logits in run_halving(forward, range(B)):
             n, at = len(rows), b0 + rows[0]
@@ -174,6 +209,10 @@ def score_variants(model, genome: Genome, variants: Sequence[Variant], window: i
         strategy = STRATEGIES[method]
         s_fwd[snv], s_rev[snv] = strategy(fwd[idx], ref, alt), strategy(rev[idx], ref, alt)
     other = np.flatnonzero(~is_snv)
+    if len(other) and needs_alignment(model):
+        v = variants[other[0]]
+        raise InputError(f"{v.chrom}:{v.pos} {v.ref}>{v.alt}: GPN-MSA models score SNVs only (as the official "
+                         f"code); {len(other)} MNV/indel(s) in the input")
     if len(other):
         changes = [(chrom[i], *spans[i]) for i in other]
         s_fwd[other], s_rev[other] = score_haplotypes(model, genome, changes, window=window, method=indel_method,
@@ -216,6 +255,8 @@ def position_probs(model, genome: Genome, chrom: str, start: int, end: int, wind
     n = genome.length(chrom)
     if not 0 <= start < end <= n:
         raise InputError(f"region {chrom}:{start + 1}-{end} is not inside {chrom} (1-{n})")
+    if aligned_species(model, genome) is not None:
+        genome.check_covers([(chrom, start), (chrom, end - 1)])
     ctx = distributed.setup()  # under torchrun: each process scores its share of positions, rank 0 gets all
     sites = [(chrom, p) for p in range(start, end)]
     mine = distributed.shard(sites, ctx)
@@ -305,7 +346,11 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
     if method not in STRATEGIES:
         raise InputError(f"unknown scoring method {method!r}; known: {sorted(STRATEGIES)}")
     vt = variants if isinstance(variants, VariantTable) else read_variants(variants)
+    if aligned_species(model, genome) is not None:  # GPN-MSA: every variant inside the alignment
+        genome.check_covers([(v.chrom, v.start) for v in vt.variants if v.start >= 0])  # (-1: unusable POS)
     status = check_variants(vt, genome, strict_ref=strict_ref, max_span=window // 4)
+    if needs_alignment(model):  # GPN-MSA's rule has no answer for MNVs and indels (nor has its code)
+        status[[i for i in np.flatnonzero(status == "ok") if vt.variants[i].kind != "snv"]] = "not_snv"
     ok = np.flatnonzero(status == "ok")
     columns = ["score"] + (["score_fwd", "score_rev"] if per_strand else [])
     n_chunks = (len(ok) + chunk_size - 1) // chunk_size
