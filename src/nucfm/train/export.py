@@ -43,8 +43,9 @@ def export_run(run: str | Path, dest: str | Path, description: str, device: str 
                eval_size: int | None = None) -> dict:
     """The end of a training run as something to ship: ``run/final`` written to ``dest`` as fp16
     safetensors with its baseline counts, the held-out loss of fp32 and fp16 on ``eval_size``
-    validation examples (default: the run's ``train.eval_size``, its fixed validation sample), ``dest/eval.json`` (held-out figures, steps, tokens, wall minutes,
-    throughput, model FLOPs utilisation, hardware) and ``dest/MODEL_CARD.md``. Returns the JSON."""
+    validation examples (default: the run's ``train.eval_size``, its fixed validation sample),
+    ``dest/eval.json`` (held-out figures, steps, tokens, wall minutes, throughput, model FLOPs
+    utilisation, hardware) and ``dest/MODEL_CARD.md``. Returns the JSON."""
     import json
     import platform
 
