@@ -66,6 +66,15 @@ def test_inference_context_autocasts_and_turns_off_autograd():
         assert (torch.ones(2, 4) @ w).dtype == torch.float32
 
 
+def test_fp32_on_a_gpu_turns_tf32_off_and_back():
+    """(Settings only: this runs without a GPU.) cuDNN convolutions default to TF32; fp32 must not."""
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    before = conv.fp32_precision, matmul.fp32_precision
+    with inference_context(torch.device("cuda"), "fp32"):
+        assert (conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
+    assert (conv.fp32_precision, matmul.fp32_precision) == before
+
+
 @pytest.mark.parametrize("make", [rna_model, dna_model])
 def test_bf16_embeddings_close_to_fp32(make):
     """bf16 autocast keeps ~3 significant digits: per-residue vectors within 5 % (relative L2) and
