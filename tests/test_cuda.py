@@ -182,3 +182,21 @@ def test_cli_embed_and_vep_on_cuda(tmp_path, genome, precision, capsys):
     code = main(["vep", "--genome", str(g.path), "--variants", str(tmp_path / "v.tsv"), "-o", str(tmp_path / "s.tsv"),
                  "-m", dna, "--window", "128", "--device", "cuda", "--precision", precision, "--no-progress"])
     assert code == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["nucfm-mrl-cnn3x120-onehot-vienna-sample2019",
+                                  "nucfm-nrc-cnn2x64-rnat4-vienna-nrc13"])
+def test_shipped_task_model_predicts_on_cuda(name):
+    """`nucfm predict`'s path: a shipped task model (its backbone, if any, too) on the GPU."""
+    pytest.importorskip("RNA", reason="the shipped task models read ViennaRNA features (pip install viennarna)")
+    from nucfm import load_model
+
+    seqs = [s for s in SEQS if s] + [""]
+    model = load_model(name)
+    want = model.predict(seqs)
+    model.to(CUDA)
+    with inference_context(CUDA, "fp32"):
+        got = model.predict(seqs)
+    for a, b in zip(got[:-1], want[:-1]):
+        np.testing.assert_allclose(a, b, atol=FP32_TOL, rtol=FP32_TOL)
+    assert np.isnan(got[-1]).all()

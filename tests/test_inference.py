@@ -231,6 +231,19 @@ def test_vep_and_fold_in_bf16_on_cpu(genome):
         assert a.dtype == np.float32 and np.abs(a - b).max() < 0.05
 
 
+def test_shipped_task_model_predicts_in_bf16_on_cpu():
+    """`nucfm predict` under bf16 autocast: float outputs, close to fp32."""
+    from nucfm import load_model
+
+    model = load_model("nucfm-nrc-cnn2x64-rnat4-vienna-nrc13")
+    seqs = [s for s in SEQS if len(s) > 10]
+    want = model.predict(seqs)
+    with inference_context("cpu", "bf16"):
+        got = model.predict(seqs)
+    for a, b in zip(got, want):
+        assert a.dtype in (np.float32, np.float64) and np.abs(a - b).max() < 0.05  # class probabilities
+
+
 # ---- prefetch ---------------------------------------------------------------------------------------
 def test_prefetch_order_errors_and_early_stop():
     assert list(prefetch(iter(range(50)), depth=3)) == list(range(50))
