@@ -18,6 +18,7 @@ outputs timed.
 
     python bench/gpu_throughput.py --device cuda --precision bf16 -o $OUT/throughput_bf16.json
     python bench/gpu_throughput.py --device cpu --size tiny              # smoke run
+    python bench/gpu_throughput.py --tasks embed,vep --embed-seqs 500 --variants 2048   # smaller workloads
 
 As a function: ``measure(device, precision, size, tasks)`` returns the same dict.
 """
@@ -214,20 +215,23 @@ BENCHES = {"embed": bench_embed, "vep": bench_vep, "fold": bench_fold}
 
 
 def measure(device: str = "cuda", precision: str = "fp32", size: str = "official", tasks=TASKS,
-            official: bool = True, threads: int | None = None) -> dict:
+            official: bool = True, threads: int | None = None, **counts) -> dict:
     """Throughput rows per task (see the module doc) as a JSON-ready dict: records/s and
-    positions/s of nucfm and of the official code, the speedup, the largest output difference."""
+    positions/s of nucfm and of the official code, the speedup, the largest output difference.
+    ``counts`` override the workload sizes of ``SIZES[size]`` (``embed_seqs``, ``fold_seqs``,
+    ``variants``), e.g. to fit a time limit."""
     from nucfm.inference import inference_context
 
     if threads:
         torch.set_num_threads(threads)
     dev = torch.device(device)
+    spec = {**SIZES[size], **{k: v for k, v in counts.items() if v is not None}}
     result = {"device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-              "precision": precision, "size": size, "models": SIZES[size], "torch": torch.__version__,
+              "precision": precision, "size": size, "models": spec, "torch": torch.__version__,
               "threads": torch.get_num_threads(), "tasks": {}}
     for task in tasks:  # (no peak-memory figure: nucfm's token budget resets the peak statistics per batch)
         with inference_context(dev, precision):
-            result["tasks"][task] = BENCHES[task](SIZES[size], dev, official)
+            result["tasks"][task] = BENCHES[task](spec, dev, official)
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     return result
@@ -239,6 +243,9 @@ def main(argv=None) -> None:
     ap.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     ap.add_argument("--size", choices=sorted(SIZES), default="official")
     ap.add_argument("--tasks", default=",".join(TASKS), help="comma-separated subset of embed,vep,fold")
+    for key in ("embed_seqs", "fold_seqs", "variants"):
+        ap.add_argument(f"--{key.replace('_', '-')}", dest=key, type=int, default=None,
+                        help=f"workload size (default: the --size's {key})")
     ap.add_argument("--skip-official", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("-o", "--output", default=None, help="write the JSON here (default: stdout only)")
@@ -247,7 +254,8 @@ def main(argv=None) -> None:
     unknown = set(tasks) - set(TASKS)
     if unknown:
         ap.error(f"unknown task(s) {sorted(unknown)}; known: {', '.join(TASKS)}")
-    result = measure(args.device, args.precision, args.size, tasks, not args.skip_official, args.threads)
+    result = measure(args.device, args.precision, args.size, tasks, not args.skip_official, args.threads,
+                     embed_seqs=args.embed_seqs, fold_seqs=args.fold_seqs, variants=args.variants)
     text = json.dumps(result, indent=2)
     print(text)
     if args.output:

@@ -15,7 +15,7 @@ def test_tiny_run_on_cpu(tmp_path):
     import gpu_throughput
 
     out = tmp_path / "t.json"
-    gpu_throughput.main(["--device", "cpu", "--size", "tiny", "-o", str(out)])
+    gpu_throughput.main(["--device", "cpu", "--size", "tiny", "--variants", "12", "-o", str(out)])
     result = json.loads(out.read_text())
     assert result["device"] == "cpu" and result["precision"] == "fp32"
     assert set(result["tasks"]) == {"embed", "vep", "fold"}
@@ -23,3 +23,4 @@ def test_tiny_run_on_cpu(tmp_path):
         official = row[next(k for k in row if k.startswith("official"))]
         assert row["nucfm"]["records_per_s"] > 0 and official["records_per_s"] > 0, task
         assert row["max_abs_diff"] < 1e-4, (task, row["max_abs_diff"])
+    assert result["models"]["variants"] == 12 and result["tasks"]["vep"]["workload"].startswith("12 random SNVs")

@@ -47,7 +47,8 @@ def models():
 def test_embed_cuda_equals_cpu(k):
     model = models()[k]
     want = model.embed(SEQS)
-    got = model.to(CUDA).embed(SEQS)
+    with inference_context(CUDA, "fp32"):  # as the CLI runs it: no TF32 in cuDNN convolutions
+        got = model.to(CUDA).embed(SEQS)
     for a, b in zip(got, want):
         assert a.shape == b.shape and a.dtype == np.float32
         np.testing.assert_allclose(a, b, atol=FP32_TOL, rtol=FP32_TOL)
@@ -73,7 +74,7 @@ def test_fused_attention_on_cuda_equals_explicit_softmax():
     for seqs in (SEQS[1:4], ["ACGU" * 10] * 3):  # padded, and not padded
         batch = collate(model.alphabet, [model.alphabet.encode(s) for s in seqs])
         ids, mask = batch.input_ids.to(CUDA), batch.attention_mask.to(CUDA)
-        with torch.no_grad():
+        with inference_context(CUDA, "fp32"):
             fused = model(ids, mask, repr_layers=(3,)).hidden_states[3]
             explicit = model(ids, mask, repr_layers=(3,), need_attentions=True).hidden_states[3]
         m = mask[..., None]
@@ -145,7 +146,8 @@ def test_real_out_of_memory_is_recovered_without_losing_a_record():
     budget = TokenBudget(10**6, CUDA)
     try:
         torch.cuda.set_per_process_memory_fraction((torch.cuda.memory_allocated(CUDA) + 48 * 2**20) / total, CUDA)
-        got = embed_ids(model, ids, budget=budget)
+        with inference_context(CUDA, "fp32"):
+            got = embed_ids(model, ids, budget=budget)
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, CUDA)
     assert budget.ceiling < 10**6  # it did run out of memory
@@ -180,3 +182,21 @@ def test_cli_embed_and_vep_on_cuda(tmp_path, genome, precision, capsys):
     code = main(["vep", "--genome", str(g.path), "--variants", str(tmp_path / "v.tsv"), "-o", str(tmp_path / "s.tsv"),
                  "-m", dna, "--window", "128", "--device", "cuda", "--precision", precision, "--no-progress"])
     assert code == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["nucfm-mrl-cnn3x120-onehot-vienna-sample2019",
+                                  "nucfm-nrc-cnn2x64-rnat4-vienna-nrc13"])
+def test_shipped_task_model_predicts_on_cuda(name):
+    """`nucfm predict`'s path: a shipped task model (its backbone, if any, too) on the GPU."""
+    pytest.importorskip("RNA", reason="the shipped task models read ViennaRNA features (pip install viennarna)")
+    from nucfm import load_model
+
+    seqs = [s for s in SEQS if s] + [""]
+    model = load_model(name)
+    want = model.predict(seqs)
+    model.to(CUDA)
+    with inference_context(CUDA, "fp32"):
+        got = model.predict(seqs)
+    for a, b in zip(got[:-1], want[:-1]):
+        np.testing.assert_allclose(a, b, atol=FP32_TOL, rtol=FP32_TOL)
+    assert np.isnan(got[-1]).all()

@@ -66,6 +66,15 @@ def test_inference_context_autocasts_and_turns_off_autograd():
         assert (torch.ones(2, 4) @ w).dtype == torch.float32
 
 
+def test_fp32_on_a_gpu_turns_tf32_off_and_back():
+    """(Settings only: this runs without a GPU.) cuDNN convolutions default to TF32; fp32 must not."""
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    before = conv.fp32_precision, matmul.fp32_precision
+    with inference_context(torch.device("cuda"), "fp32"):
+        assert (conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
+    assert (conv.fp32_precision, matmul.fp32_precision) == before
+
+
 @pytest.mark.parametrize("make", [rna_model, dna_model])
 def test_bf16_embeddings_close_to_fp32(make):
     """bf16 autocast keeps ~3 significant digits: per-residue vectors within 5 % (relative L2) and
@@ -220,6 +229,19 @@ def test_vep_and_fold_in_bf16_on_cpu(genome):
         got = fold.predict_probs(seqs)
     for a, b in zip(got, want):
         assert a.dtype == np.float32 and np.abs(a - b).max() < 0.05
+
+
+def test_shipped_task_model_predicts_in_bf16_on_cpu():
+    """`nucfm predict` under bf16 autocast: float outputs, close to fp32."""
+    from nucfm import load_model
+
+    model = load_model("nucfm-nrc-cnn2x64-rnat4-vienna-nrc13")
+    seqs = [s for s in SEQS if len(s) > 10]
+    want = model.predict(seqs)
+    with inference_context("cpu", "bf16"):
+        got = model.predict(seqs)
+    for a, b in zip(got, want):
+        assert a.dtype in (np.float32, np.float64) and np.abs(a - b).max() < 0.05  # class probabilities
 
 
 # ---- prefetch ---------------------------------------------------------------------------------------

@@ -65,7 +65,28 @@ def inference_context(device: torch.device | str, precision: str = "fp32") -> co
     stack.enter_context(torch.no_grad())
     if precision != "fp32":
         stack.enter_context(torch.autocast(torch.device(device).type, dtype=PRECISIONS[precision]))
+    elif torch.device(device).type == "cuda":
+        stack.enter_context(_ieee_fp32())
     return stack
+
+
+@contextlib.contextmanager
+def _ieee_fp32():
+    """fp32 on a GPU means fp32: no TF32 (10-bit mantissa) in convolutions, which cuDNN uses by
+    default, nor in matmuls; the settings are restored on exit."""
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9
+        settings = [(torch.backends.cudnn.conv, "fp32_precision", "ieee"),
+                    (torch.backends.cuda.matmul, "fp32_precision", "ieee")]
+    else:
+        settings = [(torch.backends.cudnn, "allow_tf32", False), (torch.backends.cuda.matmul, "allow_tf32", False)]
+    before = [getattr(owner, name) for owner, name, _ in settings]
+    try:
+        for owner, name, value in settings:
+            setattr(owner, name, value)
+        yield
+    finally:
+        for (owner, name, _), value in zip(settings, before):
+            setattr(owner, name, value)
 
 
 # ---- batches by token budget ----------------------------------------------------------------------
@@ -165,8 +186,8 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 
 def release_memory(device: torch.device | str | None) -> None:
-    """Give cached device memory back after an out-of-memory error."""
-    kind = torch.device(device).type if device is not None else "cpu"
+    """Give cached device memory back after an out-of-memory error (``None``: whichever GPU is in use)."""
+    kind = torch.device(device).type if device is not None else ("cuda" if torch.cuda.is_initialized() else "cpu")
     if kind == "cuda":
         torch.cuda.empty_cache()
     elif kind == "mps":
