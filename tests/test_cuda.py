@@ -21,7 +21,7 @@ from tiny import dna_model, rna_model, vep_dna_model
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")]
 
-CUDA = torch.device("cuda")
+CUDA = torch.device("cuda", 0)  # with an index: torch's memory-fraction calls refuse a bare "cuda"
 RNG = np.random.default_rng(0)
 # lengths mix: padding in every batch, an empty record, and records longer than max_len (windows)
 SEQS = ["".join(RNG.choice(list("ACGU"), n)) for n in (1, 7, 30, 45, 0, 120, 64, 300, 13, 99)]

@@ -106,6 +106,8 @@ class TokenBudget:
                  most: int = 1 << 20):
         self.tokens = max(1, int(tokens))
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        if self.device.type == "cuda" and self.device.index is None:  # memory queries want an index
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self.cost = cost
         self.fraction, self.grow, self.most = fraction, grow, most
         self.ceiling = most  # lowered by every out-of-memory error
