@@ -55,15 +55,10 @@ CLOCK = time.process_time
 
 # ---- peak --------------------------------------------------------------------------------------
 def peak_gflops(n: int = 1536, reps: int = 5) -> float:
-    """Best of ``reps`` square fp32 matmuls (n x n) @ (n x n), GFLOP/s."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(reps):
-        t = CLOCK()
-        a @ b
-        best = min(best, CLOCK() - t)
-    return 2 * n**3 / best / 1e9
+    """Best of ``reps`` square fp32 matmuls (n x n) @ (n x n), GFLOP/s, on this process's clock."""
+    from nucfm.train.pretrain import matmul_peak
+
+    return matmul_peak(torch.device("cpu"), torch.float32, n, reps, clock=CLOCK) / 1e9
 
 
 def conv_peak_gflops(channels: int = 256, length: int = 4096, k: int = 9, reps: int = 5) -> float:
@@ -190,14 +185,6 @@ def plain_step_fn(model: nn.Module, vocab: int, B: int, T: int, lr: float, seed:
 
 
 # ---- FLOPs -------------------------------------------------------------------------------------
-def transformer_flops(cfg, vocab: int, B: int, T: int) -> float:
-    """Training FLOPs of one (B, T) batch: 3 x forward matmul FLOPs."""
-    D, F_, L = cfg.hidden_size, cfg.ffn_size, cfg.num_layers
-    per_token = L * (2 * 4 * D * D + 2 * 2 * D * F_ + 2 * 2 * T * D) + 2 * (D * D + D * vocab)
-    return 3.0 * per_token * B * T
-
-
-# ---- main --------------------------------------------------------------------------------------
 def timed(fn, n: int) -> float:
     t = CLOCK()
     for _ in range(n):
@@ -240,7 +227,7 @@ def main(argv=None) -> int:
                 assert diff < 1e-4, f"the plain ConvNet differs from nucfm's: {diff}"
             else:
                 T = a.rna_length + 2
-                flops = transformer_flops(model.config, len(model.alphabet), B, T)
+                flops = 3.0 * model.matmul_flops(T) * B
                 plain = PlainTransformer(model.config, len(model.alphabet), T)
                 diff = None
 

@@ -101,19 +101,20 @@ def test_workers_give_the_same_losses_as_the_training_process(tmp_path):
 
 
 @pytest.mark.parametrize("arch", ["convnet", "transformer"])
-def test_flops_per_token_counts_every_weight_matrix(arch):
+def test_flops_per_token_counts_the_matrix_work(arch):
     cfg = ({"architecture": "convnet", "num_layers": 3, "hidden_size": 8, "kernel_size": 5} if arch == "convnet" else
            {"architecture": "transformer", "num_layers": 2, "hidden_size": 16, "num_heads": 2, "ffn_size": 32,
             "max_len": 40})
     model = ARCHITECTURES[arch](ARCHITECTURES[arch].config_class.from_dict(cfg))
-    # by hand: every parameter but the embedding tables; attention's two products per layer
-    emb = [m for m in model.modules() if isinstance(m, torch.nn.Embedding)]
-    n = sum(p.numel() for p in model.parameters()) - sum(m.weight.numel() for m in emb)
-    expected = 6 * n
-    if arch == "transformer":
-        expected += 6 * model.embed_tokens.weight.numel()  # the LM head multiplies by the tied embedding
-        expected += 12 * 2 * 16 * 40
-    assert train_flops_per_token(model, 40) == pytest.approx(expected)
+    V, T = len(model.alphabet), 40
+    if arch == "convnet":  # by hand: layer 1's convolution is a lookup of the one-hot input; 2 x 8 x 8 x 5 after
+        fwd = 2 * (8 * 8 * 5) * 2 + 3 * 2 * 8 * 8 + 2 * (8 * 8 + 8 * V)
+    else:  # q, k, v, out projections, the feed-forward, scores and values, the head's dense and vocabulary
+        fwd = 2 * (2 * 4 * 16 * 16 + 2 * 2 * 16 * 32 + 2 * 2 * T * 16) + 2 * (16 * 16 + 16 * V)
+    assert train_flops_per_token(model, T) == pytest.approx(3 * fwd)
+    # twice the width: more than twice the work (the products are quadratic in it)
+    wider = ARCHITECTURES[arch](ARCHITECTURES[arch].config_class.from_dict(cfg | {"hidden_size": 32}))
+    assert train_flops_per_token(wider, T) > 2 * train_flops_per_token(model, T)
 
 
 @pytest.mark.parametrize("kind", ["dna", "rna"])

@@ -213,6 +213,16 @@ class Transformer(NucleotideLM):
                 out.contacts = self.contact_head(attn, residue)
         return out
 
+    def matmul_flops(self, T: int) -> int:
+        """Multiply-add FLOPs (2 per MAC) of one length-``T`` row through :meth:`token_logits`: the
+        four attention projections, the feed-forward, the two attention products (scores and
+        values) and the LM head's dense layer and vocabulary projection; element-wise work
+        (softmax, GELU, LayerNorm) left out, as :meth:`ConvNet.matmul_flops`."""
+        c = self.config
+        D, F, V = c.hidden_size, c.ffn_size, len(self.alphabet)
+        per_token = c.num_layers * (2 * 4 * D * D + 2 * 2 * D * F + 2 * 2 * T * D) + 2 * (D * D + D * V)
+        return per_token * T
+
     def token_logits(self, input_ids, attention_mask=None) -> torch.Tensor:
         return self(input_ids, attention_mask).logits
 

@@ -101,26 +101,21 @@ def schedule_factor(step: int, t, progress: float | None = None) -> float:
 
 
 def train_flops_per_token(model: nn.Module, seq_len: int) -> float:
-    """Model FLOPs of one training step per real token (forward + backward = 3 x forward): 6 x the
-    parameters that multiply each position (every weight but the embedding tables; a tied LM head
-    is counted through its embedding's matrix), plus attention's score and value products
-    (12 x layers x hidden x ``seq_len``) for a transformer. The PaLM convention of model FLOPs
-    utilisation: recomputation and padding are not useful work."""
-    cfg = model.config
-    emb = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Embedding))
-    dense = sum(p.numel() for p in model.parameters()) - emb
-    vocab = getattr(cfg, "vocab_size", None) or len(getattr(model, "alphabet", []) or [])
-    hidden = getattr(cfg, "hidden_size", 0)
-    flops = 6.0 * (dense + (vocab * hidden if emb else 0))
-    if getattr(cfg, "architecture", None) == "transformer" or hasattr(cfg, "num_heads"):
-        flops += 12.0 * cfg.num_layers * hidden * seq_len
-    return flops
+    """Model FLOPs of one training step per token of a length-``seq_len`` row: forward + backward
+    = 3 x the forward's matrix work (:meth:`matmul_flops` of the model: convolutions or attention
+    projections and products, feed-forward and head; element-wise work not counted). The PaLM
+    convention of model FLOPs utilisation: recomputation and padding are not useful work. A model
+    without that count is taken as 6 x its parameters per token."""
+    if hasattr(model, "matmul_flops"):
+        return 3.0 * model.matmul_flops(seq_len) / seq_len
+    return 6.0 * sum(p.numel() for p in model.parameters())
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype | None = None, size: int | None = None,
-                reps: int = 5) -> float:
-    """Measured dense matrix-product rate (FLOP/s) of ``device``: the ceiling that model FLOPs
-    utilisation is stated against (bf16 on CUDA, fp32 on the CPU, by default)."""
+                reps: int = 5, clock=time.perf_counter) -> float:
+    """Measured dense matrix-product rate (FLOP/s) of ``device``, the best of ``reps`` square
+    products after two warm-ups: the ceiling that model FLOPs utilisation is stated against (bf16
+    on CUDA, fp32 on the CPU, by default). ``clock``: e.g. ``time.process_time`` on a shared CPU."""
     cuda = device.type == "cuda"
     dtype = dtype or (torch.bfloat16 if cuda else torch.float32)
     n = size or (8192 if cuda else 1024)
@@ -129,14 +124,16 @@ def matmul_peak(device: torch.device, dtype: torch.dtype | None = None, size: in
         b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(2):
         a @ b
-    if cuda:
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
+    best = float("inf")
     for _ in range(reps):
+        if cuda:
+            torch.cuda.synchronize(device)
+        t0 = clock()
         a @ b
-    if cuda:
-        torch.cuda.synchronize(device)
-    return 2.0 * n**3 * reps / (time.perf_counter() - t0)
+        if cuda:
+            torch.cuda.synchronize(device)
+        best = min(best, clock() - t0)
+    return 2.0 * n**3 / best
 
 
 class StepBatches(torch.utils.data.Dataset):
