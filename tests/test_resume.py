@@ -1,0 +1,138 @@
+"""Resumable commands killed with a real SIGKILL at random points finish to the same bytes as an
+uninterrupted run; other settings are refused naming the keys; the embedding layouts read back."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nucfm import open_embeddings, save_model
+from nucfm.cli import main
+from nucfm.io.embeddings import EmbeddingWriter
+
+from tiny import rna_model
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return str(save_model(rna_model(max_len=50), tmp_path_factory.mktemp("m") / "tiny"))
+
+
+@pytest.fixture(scope="module")
+def slow_model_dir(tmp_path_factory):
+    """Wider than the tiny model, so that a chunk takes long enough to be killed inside."""
+    model = rna_model(max_len=50, hidden_size=128, ffn_size=512, num_layers=4, num_heads=4)
+    return str(save_model(model, tmp_path_factory.mktemp("m") / "slow"))
+
+
+def write_fasta(path: Path, n: int, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(0, 90, n)  # empty records and records longer than max_len (windows) too
+    path.write_text("".join(f">r{i % (n // 2)} rec {i}\n{''.join(rng.choice(list('ACGU'), k))}\n"
+                            for i, k in enumerate(lengths)))
+    return path
+
+
+def nucfm(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "nucfm", *args, "--threads", "1", "--no-progress"], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def kill_at_random_points(args: list[str], output: Path, kills: int, seed: int) -> None:
+    """Start the command ``kills`` times and SIGKILL it once a random number of new chunks have
+    appeared in OUTPUT.parts (or at a random moment of the merge), then let it finish."""
+    rng = random.Random(seed)
+    parts = output.with_name(output.name + ".parts")
+    for _ in range(kills):
+        before = len(list(parts.glob("chunk_*"))) if parts.is_dir() else 0
+        target = before + rng.randint(1, 3)
+        proc = nucfm(args)
+        while proc.poll() is None and (len(list(parts.glob("chunk_*"))) if parts.is_dir() else 0) < target:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0, 0.3))  # anywhere inside the next chunk
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+        assert not output.exists()
+    proc = nucfm(args)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    assert not parts.exists()
+
+
+@pytest.mark.parametrize("extra", [["--layout", "concat"], ["--pool", "mean"]], ids=["concat", "pooled-npy"])
+def test_embed_killed_twice_resumes_to_identical_file(tmp_path, slow_model_dir, extra):
+    fa = write_fasta(tmp_path / "in.fa", 240)
+    ext = ".npy" if "--pool" in extra else ".h5"
+    base = ["embed", "-i", str(fa), "-m", slow_model_dir, "--chunk-residues", "300", *extra]
+    assert main([*base, "-o", str(tmp_path / f"straight{ext}"), "--threads", "1", "--no-progress"]) == 0
+    out = tmp_path / f"killed{ext}"
+    kill_at_random_points([*base, "-o", str(out)], out, kills=2, seed=len(extra[-1]))
+    assert out.read_bytes() == (tmp_path / f"straight{ext}").read_bytes()
+    if ext == ".npy":
+        assert out.with_suffix(".ids.txt").read_text() == (tmp_path / "straight.ids.txt").read_text()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries left
+    with open_embeddings(out) as f:
+        assert len(f) == 240 and f.ids[:2] == ["r0", "r1"]
+
+
+def test_embed_other_settings_refused_then_restart(tmp_path, model_dir, capsys, monkeypatch):
+    import nucfm.tasks.embed as te
+    from nucfm.resume import Parts
+
+    fa = write_fasta(tmp_path / "in.fa", 40)
+    out = tmp_path / "e.h5"
+    real, calls = te.embed_ids, []
+
+    def interrupted(*a, **k):  # an interrupted run at layer -1 with one finished chunk
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(te, "embed_ids", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        te.embed_fasta(rna_model(max_len=50), str(fa), str(out), chunk_residues=200, show_progress=False)
+    monkeypatch.setattr(te, "embed_ids", real)
+    assert Parts(out, {}, suffix=".npz").finished() == {0} and not out.exists()
+    args = ["embed", "-i", str(fa), "-o", str(out), "-m", model_dir, "--chunk-residues", "200", "--no-progress"]
+    assert main([*args, "--layer", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "different settings" in err and "layer" in err and "model_fingerprint" not in err
+    assert main([*args, "--layer", "1", "--restart"]) == 0
+    assert not (tmp_path / "e.h5.parts").exists()
+    with open_embeddings(out) as f:
+        assert f.attrs["layer"] == 1 and len(f) == 40
+
+
+def test_layouts_read_back_the_same_records(tmp_path):
+    rng = np.random.default_rng(0)
+    ids = ["a", "b", "a", "empty", "c/1"]
+    arrays = [rng.normal(size=(n, 8)).astype(np.float32) for n in (3, 5, 1, 0, 700)]
+    for layout in ("records", "concat"):
+        with EmbeddingWriter(tmp_path / f"{layout}.h5", pooled=False, dim=8, layout=layout) as w:
+            w.add(ids[:2], arrays[:2])
+            w.add(ids[2:], arrays[2:])
+        with open_embeddings(tmp_path / f"{layout}.h5") as f:
+            assert f.ids == ids and len(f) == 5 and f.layout == layout
+            for k, a in enumerate(arrays):
+                np.testing.assert_array_equal(f[k], a)
+            np.testing.assert_array_equal(f.get("a"), arrays[0])
+            np.testing.assert_array_equal(f[-1], arrays[-1])
+    vectors = [a.mean(0) if len(a) else np.full(8, np.nan, np.float32) for a in arrays]
+    for ext in (".h5", ".npy", ".npz", ".parquet"):
+        with EmbeddingWriter(tmp_path / f"pooled{ext}", pooled=True, dim=8) as w:
+            w.add(ids[:3], vectors[:3])
+            w.add(ids[3:], vectors[3:])
+        with open_embeddings(tmp_path / f"pooled{ext}") as f:
+            assert f.ids == ids and f.pooled
+            np.testing.assert_array_equal(np.stack([f[k] for k in range(5)]), np.stack(vectors))
