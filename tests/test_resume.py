@@ -27,11 +27,26 @@ def model_dir(tmp_path_factory):
     return str(save_model(rna_model(max_len=50), tmp_path_factory.mktemp("m") / "tiny"))
 
 
+def slow_model():
+    """Wider than the tiny model, so that a chunk takes long enough to be killed inside."""
+    return rna_model(max_len=50, hidden_size=128, ffn_size=512, num_layers=4, num_heads=4)
+
+
 @pytest.fixture(scope="module")
 def slow_model_dir(tmp_path_factory):
-    """Wider than the tiny model, so that a chunk takes long enough to be killed inside."""
-    model = rna_model(max_len=50, hidden_size=128, ffn_size=512, num_layers=4, num_heads=4)
-    return str(save_model(model, tmp_path_factory.mktemp("m") / "slow"))
+    return str(save_model(slow_model(), tmp_path_factory.mktemp("m") / "slow"))
+
+
+@pytest.fixture(scope="module")
+def task_model_dir(tmp_path_factory):
+    """A classification task model on the slow backbone (frozen, stored)."""
+    from nucfm.checkpoint.task import save_task_model
+    from nucfm.models.task import TaskConfig, TaskHead, TaskModel
+
+    tc = TaskConfig(task="binary", labels=("no", "yes"), inputs=("lm", "onehot"), backbone_mode="frozen",
+                    backbone_hidden_size=128, backbone_stored=True)
+    return str(save_task_model(TaskModel(tc, TaskHead(tc), backbone=slow_model()),
+                               tmp_path_factory.mktemp("m") / "task"))
 
 
 def write_fasta(path: Path, n: int, seed: int = 0) -> Path:
@@ -43,7 +58,7 @@ def write_fasta(path: Path, n: int, seed: int = 0) -> Path:
 
 
 def nucfm(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "nucfm", *args, "--threads", "1", "--no-progress"], env=ENV,
+    return subprocess.Popen([sys.executable, "-m", "nucfm", *args, "--threads", "1"], env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -73,8 +88,8 @@ def kill_at_random_points(args: list[str], output: Path, kills: int, seed: int) 
 def test_embed_killed_twice_resumes_to_identical_file(tmp_path, slow_model_dir, extra):
     fa = write_fasta(tmp_path / "in.fa", 240)
     ext = ".npy" if "--pool" in extra else ".h5"
-    base = ["embed", "-i", str(fa), "-m", slow_model_dir, "--chunk-residues", "300", *extra]
-    assert main([*base, "-o", str(tmp_path / f"straight{ext}"), "--threads", "1", "--no-progress"]) == 0
+    base = ["embed", "-i", str(fa), "-m", slow_model_dir, "--chunk-residues", "300", "--no-progress", *extra]
+    assert main([*base, "-o", str(tmp_path / f"straight{ext}"), "--threads", "1"]) == 0
     out = tmp_path / f"killed{ext}"
     kill_at_random_points([*base, "-o", str(out)], out, kills=2, seed=len(extra[-1]))
     assert out.read_bytes() == (tmp_path / f"straight{ext}").read_bytes()
@@ -83,6 +98,20 @@ def test_embed_killed_twice_resumes_to_identical_file(tmp_path, slow_model_dir, 
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries left
     with open_embeddings(out) as f:
         assert len(f) == 240 and f.ids[:2] == ["r0", "r1"]
+
+
+@pytest.mark.parametrize("ext", [".parquet"])
+def test_predict_killed_twice_resumes_to_identical_file(tmp_path, task_model_dir, ext):
+    fa = write_fasta(tmp_path / "in.fa", 200)
+    base = ["predict", "-i", str(fa), "-m", task_model_dir, "--chunk-records", "8"]
+    assert main([*base, "-o", str(tmp_path / f"straight{ext}"), "--threads", "1"]) == 0
+    out = tmp_path / f"killed{ext}"
+    kill_at_random_points([*base, "-o", str(out)], out, kills=2, seed=len(ext))
+    assert out.read_bytes() == (tmp_path / f"straight{ext}").read_bytes()
+    import pandas as pd
+
+    table = pd.read_parquet(out) if ext == ".parquet" else pd.read_csv(out, sep="\t", keep_default_na=False)
+    assert table["id"].tolist() == [f"r{i % 100}" for i in range(200)]  # input order, ids kept
 
 
 def test_embed_other_settings_refused_then_restart(tmp_path, model_dir, capsys, monkeypatch):
