@@ -9,7 +9,7 @@ Per-residue embeddings (one (L_i, D) array per record), two layouts of ``.h5`` /
   :data:`RESERVED` are never used), so every record is kept. Root datasets ``ids`` (input
   order, original ids) and ``keys`` (the matching dataset names).
 * ``layout="concat"`` (for large files: millions of records): every record's rows one after the
-  other in ONE chunked, compressed dataset ``embeddings`` (sum L_i, D) float32, and ``offsets``
+  other in ONE chunked dataset ``embeddings`` (sum L_i, D) float32, and ``offsets``
   (N + 1,) int64: record ``i`` is ``embeddings[offsets[i]:offsets[i + 1]]``; ``ids`` in input
   order. Attribute ``layout = "concat"``. Writing appends to one dataset (no per-record HDF5
   object), and reading one record touches one or two compressed chunks.
@@ -46,10 +46,12 @@ from nucfm.paths import _remove, _temporary_sibling, unique_names
 
 PER_RESIDUE = (".h5", ".hdf5", ".npz")
 LAYOUTS = ("records", "concat")
-# The concat layout's HDF5 chunks: about 256 KiB of rows each (a short record's read decompresses
-# one or two), byte-shuffled and gzip level 1 (fast; see docs/scale.md for the measured sizes).
-CHUNK_BYTES = 1 << 18
-COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+# The concat layout's HDF5 chunks: about 64 KiB of rows each (at least 64 rows), so reading a short
+# record touches one or two chunks. Not compressed: on float32 embeddings gzip-1 + shuffle saved
+# 15 % of the size but wrote 6x slower and read a random record 9x slower; lzf saved 10 %, 5x and
+# 9x (bench/embedding_layouts.py, docs/scale.md).
+CHUNK_BYTES = 1 << 16
+COMPRESSION: dict = {}
 POOLED = (".h5", ".hdf5", ".npz", ".npy", ".parquet")
 
 
@@ -126,7 +128,7 @@ class EmbeddingWriter:
                                         chunks=(256, dim))
             elif layout == "concat":
                 self._h5.attrs["layout"] = "concat"
-                rows = max(16, CHUNK_BYTES // (4 * dim))
+                rows = max(64, CHUNK_BYTES // (4 * dim))
                 self._h5.create_dataset("embeddings", shape=(0, dim), maxshape=(None, dim), dtype="f4",
                                         chunks=(rows, dim), **COMPRESSION)
                 self._h5.create_dataset("offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(65536,))
