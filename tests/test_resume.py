@@ -165,3 +165,46 @@ def test_layouts_read_back_the_same_records(tmp_path):
         with open_embeddings(tmp_path / f"pooled{ext}") as f:
             assert f.ids == ids and f.pooled
             np.testing.assert_array_equal(np.stack([f[k] for k in range(5)]), np.stack(vectors))
+
+
+@pytest.mark.parametrize("command", ["fold", "contacts"])
+def test_fold_and_contacts_interrupted_resume_to_identical_files(tmp_path, model_dir, monkeypatch, command):
+    import dataclasses
+
+    import torch
+
+    import nucfm.tasks.structure as ts
+    from nucfm.checkpoint.structure import save_structure_model
+    from nucfm.models.config import PairHeadConfig, StructureConfig
+    from nucfm.models.heads import PairHead
+
+    torch.manual_seed(0)
+    hc = PairHeadConfig(embed_dim=16, reduction=4, channels=4, blocks=1)
+    cfg = StructureConfig(head=dataclasses.asdict(hc), lm=model_dir, lm_hidden_size=16,
+                          task="structure" if command == "fold" else "contact")
+    ss = str(save_structure_model(PairHead(hc), cfg, tmp_path / "ss"))
+    fa = write_fasta(tmp_path / "in.fa", 30)
+    out = "x.dbn" if command == "fold" else "x.npz"
+    extra = ["--probs", str(tmp_path / "{}.npz")] if command == "fold" else []
+
+    def args(name):
+        return [command, "-i", str(fa), "-o", str(tmp_path / out.replace("x", name)), "-m", ss, "--chunk-records", "4",
+                "--threads", "1", *[a.format(name + "_p") for a in extra]]
+
+    assert main(args("straight")) == 0
+    real, calls = ts.distributed.gather, []
+
+    def interrupted(*a, **k):  # the 4th chunk never finishes
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(ts.distributed, "gather", interrupted)
+    assert main(args("resumed")) != 0  # "nucfm: interrupted"
+    monkeypatch.setattr(ts.distributed, "gather", real)
+    assert len(list((tmp_path / (out.replace("x", "resumed") + ".parts")).glob("chunk_*"))) == 3
+    assert main(args("resumed")) == 0
+    names = [out.replace("x", "{}")] + (["{}_p.npz"] if command == "fold" else ["{}.top.tsv"])
+    for name in names:
+        assert (tmp_path / name.format("resumed")).read_bytes() == (tmp_path / name.format("straight")).read_bytes()
