@@ -226,7 +226,7 @@ def test_genome_window_embeddings_resume(tmp_path, monkeypatch):
     straight = tg.window_embeddings(model, seqs, center=10, chunk=8)
     parts = Parts(tmp_path / "out", {"a": 1})
     parts.prepare()
-    real, calls = tg.embed_ids, []
+    real, calls = tg.centre_embeddings, []
 
     def interrupted(*a, **k):
         calls.append(1)
@@ -234,11 +234,11 @@ def test_genome_window_embeddings_resume(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(tg, "embed_ids", interrupted)
+    monkeypatch.setattr(tg, "centre_embeddings", interrupted)
     with pytest.raises(KeyboardInterrupt):
         tg.window_embeddings(model, seqs, center=10, chunk=8, parts=parts)
     assert parts.finished() == {0, 1, 2}
-    monkeypatch.setattr(tg, "embed_ids", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(tg, "centre_embeddings", lambda *a, **k: calls.append(1) or real(*a, **k))
     resumed = tg.window_embeddings(model, seqs, center=10, chunk=8, parts=parts)
     assert len(calls) == 4 + 4  # chunks 3..6 only
     np.testing.assert_array_equal(resumed, straight)
