@@ -4,10 +4,10 @@
 A GPN-shaped random ConvNet (GPN-brassicales: 25 layers, 512 wide, kernel 9, dilations 1..32;
 ``--layers``/``--hidden`` shrink it) on a random genome. Three timings, same windows:
 
-* ``windows_full``: :func:`nucfm.tasks.genome_clusters.centre_embeddings`, the whole 512-bp
-  window through the model, both strands, centre averaged;
-* ``windows_cone``: only the receptive cone of the centre bases computed (the ConvNet's
-  ``_encode`` range, as ``vep`` does for one site), to see whether that path would pay;
+* ``windows_full``: the whole 512-bp window through the model (:func:`nucfm.models.embedding.embed_ids`),
+  both strands, centre averaged (genome-clusters before the receptive-cone path);
+* ``windows_cone``: :func:`nucfm.tasks.genome_clusters.centre_embeddings`, only the receptive
+  cone of the centre bases computed (``ConvNet.hidden_range``, as ``vep`` does for one site);
 * ``vep_sites``: :func:`nucfm.tasks.variants.site_logits` at one site per window centre (GPN's
   rule: the masked site, both strands, its receptive cone only).
 
@@ -45,6 +45,7 @@ def main() -> None:
 
     from nucfm.io.genome import Genome
     from nucfm.models import ConvNet, ConvNetConfig
+    from nucfm.models.embedding import embed_ids
     from nucfm.tasks.genome_clusters import centre_embeddings
     from nucfm.tasks.variants import encode_windows, site_logits
 
@@ -60,25 +61,19 @@ def main() -> None:
     fwd = encode_windows(model, [genome.fetch("chr1", s, s + W) for s in starts])
     rev = model.alphabet.complement_ids()[fwd[:, ::-1]]
 
-    @torch.inference_mode()
-    def cone_path():
-        out = []
-        for b0 in range(0, len(fwd), args.batch_size):
-            hs = []
-            for ids, lo in ((fwd, a), (rev, W - a - c)):
-                x, start = model._encode(torch.from_numpy(np.ascontiguousarray(ids[b0 : b0 + args.batch_size])),
-                                         None, model.num_layers, lo, lo + c)
-                hs.append(x[:, lo - start : lo - start + c].mean(1))
-            out.append(((hs[0] + hs[1]) / 2).numpy())
-        return np.concatenate(out)
+    def full():
+        hidden = embed_ids(model, list(fwd) + list(rev), batch_tokens=args.batch_size * W)
+        B = len(fwd)
+        return np.stack([(hidden[i][a : a + c].mean(0) + hidden[B + i][W - a - c : W - a].mean(0)) / 2
+                         for i in range(B)])
 
     def timed(fn):
         t = time.perf_counter()
         out = fn()
         return out, time.perf_counter() - t
 
-    ref, t_full = timed(lambda: centre_embeddings(model, fwd, rev, a, c, -1, args.batch_size))
-    cone, t_cone = timed(cone_path)
+    ref, t_full = timed(full)
+    cone, t_cone = timed(lambda: centre_embeddings(model, fwd, rev, a, c, -1, args.batch_size))
     sites = [("chr1", s + a) for s in starts]
     _, t_vep = timed(lambda: site_logits(model, genome, sites, window=W, batch_size=args.batch_size))
     res = {"model": {"layers": args.layers, "hidden": args.hidden}, "threads": args.threads, "window": W,

@@ -65,13 +65,23 @@ def window_sequences(genome: Genome, chrom: str, centres: np.ndarray, window: in
     return [genome.fetch(chrom, int(s) - before, int(s) - before + window) for s in centres]
 
 
+@torch.inference_mode()
 def centre_embeddings(model, fwd: np.ndarray, rev: np.ndarray, a: int, center: int, layer: int,
                       batch_size: int) -> np.ndarray:
     """(B, D): the mean hidden state over the centre ``[a, a + center)`` of each forward window
-    (B, W) and over ``[W - a - center, W - a)`` of its reverse complement ``rev``, averaged.
-    (Computing only the receptive cone of the centre, as ``vep`` does for one site, was measured
-    no faster: a GPN-shaped ConvNet's receptive field spans the whole 512-bp window.)"""
+    (B, W) and over ``[W - a - center, W - a)`` of its reverse complement ``rev``, averaged. A
+    model with ``hidden_range`` (the ConvNet) computes only the receptive cone of the centre (as
+    ``vep`` does for one site); others go through :func:`~nucfm.models.embedding.embed_ids`."""
     B, W = fwd.shape
+    if hasattr(model, "hidden_range"):
+        out = []
+        for b0 in range(0, B, batch_size):
+            f = torch.from_numpy(np.ascontiguousarray(fwd[b0 : b0 + batch_size])).to(model.device)
+            r = torch.from_numpy(np.ascontiguousarray(rev[b0 : b0 + batch_size])).to(model.device)
+            hf = model.hidden_range(f, layer, a, a + center).mean(1)  # (b, D)
+            hr = model.hidden_range(r, layer, W - a - center, W - a).mean(1)
+            out.append(((hf + hr) / 2).float().cpu().numpy())
+        return np.concatenate(out)
     hidden = embed_ids(model, list(fwd) + list(rev), layer=layer, batch_tokens=batch_size * W)
     f = np.stack([h[a : a + center].mean(0) for h in hidden[:B]])
     r = np.stack([h[W - a - center : W - a].mean(0) for h in hidden[B:]])
