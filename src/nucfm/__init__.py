@@ -6,6 +6,7 @@
 """
 
 from nucfm.checkpoint import load_model, save_model
+from nucfm.io.embeddings import open_embeddings
 
 __version__ = "0.1.0"
-__all__ = ["load_model", "save_model", "__version__"]
+__all__ = ["load_model", "save_model", "open_embeddings", "__version__"]

@@ -99,11 +99,17 @@ def save_model(model: NucleotideLM, path: str | Path, dtype: torch.dtype | None 
 
 def fingerprint(model: torch.nn.Module) -> str:
     """A cheap identity of a model's weights (config, names, shapes and a sample of values):
-    the key of caches and resumable runs that depend on the weights."""
+    the key of caches and resumable runs that depend on the weights. ``model``: a module with a
+    ``config``, or a structure model (its config, pair head and language model)."""
     import hashlib
 
-    h = hashlib.sha1(json.dumps(unwrap(model).config.to_dict(), sort_keys=True, default=str).encode())
-    for name, p in unwrap(model).state_dict().items():
+    m = unwrap(model) if isinstance(model, torch.nn.Module) else model
+    h = hashlib.sha1(json.dumps(m.config.to_dict(), sort_keys=True, default=str).encode())
+    modules = [m] if isinstance(m, torch.nn.Module) else [x for x in (m.head, m.lm) if x is not None]
+    state = {f"{k}.{name}": p for k, mod in enumerate(modules) for name, p in unwrap(mod).state_dict().items()}
+    if len(modules) == 1:
+        state = unwrap(modules[0]).state_dict()
+    for name, p in state.items():
         h.update(name.encode())
         h.update(str(tuple(p.shape)).encode())
         h.update(p.detach().flatten()[:256].float().cpu().numpy().tobytes())

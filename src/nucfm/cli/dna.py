@@ -255,6 +255,8 @@ def add_genome_clusters(sub):
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of UMAP, Leiden and the CV folds")
     p.add_argument("--block", type=positive_int, default=50_000,
                    help="genome block (bp) kept whole by the blocked cross-validation of the probe (default 50000)")
+    p.add_argument("--restart", action="store_true",
+                   help="discard window embeddings of an earlier, different run (OUTPUT.parts/); a rerun resumes")
     p.set_defaults(run=run_genome_clusters)
 
 
@@ -275,7 +277,7 @@ def run_genome_clusters(args):
                               center=args.center, step=args.step, resolution=args.resolution,
                               n_neighbors=args.neighbors, kmer=args.kmer, seed=args.seed, block=args.block,
                               batch_size=args.batch_size,
-                              progress=not args.no_progress, model_name=str(name))
+                              progress=not args.no_progress, model_name=str(name), restart=args.restart)
     print(f"{summary['windows']} windows; classes: "
           + ", ".join(f"{k} {v}" for k, v in summary["class_counts"].items()))
     for m in summary["metrics"]:

@@ -47,7 +47,8 @@ def add_embed(sub):
     p = sub.add_parser("embed", help="per-residue or pooled embeddings of a FASTA file",
                        description="Embed every record of a FASTA/FASTQ file (plain or gzip). Output format "
                        "by extension: .h5/.npz (per residue or pooled), .npy/.parquet (pooled). Records are "
-                       "keyed by id; repeated or colliding ids get #2, #3... (every record is kept).")
+                       "keyed by id; repeated or colliding ids get #2, #3... (every record is kept). Finished "
+                       "chunks wait in OUTPUT.parts/: rerun the same command to resume; --restart starts over.")
     add_common(p, model_kind="rna", input_help="FASTA or FASTQ, optionally gzip/bgzip compressed",
                input_names=("--fasta",), output_help="output .h5, .npz (per residue or pooled), .npy or .parquet "
                "(pooled)", device=True, progress=True)
@@ -62,6 +63,12 @@ def add_embed(sub):
     p.add_argument("--int8", action="store_true",
                    help="int8 dynamic quantization of the linear layers (faster on CPU, slightly less exact)")
     add_frame_options(p)
+    p.add_argument("--layout", choices=["records", "concat"], default="records",
+                   help="per-residue .h5: one dataset per record (records, default) or one concatenated "
+                   "array + offsets (concat: for millions of records; read with nucfm.open_embeddings)")
+    p.add_argument("--chunk-residues", type=positive_int, default=None,
+                   help="residues per resumable chunk (default: 256 MiB of embeddings)")
+    p.add_argument("--restart", action="store_true", help="discard finished chunks of an earlier, different run")
     p.set_defaults(run=run_embed)
 
 
@@ -70,7 +77,7 @@ def run_embed(args):
     from nucfm.tasks.embed import embed_fasta
 
     check_input(args.input, "FASTA")
-    check_embedding_output(args.output, pooled=args.pool == "mean")
+    check_embedding_output(args.output, pooled=args.pool == "mean", layout=args.layout)
     check_output(args.output, [args.input])
     if args.output.lower().endswith(".npy"):
         check_output(str(Path(args.output).with_suffix(".ids.txt")), [args.input], "ids file")
@@ -96,7 +103,8 @@ def run_embed(args):
     summary = embed_fasta(model, args.input, args.output, layer=args.layer,
                           pool=None if args.pool == "none" else args.pool, batch_tokens=args.batch_tokens,
                           overlap=args.overlap, convert=not args.no_convert, model_name=str(name),
-                          show_progress=not args.no_progress, frame=args.frame, longest_orf=args.longest_orf)
+                          show_progress=not args.no_progress, frame=args.frame, longest_orf=args.longest_orf,
+                          layout=args.layout, chunk_residues=args.chunk_residues, restart=args.restart)
     from nucfm import distributed
 
     if distributed.setup().is_main:

@@ -55,6 +55,8 @@ def add_fold(sub):
                    help="local mode for records longer than N+1 nt: pairs span at most N nt (ViennaRNA local "
                         "folding, the head on overlapping blocks; memory O(L*N)). Default: records over 1500 nt "
                         "fold locally with N = 200")
+    p.add_argument("--chunk-records", type=positive_int, default=256, help="records per resumable chunk")
+    p.add_argument("--restart", action="store_true", help="discard finished chunks of an earlier, different run")
     p.set_defaults(run=run_fold)
 
 
@@ -109,7 +111,8 @@ def run_fold(args):
         changes["pseudoknots"] = False
     opts = dataclasses.replace(opts, **changes)
     summary = fold_fasta(predictor, args.input, args.output, fmt=fmt, probs_path=args.probs,
-                         plot_dir=args.plot, opts=opts, workers=args.threads or 1, max_span=args.max_span)
+                         plot_dir=args.plot, opts=opts, workers=args.threads or 1, max_span=args.max_span,
+                         chunk_records=args.chunk_records, restart=args.restart)
     if "pairs" in summary:  # rank 0 (or the only process) wrote the outputs
         log.info(f"folded {summary['records']} records ({summary['pairs']} pairs) with {name} -> {args.output}")
 
@@ -231,6 +234,8 @@ def add_contacts(sub):
     p.add_argument("--ref", default=None, help="known contacts (JSON lines: id, seq, contacts) to plot and score")
     p.add_argument("--max-span", type=positive_int, default=None, metavar="N",
                    help="local mode as in `fold --max-span`")
+    p.add_argument("--chunk-records", type=positive_int, default=256, help="records per resumable chunk")
+    p.add_argument("--restart", action="store_true", help="discard finished chunks of an earlier, different run")
     p.set_defaults(run=run_contacts)
 
 
@@ -257,7 +262,8 @@ def run_contacts(args):
     name = _head_model_name(args.model, "contact", "contacts needs a contact model")
     model = load_structure_model(name).to(resolve_device(args.device))
     summary = contacts_fasta(model, args.input, args.output, plot_dir=args.plot, top_k=args.top_k, ref=args.ref,
-                             workers=args.threads or 1, max_span=args.max_span)
+                             workers=args.threads or 1, max_span=args.max_span, chunk_records=args.chunk_records,
+                             restart=args.restart)
     log.info(f"{summary['records']} contact maps with {name} -> {args.output}; top pairs -> {summary['top_pairs']}")
     if "scores" in summary:
         _print_contact_scores(summary["scores"], summary["scored"])

@@ -204,10 +204,13 @@ def run_finetune(args):
 
 def add_predict(sub):
     p = sub.add_parser("predict", help="predict with a task model (from `nucfm finetune` or `nucfm models`)",
-                       description="One output row per input record, in input order, keyed by id.")
+                       description="One output row per input record, in input order, keyed by id. Finished "
+                       "chunks wait in OUTPUT.parts/: rerun the same command to resume; --restart starts over.")
     add_common(p, model_kind="any", input_help="sequences: FASTA or table (CSV/TSV/Parquet with a seq column)",
                output_help="predictions: .tsv, .csv or .parquet", device=True)
     p.add_argument("--seq-col", default=None, help="sequence column of a table (default seq/sequence/utr)")
+    p.add_argument("--chunk-records", type=positive_int, default=4096, help="records per resumable chunk")
+    p.add_argument("--restart", action="store_true", help="discard finished chunks of an earlier, different run")
     p.set_defaults(run=run_predict)
 
 
@@ -229,5 +232,6 @@ def run_predict(args):
     if not hasattr(model, "predict"):
         raise InputError(f"{args.model} is not a task model (use `nucfm embed` for language models)")
     model = model.to(device)
-    n = predict_file(model, args.input, args.output, args.seq_col)
+    n = predict_file(model, args.input, args.output, args.seq_col, chunk_records=args.chunk_records,
+                     restart=args.restart)
     log.info("wrote %d predictions to %s", n, args.output)

@@ -45,16 +45,36 @@ def table_format(path: str | Path) -> str | None:
 def read_table(path: str | Path, fmt: str | None = None, dtype=str) -> pd.DataFrame:
     """The table at ``path`` (format from the name unless ``fmt``); text columns as ``dtype``
     (``str``: values exactly as written, empty cells as ""; None: pandas' own parsing)."""
+    pieces = read_table_chunks(path, fmt, dtype, chunk_rows=None)
+    try:
+        return next(pieces)
+    finally:
+        pieces.close()
+
+
+def read_table_chunks(path: str | Path, fmt: str | None = None, dtype=str, chunk_rows: int | None = 65536):
+    """:func:`read_table` in pieces of ``chunk_rows`` rows (None: one piece), for tables of any size."""
     path = Path(path)
     fmt = fmt or table_format(path)
     if fmt is None:
         raise InputError(f"{path}: expected a table: .tsv[.gz], .csv[.gz] or .parquet")
     try:
         if fmt == "parquet":
-            return pd.read_parquet(path)
+            if chunk_rows is None:
+                yield pd.read_parquet(path)
+                return
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+                yield batch.to_pandas()
+            return
         with open_text(path) as fh:  # gzip by content, UTF-8 with BOM, gzip errors as InputError
-            return pd.read_csv(fh, sep="\t" if fmt == "tsv" else ",", dtype=dtype, keep_default_na=dtype is not str,
-                               comment=None, low_memory=False)
+            reader = pd.read_csv(fh, sep="\t" if fmt == "tsv" else ",", dtype=dtype, keep_default_na=dtype is not str,
+                                 comment=None, low_memory=False, chunksize=chunk_rows)
+            if chunk_rows is None:
+                yield reader
+            else:
+                yield from reader
     except InputError:
         raise
     except Exception as e:
@@ -80,17 +100,42 @@ def read_sequence_table(path: str | Path, seq_col: str | None = None, header_reg
         return df
     if table_format(path) is None:
         raise InputError(f"{path}: unknown table type; use FASTA, .csv, .tsv or .parquet (optionally .gz)")
-    df = read_table(path)
+    return _sequence_columns(read_table(path), seq_col, path, 0)
+
+
+def _sequence_columns(df: pd.DataFrame, seq_col: str | None, path, first_row: int) -> pd.DataFrame:
+    """A table's sequence column renamed ``seq`` and an ``id`` column (the row number, counted
+    from ``first_row``, when the table has none)."""
     col = seq_col or next((c for c in SEQ_COLUMNS if c in df.columns), None)
     if col is None or col not in df.columns:
         raise InputError(f"{path}: no sequence column {seq_col or ' / '.join(SEQ_COLUMNS[:3])!r}; columns: "
                          f"{', '.join(map(str, df.columns[:20]))}")
     df = df.rename(columns={col: "seq"}) if col != "seq" else df
     if "id" not in df.columns:
-        df.insert(0, "id", [str(i) for i in range(len(df))])
+        df.insert(0, "id", [str(i) for i in range(first_row, first_row + len(df))])
     df["id"] = df["id"].astype(str)
     df["seq"] = df["seq"].fillna("").astype(str)
     return df
+
+
+def iter_sequence_table(path: str | Path, seq_col: str | None = None, chunk_records: int = 4096):
+    """:func:`read_sequence_table` streamed: DataFrames of ``chunk_records`` records (columns
+    ``id`` and ``seq``), in file order, so that inputs of any size are read in flat memory."""
+    from itertools import islice
+
+    if _bare_name(path).endswith(FASTA_SUFFIXES):
+        from nucfm.io.fasta import read_fasta
+
+        records = read_fasta(path)
+        while batch := list(islice(records, chunk_records)):
+            yield pd.DataFrame({"id": [r.id for r in batch], "seq": [r.seq for r in batch]})
+        return
+    if table_format(path) is None:
+        raise InputError(f"{path}: unknown table type; use FASTA, .csv, .tsv or .parquet (optionally .gz)")
+    first = 0
+    for df in read_table_chunks(path, chunk_rows=chunk_records):
+        yield _sequence_columns(df, seq_col, path, first)[["id", "seq"]]
+        first += len(df)
 
 
 def compile_label_regex(text: str, option: str = "--label-regex") -> re.Pattern:

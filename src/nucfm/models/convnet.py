@@ -239,6 +239,17 @@ class ConvNet(NucleotideLM):
             raise ValueError(f"layer {layer} out of range 0..{self.num_layers}")
         return self._encode(input_ids, attention_mask, layer)[0]
 
+    def hidden_range(self, input_ids: torch.Tensor, layer: int, lo: int, hi: int) -> torch.Tensor:
+        """Hidden states after block ``layer`` at positions ``[lo, hi)`` only, (B, hi - lo, D): equal
+        to ``hidden(input_ids)[:, lo:hi]`` (no padding inside ``input_ids``) but computing each
+        layer only inside the receptive cone of those positions (``genome-clusters``' centres)."""
+        if layer < 0:
+            layer = self.num_layers + 1 + layer
+        if not 0 <= layer <= self.num_layers:
+            raise ValueError(f"layer {layer} out of range 0..{self.num_layers}")
+        x, start = self._encode(input_ids, None, layer, lo, hi)
+        return x[:, lo - start : hi - start]
+
     def token_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Masked-LM logits (B, T, V) at every position."""
         return self.lm_head(self._encode(input_ids, attention_mask, self.num_layers)[0])

@@ -21,7 +21,6 @@ changed bases in two codons, ``not_codon_substitution`` for an indel).
 from __future__ import annotations
 
 import logging
-import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -223,8 +222,7 @@ def score_codon_file(model, cds_fasta: str | Path, variants: str | Path | None, 
     from tqdm.auto import tqdm
 
     from nucfm.checkpoint import fingerprint
-    from nucfm.paths import atomic_path
-    from nucfm.tasks.variants import parts_dir, prepare_parts
+    from nucfm.resume import Parts
 
     check_codon_model(model, "the model")
     letters, cds = read_cds_fasta(cds_fasta, frame=frame, orf=orf)
@@ -237,19 +235,20 @@ def score_codon_file(model, cds_fasta: str | Path, variants: str | Path | None, 
                    (("", str(p.resolve())), ("_bytes", p.stat().st_size), ("_mtime_ns", p.stat().st_mtime_ns))},
                 "frame": frame, "orf": orf, "model_fingerprint": fingerprint(model), "chunk_size": chunk_size,
                 "sites": len(sites), "chunks": n_chunks}
-    parts = parts_dir(output)
-    prepare_parts(parts, manifest, restart)
-    todo = [i for i in range(n_chunks) if not (parts / f"chunk_{i:06d}.npy").exists()]
+    parts = Parts(output, manifest, suffix=".npy", restart=restart)
+    parts.prepare()
+    finished = parts.finished()
+    todo = [i for i in range(n_chunks) if i not in finished]
     with tqdm(total=sum(len(sites[i * chunk_size : (i + 1) * chunk_size]) for i in todo), unit="codon",
               desc="codon-vep", disable=not progress) as bar:
         for i in todo:
             scores = site_scores(model, cds, by_site, sites[i * chunk_size : (i + 1) * chunk_size], batch_size, bar)
-            with atomic_path(parts / f"chunk_{i:06d}.npy") as tmp:
+            with parts.writing(i) as tmp:
                 np.save(tmp, scores)
-    scores = np.concatenate([np.load(parts / f"chunk_{i:06d}.npy") for i in range(n_chunks)] or [np.empty(0)])
+    scores = np.concatenate([np.load(parts.path(i)) for i in range(n_chunks)] or [np.empty(0)])
     write_scored(vt, _columns(len(vt), by_site, scores), output, info_key="NUCFM_CODON_SCORE",
                  description="nucfm masked-codon log-likelihood ratio (logit alt codon - logit ref codon)")
-    shutil.rmtree(parts)
+    parts.remove()
     counts = status_counts(vt.status)
     skipped = {k: v for k, v in counts.items() if k != "ok"}
     if skipped:

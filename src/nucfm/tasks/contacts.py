@@ -43,15 +43,18 @@ def top_pairs(probs, k: int, min_separation: int = LIST_MIN_SEPARATION) -> list[
 
 def contacts_fasta(model: StructureModel, fasta: str, output: str, plot_dir: str | None = None,
                    top_k: int | None = None, ref: str | None = None, workers: int = 1,
-                   max_span: int | None = None) -> dict:
+                   max_span: int | None = None, chunk_records: int = 256, restart: bool = False) -> dict:
     """Contact maps of every record of ``fasta``: ``output`` (.npz/.h5, one map per record under
     its :func:`~nucfm.paths.unique_names` key, float16; local-mode maps sparse, see
     :func:`~nucfm.tasks.structure.write_pair_probs`), the top pairs as TSV beside it
     (``<output stem>.top.tsv``: key, id, i, j (0-based), separation, probability; ``top_k`` per
     record, default L, pairs with j - i >= 6), and with ``plot_dir`` a PNG per record, the known
     contacts of ``ref`` (contact JSON lines, matched by id) drawn beside the prediction; with
-    ``ref`` the summary holds the scores. Returns a summary dict."""
+    ``ref`` the summary holds the scores. Resumable like ``fold`` (``OUTPUT.parts/``, chunks of
+    ``chunk_records`` records, ``restart``). Returns a summary dict."""
+    from nucfm import distributed
     from nucfm.paths import unique_names
+    from nucfm.tasks.structure import load_map_chunks, map_parts, run_map_chunks
 
     if model.config.task != "contact":
         log.warning("model %s was trained for %s, not contacts: its map ranks base pairs", model.name,
@@ -59,21 +62,30 @@ def contacts_fasta(model: StructureModel, fasta: str, output: str, plot_dir: str
     refs = _read_refs(ref) if ref else {}
     recs, seqs, counts = clean_records(fasta, "given empty maps")
     keys = unique_names([r.id for r in recs])
-    probs = model.predict_probs(seqs, workers=workers, max_span=max_span)
-    write_pair_probs(output, keys, probs)
-    tops = [top_pairs(p, top_k or len(s)) for p, s in zip(probs, seqs)]
+    parts = map_parts(model, fasta, output, restart, chunk_records, max_span=max_span)
+    n_chunks = run_map_chunks(parts, seqs, lambda s: [((), p) for p in model.predict_probs(s, workers=workers,
+                                                                                           max_span=max_span)],
+                              chunk_records, distributed.Context(), keep_probs=True)
+    lengths = [len(s) for s in seqs]
+
+    def maps():
+        return (p for _, p in load_map_chunks(parts, n_chunks, lengths))
+
+    write_pair_probs(output, keys, maps())
+    tops = [top_pairs(p, top_k or len(s)) for p, s in zip(maps(), seqs)]
     _write_top(_top_path(output), keys, [r.id for r in recs], tops)
     if plot_dir:
         from nucfm.analysis.contact_plots import write_contact_plots
 
         known = [refs[r.id].contacts if r.id in refs else None for r in recs]
-        write_contact_plots(plot_dir, [(s, p, k, r.id, kn) for s, p, k, r, kn in zip(seqs, probs, keys, recs, known)])
+        write_contact_plots(plot_dir, [(s, p, k, r.id, kn) for s, p, k, r, kn in zip(seqs, maps(), keys, recs, known)])
     summary = {"records": len(recs), "top_pairs": str(_top_path(output))} | counts
     if refs:
-        scored = [(r, p) for r, p in zip(recs, probs) if r.id in refs]
+        scored = [(r, p) for r, p in zip(recs, maps()) if r.id in refs]
         per = [score_contacts(_dense(p), refs[r.id].contacts, len(refs[r.id].seq)) for r, p in scored]
         summary["scores"] = average_contact_scores(per) if per else {}
         summary["scored"] = len(per)
+    parts.remove()
     return summary
 
 

@@ -65,13 +65,38 @@ def window_sequences(genome: Genome, chrom: str, centres: np.ndarray, window: in
     return [genome.fetch(chrom, int(s) - before, int(s) - before + window) for s in centres]
 
 
+@torch.inference_mode()
+def centre_embeddings(model, fwd: np.ndarray, rev: np.ndarray, a: int, center: int, layer: int,
+                      batch_size: int) -> np.ndarray:
+    """(B, D): the mean hidden state over the centre ``[a, a + center)`` of each forward window
+    (B, W) and over ``[W - a - center, W - a)`` of its reverse complement ``rev``, averaged. A
+    model with ``hidden_range`` (the ConvNet) computes only the receptive cone of the centre (as
+    ``vep`` does for one site); others go through :func:`~nucfm.models.embedding.embed_ids`."""
+    B, W = fwd.shape
+    if hasattr(model, "hidden_range"):
+        out = []
+        for b0 in range(0, B, batch_size):
+            f = torch.from_numpy(np.ascontiguousarray(fwd[b0 : b0 + batch_size])).to(model.device)
+            r = torch.from_numpy(np.ascontiguousarray(rev[b0 : b0 + batch_size])).to(model.device)
+            hf = model.hidden_range(f, layer, a, a + center).mean(1)  # (b, D)
+            hr = model.hidden_range(r, layer, W - a - center, W - a).mean(1)
+            out.append(((hf + hr) / 2).float().cpu().numpy())
+        return np.concatenate(out)
+    hidden = embed_ids(model, list(fwd) + list(rev), layer=layer, batch_tokens=batch_size * W)
+    f = np.stack([h[a : a + center].mean(0) for h in hidden[:B]])
+    r = np.stack([h[W - a - center : W - a].mean(0) for h in hidden[B:]])
+    return (f + r) / 2
+
+
 def window_embeddings(model, seqs: list[str], center: int, layer: int = -1, batch_size: int | None = None,
-                      chunk: int = 128, progress=None) -> np.ndarray:
+                      chunk: int = 128, progress=None, parts=None) -> np.ndarray:
     """(N, D) float32: per context window (equal lengths W), the hidden states of ``layer`` at
     the centre bases ``[(W - center) // 2, ... + center)`` averaged, then averaged over the
     forward and reverse-complement input (in the reverse complement the same bases sit at
-    ``[W - a - center, W - a)``). ``chunk`` windows at a time go through
-    :func:`~nucfm.models.embedding.embed_ids` (memory: 2 x chunk x W x D floats)."""
+    ``[W - a - center, W - a)``), ``chunk`` windows at a time (:func:`centre_embeddings`;
+    memory: 2 x chunk x W x D floats at most). With ``parts``
+    (a prepared :class:`nucfm.resume.Parts`) each chunk is saved when done and a finished chunk
+    of an earlier run is read back instead of computed."""
     if not seqs:
         return np.zeros((0, model.hidden_size), dtype=np.float32)
     W = len(seqs[0])
@@ -82,16 +107,21 @@ def window_embeddings(model, seqs: list[str], center: int, layer: int = -1, batc
     out = np.empty((len(seqs), model.hidden_size), dtype=np.float32)
     was_training = model.training
     model.eval()
+    finished = parts.finished() if parts is not None else set()
     try:
         for c0 in range(0, len(seqs), chunk):
+            if c0 // chunk in finished:
+                done = np.load(parts.path(c0 // chunk))
+                out[c0 : c0 + len(done)] = done
+                if progress is not None:
+                    progress.update(len(done))
+                continue
             fwd = encode_windows(model, seqs[c0 : c0 + chunk])  # (B, W)
-            rev = comp[fwd[:, ::-1]]  # (B, W) reverse complement
-            hidden = embed_ids(model, list(fwd) + list(rev), layer=layer, batch_tokens=batch_size * W)
             B = len(fwd)
-            for i in range(B):
-                f = hidden[i][a : a + center].mean(0)  # (D,)
-                r = hidden[B + i][W - a - center : W - a].mean(0)
-                out[c0 + i] = (f + r) / 2
+            out[c0 : c0 + B] = centre_embeddings(model, fwd, comp[fwd[:, ::-1]], a, center, layer, batch_size)
+            if parts is not None:
+                with parts.writing(c0 // chunk) as tmp:
+                    np.save(tmp, out[c0 : c0 + B])
             if progress is not None:
                 progress.update(B)
     finally:
@@ -129,11 +159,14 @@ def load_annotation(gff: str | Path, genome: Genome, chrom: str) -> Annotation:
 def genome_clusters(model, genome: Genome, gff: str | Path, chrom: str, start: int, end: int, outdir: str | Path,
                     window: int = 512, center: int = 100, step: int | None = None, resolution: float = 1.0,
                     n_neighbors: int = 15, kmer: int = 4, seed: int = 0, block: int = 50_000,
-                    batch_size: int | None = None, progress: bool = True, model_name: str = "") -> dict:
+                    batch_size: int | None = None, progress: bool = True, model_name: str = "",
+                    restart: bool = False) -> dict:
     """Embed, classify, cluster and score the windows of ``chrom:[start, end)`` (0-based) and write
     ``outdir/`` (:data:`OUTPUTS`). Returns the metrics (one dict per representation) and counts.
     The probe is cross-validated twice: stratified folds of windows, and folds of whole genome
-    blocks of ``block`` bases (``probe_blocked_*``), which keeps overlapping neighbours apart."""
+    blocks of ``block`` bases (``probe_blocked_*``), which keeps overlapping neighbours apart.
+    The window embeddings are resumable: finished chunks wait in ``OUTDIR.parts/``
+    (:mod:`nucfm.resume`) and a rerun of the same command skips them (``restart``: start over)."""
     from tqdm.auto import tqdm
 
     step = step or center
@@ -168,13 +201,22 @@ def genome_clusters(model, genome: Genome, gff: str | Path, chrom: str, start: i
         found = ", ".join(f"{REGION_CLASSES[k]} {c}" for k, c in enumerate(counts) if c)
         raise InputError(f"the {gc.FOLDS}-fold linear probe needs at least 2 region classes with >= {gc.FOLDS} "
                          f"windows each (found {found}); widen the region or lower --step")
+    from nucfm.checkpoint import fingerprint
+    from nucfm.resume import Parts, input_identity
+
+    manifest = {**input_identity(genome.path), "region": [genome.resolve(chrom), start, end], "window": window,
+                "center": center, "step": step, "model_fingerprint": fingerprint(model), "windows": len(seqs),
+                "batch_size": batch_size}
+    parts = Parts(outdir, manifest, suffix=".npy", restart=restart)
+    parts.prepare()
     with tqdm(total=len(seqs), unit="window", disable=not progress, desc="embed") as bar:
-        emb = window_embeddings(model, seqs, center, batch_size=batch_size, progress=bar)
+        emb = window_embeddings(model, seqs, center, batch_size=batch_size, progress=bar, parts=parts)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     with atomic_path(outdir / "embeddings.npz") as tmp:  # written first: the costly part, kept for re-analysis
         np.savez_compressed(tmp, chrom=np.array(genome.resolve(chrom)), start=centres, end=centres + center,
                             embedding=emb, model=np.array(model_name))
+    parts.remove()
     reps = {"model": emb,
             f"kmer{kmer}_center": gc.kmer_profiles([s[a : a + center] for s in seqs], kmer),
             f"kmer{kmer}_window": gc.kmer_profiles(seqs, kmer)}

@@ -9,6 +9,7 @@ Coordinates: residues are 0-based; a pair is ``(i, j)`` with ``i < j``; maps are
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -222,7 +223,8 @@ def clean_records(fasta: str, what: str = "folded") -> tuple[list, list[str], di
 
 def fold_fasta(model: StructureModel, fasta: str, output: str, fmt: str = "dbn",
                probs_path: str | None = None, plot_dir: str | None = None,
-               opts: DecodeOptions | None = None, workers: int = 1, max_span: int | None = None) -> dict:
+               opts: DecodeOptions | None = None, workers: int = 1, max_span: int | None = None,
+               chunk_records: int = 256, restart: bool = False) -> dict:
     """Fold every record of ``fasta`` and write structures to ``output`` (see
     :func:`nucfm.io.structure.write_structures` for the layout). ``probs_path`` (.npz or .h5)
     receives each record's (L, L) float16 pair probabilities; ``plot_dir`` a PNG per record
@@ -230,8 +232,9 @@ def fold_fasta(model: StructureModel, fasta: str, output: str, fmt: str = "dbn",
     their ids in every output. ``workers``: processes for the ViennaRNA features; ``max_span``:
     local mode for longer records (default: records over
     :data:`~nucfm.models.structure.LOCAL_ABOVE` nt fold locally). Under ``torchrun`` each process
-    folds its share and rank 0 writes all outputs (the same files as one process). Returns a
-    summary dict."""
+    folds its share and rank 0 writes all outputs (the same files as one process). Resumable:
+    every ``chunk_records`` folded records are kept in ``OUTPUT.parts/`` (:mod:`nucfm.resume`)
+    until all are written; a rerun skips them (``restart``: start over). Returns a summary dict."""
     from nucfm.io.structure import StructureRecord, write_structures
     from nucfm.models.structure import span_for
     from nucfm.paths import unique_names
@@ -251,21 +254,89 @@ def fold_fasta(model: StructureModel, fasta: str, output: str, fmt: str = "dbn",
         log.info("%d sequence(s) (up to %d nt) folded in local mode (pairs spanning at most %d nt)", len(local),
                  max(local), span_for(max(local), max_span))
     ctx = distributed.setup()  # under torchrun: each process folds its share, rank 0 writes everything
-    mine = distributed.shard(seqs, ctx)
-    results = distributed.gather(fold_sequences(model, [seqs[i] for i in mine], opts, workers=workers,
-                                                max_span=max_span), ctx, len(seqs))
-    if results is None:
-        return {"records": len(mine), "rank": ctx.rank}
-    out_recs = [StructureRecord(r.id, s, pairs) for r, s, (pairs, _) in zip(recs, seqs, results)]
+    keep_probs = bool(probs_path or plot_dir)
+    parts = map_parts(model, fasta, output, restart, chunk_records, max_span=max_span, opts=dataclasses.asdict(opts),
+                       probs=keep_probs)
+    n_chunks = run_map_chunks(parts, seqs, lambda s: fold_sequences(model, s, opts, workers=workers, max_span=max_span),
+                              chunk_records, ctx, keep_probs)
+    if not ctx.is_main:
+        return {"records": len(seqs), "rank": ctx.rank}
+    pairs = [pr for pr, _ in load_map_chunks(parts, n_chunks, [len(s) for s in seqs], probs=False)]
+    out_recs = [StructureRecord(r.id, s, pr) for r, s, pr in zip(recs, seqs, pairs)]
     write_structures(out_recs, output, fmt)
     keys = unique_names([r.id for r in recs])
+    lengths = [len(s) for s in seqs]
     if probs_path:
-        write_pair_probs(probs_path, keys, [p for _, p in results])
+        write_pair_probs(probs_path, keys, (p for _, p in load_map_chunks(parts, n_chunks, lengths)))
     if plot_dir:
-        write_plots(plot_dir, [(r.seq, pairs, p, key, r.id) for r, key, (pairs, p) in zip(out_recs, keys, results)])
-    return {"records": len(recs), "pairs": sum(len(p) for p, _ in results), "empty": counts["empty"],
+        maps = (p for _, p in load_map_chunks(parts, n_chunks, lengths))
+        write_plots(plot_dir, [(r.seq, r.pairs, p, key, r.id) for r, key, p in zip(out_recs, keys, maps)])
+    parts.remove()
+    return {"records": len(recs), "pairs": sum(len(p) for p in pairs), "empty": counts["empty"],
             "windowed": len(long), "local": len(local), "converted": counts["converted"],
             "single": counts["single"], "all_n": counts["all_n"]}
+
+
+# ---- resumable chunks of maps (fold, contacts): OUTPUT.parts/, see nucfm.resume ----------------
+def map_parts(model, fasta: str, output: str, restart: bool, chunk_records: int, **options):
+    from nucfm.checkpoint import fingerprint
+    from nucfm.resume import Parts, input_identity
+
+    manifest = {**input_identity(fasta), "model_fingerprint": fingerprint(model), "chunk_records": chunk_records,
+                **options}
+    return Parts(output, manifest, suffix=".npz", restart=restart)
+
+
+def run_map_chunks(parts, seqs: list[str], compute, chunk_records: int, ctx, keep_probs: bool) -> int:
+    """``compute(seqs) -> [(pairs, probs)]`` over chunks of ``chunk_records`` sequences, each
+    chunk's share on every process (torchrun), each finished chunk saved by rank 0 in ``parts``
+    (pairs, and the maps when ``keep_probs``); finished chunks of an earlier run are skipped.
+    Returns the number of chunks."""
+    if ctx.is_main:
+        parts.prepare()
+    distributed.barrier(ctx)
+    finished = parts.finished()
+    n_chunks = max(1, -(-len(seqs) // chunk_records))
+    for i in range(n_chunks):
+        if i in finished:
+            continue
+        chunk = seqs[i * chunk_records : (i + 1) * chunk_records]
+        mine = distributed.shard(chunk, ctx)
+        results = distributed.gather(compute([chunk[k] for k in mine]), ctx, len(chunk))
+        if ctx.is_main:
+            arrays = {}
+            for k, (pairs, p) in enumerate(results):
+                arrays[f"pairs{k}"] = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+                if keep_probs:
+                    name, data = _stored(str(k), p)
+                    arrays[f"probs{name}"] = data
+            with parts.writing(i) as tmp:
+                np.savez(tmp, **arrays)
+    distributed.barrier(ctx)
+    return n_chunks
+
+
+def load_map_chunks(parts, n_chunks: int, lengths: list[int], probs: bool = True):
+    """``(pairs, probs)`` per sequence from :func:`run_map_chunks`' parts, one chunk in memory
+    at a time: maps as written (float16 dense, or a sparse upper triangle), None when not kept."""
+    from scipy import sparse
+
+    k0 = 0
+    for i in range(n_chunks):
+        with np.load(parts.path(i)) as z:
+            n = sum(name.startswith("pairs") for name in z.files)
+            for k in range(n):
+                pairs = [(int(a), int(b)) for a, b in z[f"pairs{k}"]]
+                p = None
+                if probs and f"probs{k}" in z.files:
+                    p = z[f"probs{k}"]
+                elif probs and f"probs{k}.sparse" in z.files:
+                    a = z[f"probs{k}.sparse"]
+                    L = lengths[k0 + k]
+                    p = sparse.coo_matrix((a[:, 2], (a[:, 0].astype(np.int64), a[:, 1].astype(np.int64))),
+                                          shape=(L, L)).tocsr()
+                yield pairs, p
+            k0 += n
 
 
 MAX_PLOT_LENGTH = 3000  # longer records get no probability-map figure (an L x L image)

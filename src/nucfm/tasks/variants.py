@@ -18,9 +18,7 @@ mean over strands``.
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -33,7 +31,7 @@ from nucfm.errors import InputError
 from nucfm.inference import pin, prefetch, run_halving, to_device
 from nucfm.io.genome import Genome
 from nucfm.io.variants import Variant, VariantTable, check_variants, read_variants, status_counts, write_scored
-from nucfm.paths import atomic_path
+from nucfm.resume import Parts
 
 log = logging.getLogger("nucfm")
 
@@ -271,35 +269,7 @@ def position_probs(model, genome: Genome, chrom: str, start: int, end: int, wind
     return {"pos": np.arange(start, end) + 1, "ref": np.array(list(genome.fetch(chrom, start, end))), "probs": probs}
 
 
-# ---- file runner: chunks, resume, torchrun shards -----------------------------------------------
-def parts_dir(output: str | Path) -> Path:
-    output = Path(output)
-    return output.with_name(output.name + ".parts")
-
-
-def prepare_parts(parts: Path, manifest: dict, restart: bool) -> None:
-    """Create ``parts`` with ``manifest``, or keep an earlier run's finished chunks when its manifest
-    is the same (a different one: discarded when nothing was scored yet, else a one-line error)."""
-    if parts.exists() and restart:
-        shutil.rmtree(parts)
-    if parts.exists():
-        mf = parts / "manifest.json"
-        old = json.loads(mf.read_text()) if mf.exists() else {}
-        diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
-        if diff and not any(parts.glob("chunk_*.npy")):  # nothing scored yet: nothing to lose
-            shutil.rmtree(parts)
-            return prepare_parts(parts, manifest, restart)
-        if diff:
-            raise InputError(f"{parts} holds a run with different settings ({', '.join(diff)}); "
-                             "pass --restart to discard it")
-        done = len(list(parts.glob("chunk_*.npy")))
-        if done:
-            log.info("resuming: %d of %d chunks already scored in %s", done, manifest["chunks"], parts)
-        return
-    parts.mkdir(parents=True)
-    (parts / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-
-
+# ---- file runner: chunks, resume (:mod:`nucfm.resume`), torchrun shards -----------------------
 def saturation_table(genome: Genome, chrom: str, start: int, end: int) -> VariantTable:
     """Every SNV of ``[start, end)`` (0-based): three rows per A/C/G/T position (``chrom, pos,
     ref, alt``; ``pos`` 1-based), in position order, alternatives in A, C, G, T order. Positions
@@ -364,11 +334,12 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
         "indel_method": indel_method, "flank": flank,
         "chunk_size": chunk_size, "scorable": int(len(ok)), "chunks": n_chunks,
     }
-    parts = parts_dir(output)
+    parts = Parts(output, manifest, suffix=".npy", restart=restart)
     if rank == 0:
-        prepare_parts(parts, manifest, restart)
+        parts.prepare()
     distributed.barrier(ctx)
-    mine = [i for i in range(n_chunks) if i % world == rank and not (parts / f"chunk_{i:06d}.npy").exists()]
+    finished = parts.finished()
+    mine = [i for i in range(n_chunks) if i % world == rank and i not in finished]
     todo = sum(len({(vt.variants[j].chrom, vt.variants[j].start) for j in ok[i * chunk_size : (i + 1) * chunk_size]})
                for i in mine)  # the bar counts sites: alleles at one site share a forward pass
     from tqdm.auto import tqdm
@@ -380,7 +351,7 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
             res = score_variants(model, genome, [vt.variants[j] for j in rows], window=window, method=method,
                                  per_strand=per_strand, batch_size=batch_size, progress=bar,
                                  indel_method=indel_method, flank=flank)
-            with atomic_path(parts / f"chunk_{i:06d}.npy") as tmp:
+            with parts.writing(i) as tmp:
                 np.save(tmp, np.stack([res[c] for c in columns], axis=1))  # (n, columns)
     distributed.barrier(ctx)
     if rank != 0:
@@ -388,7 +359,7 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
     values = np.full((len(vt), len(columns)), np.nan)
     for i in range(n_chunks):
         rows = ok[i * chunk_size : (i + 1) * chunk_size]
-        values[rows] = np.load(parts / f"chunk_{i:06d}.npy")
+        values[rows] = np.load(parts.path(i))
     out = {c: values[:, k] for k, c in enumerate(columns)}
     if calibrate is not None:
         snv = np.array([s == "ok" and v.kind == "snv" for v, s in zip(vt.variants, status)], dtype=bool)
@@ -398,7 +369,7 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
     write_scored(vt, out, output, info_key=info_key,
                  description=f"{method} of alt vs ref (indels/MNVs: {indel_method}, flank {flank}), masked LM, "
                              f"mean of both strands, window {window}" + (f", model {model_name}" if model_name else ""))
-    shutil.rmtree(parts)
+    parts.remove()
     return status_counts(status)
 
 
