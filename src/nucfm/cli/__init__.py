@@ -25,6 +25,7 @@ from nucfm.cli.models import add_convert, add_embed, add_models
 from nucfm.cli.serve import add_serve
 from nucfm.cli.structure import add_contacts, add_fold, add_score_contacts, add_score_ss, add_train_ss
 from nucfm.cli.training import add_eval_mlm, add_finetune, add_predict, add_pretrain
+from nucfm import interrupts
 from nucfm.errors import NucfmError
 
 
@@ -38,6 +39,8 @@ class _Parser(argparse.ArgumentParser):
 COMMANDS = [add_models, add_embed, add_compare, add_convert, add_vep, add_vep_report, add_probs, add_fold, add_score_ss,
             add_train_ss, add_contacts, add_score_contacts, add_pretrain, add_eval_mlm, add_finetune, add_predict,
             add_serve, add_atlas, add_genome_clusters, add_logo]
+# Subcommands that read no sequences (so take no --allow-nonstandard).
+NO_SEQUENCES = ("models", "convert", "score-ss", "score-contacts", "vep-report", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in COMMANDS:
         add(sub)
+    for name, p in sub.choices.items():
+        if name not in NO_SEQUENCES:
+            p.add_argument("--allow-nonstandard", action="store_true",
+                           help="read records that look like protein (letters such as E, F, L, P, Q) anyway, "
+                                "their odd letters as unknown")
     return parser
 
 
@@ -64,8 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # usage errors (exit 2), --help and --version (exit 0)
         return int(e.code or 0) if not isinstance(e.code, str) else 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="nucfm: %(message)s")
+    from nucfm.alphabet import allow_nonstandard  # numpy: after parsing, so --help stays instant
+
     try:
-        code = int(args.run(args) or 0)
+        with interrupts.handled(), allow_nonstandard(getattr(args, "allow_nonstandard", False)):
+            code = int(args.run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at exit
         from nucfm import distributed
 
@@ -76,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"nucfm: error: {_one_line(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("nucfm: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (nucfm.interrupts): outputs were cleaned up
+        print(f"nucfm: interrupted ({e or 'SIGINT'}); no partial output was left", file=sys.stderr)
+        return interrupts.exit_code(e)
     except BrokenPipeError:  # `nucfm ... | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141

@@ -90,6 +90,10 @@ def read_sequence_table(path: str | Path, seq_col: str | None = None, header_reg
         df.insert(0, "id", [str(i) for i in range(len(df))])
     df["id"] = df["id"].astype(str)
     df["seq"] = df["seq"].fillna("").astype(str)
+    from nucfm.alphabet import check_nucleotide
+
+    for rid, seq in zip(df["id"], df["seq"]):
+        check_nucleotide(seq, rid, str(path))
     return df
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 
+from nucfm import interrupts, progress
 from nucfm.checkpoint import fingerprint
-from nucfm.data.structure_features import bpp_to_sparse, sparse_to_bpp, vienna_bpp
+from nucfm.data.structure_features import bpp_to_sparse, feature_pool, sparse_to_bpp, vienna_bpp
 from nucfm.paths import atomic_path
 from nucfm.paths import cache_dir as _cache_dir
 
@@ -49,13 +49,18 @@ def bpp_maps(seqs: Sequence[str], workers: int = 1, params: str = "Turner2004") 
     if not path.exists():
         log.info("computing ViennaRNA bpp (%s) for %d sequences (cache %s)", params, len(seqs), path)
         jobs = [(s, params) for s in seqs]
-        if workers > 1:
-            with Pool(workers) as pool:
-                sparse = pool.map(_sparse_bpp, jobs, chunksize=16)
-        else:
-            from tqdm.auto import tqdm
-
-            sparse = [_sparse_bpp(j) for j in tqdm(jobs, desc=f"bpp {params}", unit="seq", mininterval=5)]
+        with progress.bar(total=len(jobs), unit="seq", desc=f"bpp {params}") as bar:
+            if workers > 1 or interrupts.armed():  # a worker process: Ctrl-C stops it within a second
+                with feature_pool(workers) as pool:
+                    sparse = []
+                    for r in pool.imap(_sparse_bpp, jobs, chunksize=16 if workers > 1 else 1):
+                        sparse.append(r)
+                        bar.update(1)
+            else:
+                sparse = []
+                for j in jobs:
+                    sparse.append(_sparse_bpp(j))
+                    bar.update(1)
         counts = np.array([len(v) for _, v in sparse], dtype=np.int64)
         idx = np.concatenate([i for i, _ in sparse]) if len(sparse) else np.zeros((0, 2), np.int16)
         val = np.concatenate([v for _, v in sparse]) if len(sparse) else np.zeros(0, np.float16)

@@ -1,0 +1,92 @@
+"""THE progress facility of every long command: one bar per stage on stderr.
+
+* stderr is a terminal: a tqdm bar with units that mean something (records, nt, variants,
+  windows) and an ETA;
+* stderr is a file or a pipe (batch jobs, ``nohup``, ``sbatch``): one plain line every
+  :data:`LOG_EVERY` seconds (``nucfm: fold: 40% 1200/3000 nt [01:10<01:45, 17.1 nt/s]``), plus
+  one at the start and one at the end, so a log shows life without carriage-return noise;
+* ``enabled=False`` (``--no-progress``): nothing at all.
+
+>>> with bar(total=3, unit="record", desc="fold", enabled=False) as b:
+...     b.update(3)
+>>> estimate_line("fold", {"records": 3, "nt": 1200})
+'fold: 3 records, 1,200 nt'
+"""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+LOG_EVERY = 30.0  # seconds between plain progress lines when stderr is not a terminal
+
+
+class _Discard:
+    def write(self, text):
+        pass
+
+    def flush(self):
+        pass
+
+
+class _LineBar(tqdm):
+    """tqdm's counting, rate and ETA, written to stderr as whole lines (no bar graphics, no
+    carriage returns) at most every LOG_EVERY seconds."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.update(mininterval=LOG_EVERY, maxinterval=LOG_EVERY, file=_Discard())
+        super().__init__(*args, **kwargs)
+
+    def display(self, msg=None, pos=None):
+        d = self.format_dict
+        d["bar_format"] = ("{desc}: {percentage:.0f}% {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}, {rate_fmt}]"
+                           if d["total"] else "{desc}: {n_fmt} {unit} [{elapsed}, {rate_fmt}]")
+        sys.stderr.write(f"nucfm: {self.format_meter(**d)}\n")
+        sys.stderr.flush()
+        return True
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def bar(total: int | float | None = None, unit: str = "it", desc: str | None = None, enabled: bool = True,
+        unit_scale: bool = False, leave: bool = True, **kwargs) -> tqdm:
+    """A progress bar for one stage: use as a context manager and call ``update(n)``.
+
+    ``unit`` names what is counted (``"record"``, ``"nt"``, ``"variant"``, ``"window"``);
+    ``unit_scale`` prints large counts as 1.2M. A terminal gets a live bar; anything else gets
+    a plain line every :data:`LOG_EVERY` s; ``enabled=False`` shows nothing."""
+    common = dict(total=total, unit=unit, desc=desc, unit_scale=unit_scale, leave=leave, file=sys.stderr, **kwargs)
+    if not enabled:
+        return tqdm(disable=True, **common)
+    if _is_terminal(sys.stderr):
+        return tqdm(dynamic_ncols=True, **common)
+    return _LineBar(**common)
+
+
+def estimate_line(command: str, counts: dict, seconds: float | None = None) -> str:
+    """What a command is about to do, in one line: ``fold: 3 records, 1,200 nt`` and, when a
+    time is estimated, ``(about 2 h 5 min)``."""
+    what = ", ".join(f"{v:,} {k}" for k, v in counts.items())
+    return f"{command}: {what}" + (f" (about {duration(seconds)})" if seconds is not None else "")
+
+
+def duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``2 h 5 min``, ``3 days 4 h``: a human duration.
+
+    >>> duration(7500)
+    '2 h 5 min'
+    """
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} days {s % 86400 // 3600} h"
