@@ -16,10 +16,23 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from tqdm import tqdm
 
 LOG_EVERY = 30.0  # seconds between plain progress lines when stderr is not a terminal
+_SHOWN: ContextVar[bool] = ContextVar("progress_shown", default=True)
+
+
+@contextmanager
+def shown(show: bool = True):
+    """Within ``shown(False)`` (``--no-progress``) no bar of any stage is drawn."""
+    token = _SHOWN.set(bool(show))
+    try:
+        yield
+    finally:
+        _SHOWN.reset(token)
 
 
 class _Discard:
@@ -54,15 +67,15 @@ def _is_terminal(stream) -> bool:
         return False
 
 
-def bar(total: int | float | None = None, unit: str = "it", desc: str | None = None, enabled: bool = True,
+def bar(iterable=None, total: int | float | None = None, unit: str = "it", desc: str | None = None, enabled: bool = True,
         unit_scale: bool = False, leave: bool = True, **kwargs) -> tqdm:
-    """A progress bar for one stage: use as a context manager and call ``update(n)``.
+    """A progress bar for one stage: a context manager with ``update(n)``, or a wrapped ``iterable``.
 
     ``unit`` names what is counted (``"record"``, ``"nt"``, ``"variant"``, ``"window"``);
     ``unit_scale`` prints large counts as 1.2M. A terminal gets a live bar; anything else gets
     a plain line every :data:`LOG_EVERY` s; ``enabled=False`` shows nothing."""
-    common = dict(total=total, unit=unit, desc=desc, unit_scale=unit_scale, leave=leave, file=sys.stderr, **kwargs)
-    if not enabled:
+    common = dict(iterable=iterable, total=total, unit=unit, desc=desc, unit_scale=unit_scale, leave=leave, file=sys.stderr, **kwargs)
+    if not (enabled and _SHOWN.get()):
         return tqdm(disable=True, **common)
     if _is_terminal(sys.stderr):
         return tqdm(dynamic_ncols=True, **common)

@@ -289,7 +289,7 @@ def _fetch(url: str, dest: Path, sha256: str | None) -> None:
     """Download ``url`` to ``dest`` through ``dest.part``; a part written from this same URL (recorded
     in ``dest.part.url``) is resumed with a Range request. Network errors propagate (the caller tries
     the next mirror); a wrong sha256 raises :class:`ModelNotFoundError` after deleting the part."""
-    from tqdm.auto import tqdm
+    from nucfm.progress import bar as progress_bar
 
     part = dest.with_name(dest.name + ".part")
     source = dest.with_name(dest.name + ".part.url")
@@ -323,7 +323,7 @@ def _fetch(url: str, dest: Path, sha256: str | None) -> None:
             total = start + length if length is not None else None
             received = 0
             with open(part, "ab" if start else "wb") as out, \
-                    tqdm(total=total, initial=start, unit="B", unit_scale=True, desc=dest.name) as bar:
+                    progress_bar(total=total, initial=start, unit="B", unit_scale=True, desc=dest.name) as bar:
                 while block := response.read(1 << 20):
                     out.write(block)
                     received += len(block)

@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     for add in COMMANDS:
         add(sub)
     for name, p in sub.choices.items():
+        if not any("--no-progress" in a.option_strings for a in p._actions):
+            p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
         if name not in NO_SEQUENCES:
             p.add_argument("--allow-nonstandard", action="store_true",
                            help="read records that look like protein (letters such as E, F, L, P, Q) anyway, "
@@ -72,10 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # usage errors (exit 2), --help and --version (exit 0)
         return int(e.code or 0) if not isinstance(e.code, str) else 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="nucfm: %(message)s")
-    from nucfm.alphabet import allow_nonstandard  # numpy: after parsing, so --help stays instant
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # not "generated new fontManager" on a first plot
+    from nucfm import progress  # numpy and tqdm: after parsing, so --help stays instant
+    from nucfm.alphabet import allow_nonstandard
 
     try:
-        with interrupts.handled(), allow_nonstandard(getattr(args, "allow_nonstandard", False)):
+        with interrupts.handled(), allow_nonstandard(getattr(args, "allow_nonstandard", False)), \
+                progress.shown(not getattr(args, "no_progress", False)):
             code = int(args.run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at exit
         from nucfm import distributed

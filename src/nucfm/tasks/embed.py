@@ -43,7 +43,7 @@ def embed_fasta(
     import dataclasses
     import itertools
 
-    from tqdm.auto import tqdm
+    from nucfm.progress import bar as progress_bar
 
     from nucfm import __version__
     from nucfm.io.embeddings import EmbeddingWriter
@@ -58,8 +58,8 @@ def embed_fasta(
     attrs = {"model": model_name, "layer": layer, "pool": pool or "none", "nucfm_version": __version__}
     ctx = distributed.setup()
     writer = EmbeddingWriter(output, pooled=pooled, dim=model.hidden_size, attrs=attrs) if ctx.is_main else None
-    bar = progress if progress is not None else tqdm(
-        total=None, unit="nt", unit_scale=True, desc="embed", disable=not show_progress or not ctx.is_main,
+    bar = progress if progress is not None else progress_bar(
+        total=None, unit="nt", unit_scale=True, desc="embed", enabled=show_progress and ctx.is_main,
         smoothing=0.1)
 
     def flush(ids_chunk, enc_chunk):

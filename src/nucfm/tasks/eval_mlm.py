@@ -110,10 +110,10 @@ def evaluate_mlm(model, pieces: list[Piece], counts: ContextCounts, mask_prob: f
     tallies: dict[str, Tally] = defaultdict(Tally)
     per_piece = []  # (n, correct per scorer, nll per scorer) of each piece, for the bootstrap
     order = np.argsort([len(p.ids) for p in pieces], kind="stable")
-    from tqdm.auto import tqdm
+    from nucfm.progress import bar as progress_bar
 
     model.eval()
-    for b in tqdm(range(0, len(order), batch_size), disable=not progress, unit="batch"):
+    for b in progress_bar(range(0, len(order), batch_size), enabled=progress, unit="batch"):
         group = [pieces[i] for i in order[b : b + batch_size]]
         batch = collate(alphabet, [p.ids for p in group])
         g = torch.Generator().manual_seed(seed * 1_000_003 + b)

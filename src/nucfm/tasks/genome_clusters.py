@@ -134,7 +134,7 @@ def genome_clusters(model, genome: Genome, gff: str | Path, chrom: str, start: i
     ``outdir/`` (:data:`OUTPUTS`). Returns the metrics (one dict per representation) and counts.
     The probe is cross-validated twice: stratified folds of windows, and folds of whole genome
     blocks of ``block`` bases (``probe_blocked_*``), which keeps overlapping neighbours apart."""
-    from tqdm.auto import tqdm
+    from nucfm.progress import bar as progress_bar
 
     step = step or center
     check_window_sizes(window, center, step)
@@ -168,7 +168,7 @@ def genome_clusters(model, genome: Genome, gff: str | Path, chrom: str, start: i
         found = ", ".join(f"{REGION_CLASSES[k]} {c}" for k, c in enumerate(counts) if c)
         raise InputError(f"the {gc.FOLDS}-fold linear probe needs at least 2 region classes with >= {gc.FOLDS} "
                          f"windows each (found {found}); widen the region or lower --step")
-    with tqdm(total=len(seqs), unit="window", disable=not progress, desc="embed") as bar:
+    with progress_bar(total=len(seqs), unit="window", enabled=progress, desc="embed") as bar:
         emb = window_embeddings(model, seqs, center, batch_size=batch_size, progress=bar)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)

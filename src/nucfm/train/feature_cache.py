@@ -95,10 +95,10 @@ def unpaired_probs(seqs: Sequence[str]) -> list[np.ndarray]:
 
     path = cache_dir() / f"unpaired-{_key(seqs, 'unpaired-v1')}.npz"
     if not path.exists():
-        from tqdm.auto import tqdm
+        from nucfm.progress import bar as progress_bar
 
         log.info("computing ViennaRNA unpaired probabilities for %d sequences (cache %s)", len(seqs), path)
-        vals = [unpaired(s)[:, 0] for s in tqdm(seqs, desc="unpaired", unit="seq", mininterval=5)]
+        vals = [unpaired(s)[:, 0] for s in progress_bar(seqs, desc="unpaired", unit="seq", mininterval=5)]
         counts = np.array([len(v) for v in vals], dtype=np.int64)
         with atomic_path(path) as tmp:
             np.savez(tmp, counts=counts, p=np.concatenate(vals).astype(np.float16) if vals else np.zeros(0))

@@ -278,9 +278,9 @@ class PretrainRecipe(Recipe):
             log.info("%s: %.2fM parameters, %d training items, %d steps of %d on %s x%d",
                      self.cfg.model["architecture"], n_params / 1e6, self.batches.n_items, self.t.steps,
                      self.t.batch_size, self.device, self.ctx.world)
-        from tqdm.auto import tqdm
+        from nucfm.progress import bar as progress_bar
 
-        self.bar = tqdm(total=self.t.steps, initial=self.step, disable=not self.is_main, unit="step",
+        self.bar = progress_bar(total=self.t.steps, initial=self.step, enabled=self.is_main, unit="step",
                         dynamic_ncols=True)
         self.t0, self.tokens_window, self.loss_window, self.n_window = time.time(), 0, 0.0, 0
 
