@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``nucfm`` command line; returns the exit status. Called as the program
+    (``argv`` None) an interrupted run exits at once with 130 or 143."""
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
@@ -94,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (nucfm.interrupts): outputs were cleaned up
         print(f"nucfm: interrupted ({e or 'SIGINT'}); no partial output was left", file=sys.stderr)
+        if argv is None:  # the program itself: leave now, not after seconds of torch's interpreter teardown
+            _leave(interrupts.exit_code(e))
         return interrupts.exit_code(e)
     except BrokenPipeError:  # `nucfm ... | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
@@ -103,6 +107,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"nucfm: error: {_one_line(e)}", file=sys.stderr)
         return 1
+
+
+def _leave(code: int) -> None:
+    """Exit at once with ``code`` (every output was already finished or removed)."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _one_line(e: BaseException) -> str:
