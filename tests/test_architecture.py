@@ -11,7 +11,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "nucfm"
 
 # Lower layers never import higher ones; a module may import its own layer and any below.
 LAYERS = [
-    {"errors", "paths", "alphabet", "metrics", "distributed", "progress", "interrupts"},  # foundations: no nucfm imports above
+    # foundations: no nucfm imports above
+    {"errors", "paths", "alphabet", "metrics", "distributed", "progress", "interrupts"},
     {"io"},  # files in and out
     {"data"},  # tokens, batches, features
     {"models"},  # architectures, typed configs, structure model

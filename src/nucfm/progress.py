@@ -53,8 +53,8 @@ class _LineBar(tqdm):
 
     def display(self, msg=None, pos=None):
         d = self.format_dict
-        d["bar_format"] = ("{desc}: {percentage:.0f}% {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}, {rate_fmt}]"
-                           if d["total"] else "{desc}: {n_fmt} {unit} [{elapsed}, {rate_fmt}]")
+        known = "{desc}: {percentage:.0f}% {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}, {rate_fmt}]"
+        d["bar_format"] = known if d["total"] else "{desc}: {n_fmt} {unit} [{elapsed}, {rate_fmt}]"
         sys.stderr.write(f"nucfm: {self.format_meter(**d)}\n")
         sys.stderr.flush()
         return True
@@ -67,14 +67,15 @@ def _is_terminal(stream) -> bool:
         return False
 
 
-def bar(iterable=None, total: int | float | None = None, unit: str = "it", desc: str | None = None, enabled: bool = True,
-        unit_scale: bool = False, leave: bool = True, **kwargs) -> tqdm:
+def bar(iterable=None, total: int | float | None = None, unit: str = "it", desc: str | None = None,
+        enabled: bool = True, unit_scale: bool = False, leave: bool = True, **kwargs) -> tqdm:
     """A progress bar for one stage: a context manager with ``update(n)``, or a wrapped ``iterable``.
 
     ``unit`` names what is counted (``"record"``, ``"nt"``, ``"variant"``, ``"window"``);
     ``unit_scale`` prints large counts as 1.2M. A terminal gets a live bar; anything else gets
     a plain line every :data:`LOG_EVERY` s; ``enabled=False`` shows nothing."""
-    common = dict(iterable=iterable, total=total, unit=unit, desc=desc, unit_scale=unit_scale, leave=leave, file=sys.stderr, **kwargs)
+    common = dict(iterable=iterable, total=total, unit=unit, desc=desc, unit_scale=unit_scale, leave=leave,
+                  file=sys.stderr, **kwargs)
     if not (enabled and _SHOWN.get()):
         return tqdm(disable=True, **common)
     if _is_terminal(sys.stderr):

@@ -19,13 +19,13 @@ import logging
 import os
 import sys
 
+from nucfm import interrupts
 from nucfm.cli.analysis import add_atlas, add_compare
 from nucfm.cli.dna import add_genome_clusters, add_logo, add_probs, add_vep, add_vep_report
 from nucfm.cli.models import add_convert, add_embed, add_models
 from nucfm.cli.serve import add_serve
 from nucfm.cli.structure import add_contacts, add_fold, add_score_contacts, add_score_ss, add_train_ss
 from nucfm.cli.training import add_eval_mlm, add_finetune, add_predict, add_pretrain
-from nucfm import interrupts
 from nucfm.errors import NucfmError
 
 

@@ -184,9 +184,8 @@ def add_probs(sub):
 
 
 def run_probs(args):
-    from nucfm.progress import bar as progress_bar
-
     from nucfm.io.genome import parse_region
+    from nucfm.progress import bar as progress_bar
     from nucfm.tasks.variants import check_probs_output, position_probs, write_position_probs
 
     chrom, start, end = parse_region(args.region)
@@ -334,7 +333,6 @@ def run_logo(args):
                   f"{s['model_p_observed_core']:.3f})")
         return
     from nucfm.progress import bar as progress_bar
-
     from nucfm.tasks.logo import region_logo, region_probs
 
     with progress_bar(total=end - start, unit="position", enabled=not args.no_progress, desc="probs") as bar:

@@ -43,11 +43,10 @@ def embed_fasta(
     import dataclasses
     import itertools
 
-    from nucfm.progress import bar as progress_bar
-
     from nucfm import __version__
     from nucfm.io.embeddings import EmbeddingWriter
     from nucfm.io.fasta import read_fasta
+    from nucfm.progress import bar as progress_bar
 
     alphabet = model.alphabet if convert else dataclasses.replace(model.alphabet, convert=())
     pooled = pool == "mean"

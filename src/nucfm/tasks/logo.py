@@ -184,7 +184,6 @@ def site_logos(model, genome: Genome, gff: str | Path, chrom: str, start: int, e
     ``meta_logos.png`` / ``.svg`` / ``.tsv``, and ``core_ic.tsv`` / ``.json``;
     returns one summary per type. Every type is checked to have sites before any model work."""
     from nucfm.progress import bar as progress_bar
-
     from nucfm.tasks.genome_clusters import load_annotation
 
     ann = ann or load_annotation(gff, genome, chrom)
