@@ -73,7 +73,7 @@ def run_fold(args):
     from nucfm.checkpoint.structure import load_structure_model
     from nucfm.io.structure import FORMATS, bpseq_is_single_file
     from nucfm.paths import check_output_dir
-    from nucfm.tasks.structure import MAX_LENGTH, PROBS_FORMATS, fold_fasta
+    from nucfm.tasks.structure import MAX_LENGTH, PROBS_FORMATS, fold_fasta, precheck_fasta
 
     check_input(args.input, "FASTA")
     suffix = Path(args.output).suffix.lower()
@@ -103,6 +103,7 @@ def run_fold(args):
     if len(set(outputs)) < len(outputs):
         raise InputError("-o, --probs and --plot must be different paths")
     check_model_name(args.model)
+    precheck_fasta(args.input, args.max_length or MAX_LENGTH, "fold")
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -249,7 +250,7 @@ def run_contacts(args):
     from nucfm.checkpoint.structure import load_structure_model
     from nucfm.paths import check_output_dir
     from nucfm.tasks.contacts import contacts_fasta
-    from nucfm.tasks.structure import MAX_LENGTH, PROBS_FORMATS
+    from nucfm.tasks.structure import MAX_LENGTH, PROBS_FORMATS, precheck_fasta
 
     check_input(args.input, "FASTA")
     check_input(args.ref, "--ref contacts")
@@ -261,6 +262,7 @@ def run_contacts(args):
         check_output(args.plot, [args.input, args.ref], "--plot directory", directory=True)
         check_output_dir(args.plot, (".png",), "plot")
     check_model_name(args.model)
+    precheck_fasta(args.input, args.max_length or MAX_LENGTH, "contacts")
     if args.threads:
         torch.set_num_threads(args.threads)
     name = _head_model_name(args.model, "contact", "contacts needs a contact model")

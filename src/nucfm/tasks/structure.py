@@ -247,6 +247,15 @@ def check_lengths(recs, seqs: list[str], max_length: int | None, command: str = 
                 f"of pair probabilities; {command} a region of it, or give --max-length {n} to go ahead")
 
 
+def precheck_fasta(fasta: str, max_length: int | None, command: str = "fold") -> None:
+    """Stream ``fasta`` once before any model loads: not protein (the reader checks), no record
+    over ``max_length`` (:func:`check_lengths`). Memory: one record."""
+    from nucfm.io.fasta import read_fasta
+
+    for rec in read_fasta(fasta):
+        check_lengths([rec], [structure_letters(rec.seq, drop_gaps=True)], max_length, command)
+
+
 def announce(command: str, seqs: list[str], max_span: int | None, workers: int = 1) -> None:
     """The one line a fold or contacts run states before it works: records, residues, how many
     fold in local mode and, for those, the time they should take (:data:`LOCAL_SECONDS_PER_NT`)."""
