@@ -35,6 +35,30 @@ def shown(show: bool = True):
         _SHOWN.reset(token)
 
 
+ESTIMATE_AFTER = 3.0  # seconds of work before the one-line estimate of the whole stage
+
+
+class _Estimating(tqdm):
+    """A bar that, once ESTIMATE_AFTER seconds of work are done, says once how long the rest of
+    the stage should take at the rate so far (the quick timing of the first batches)."""
+
+    _estimated = False
+
+    def update(self, n=1):
+        shown = super().update(n)
+        if not self._estimated and self.total and 0 < self.n < self.total:
+            elapsed = self.format_dict["elapsed"]
+            if elapsed >= ESTIMATE_AFTER:
+                self._estimated = True
+                rest = elapsed / self.n * (self.total - self.n)
+                self.say(f"{self.desc or 'work'}: about {duration(rest)} to go at the rate of the first "
+                         f"{self.format_sizeof(self.n) if self.unit_scale else self.n} {self.unit}")
+        return shown
+
+    def say(self, text: str) -> None:
+        self.write(f"nucfm: {text}", file=sys.stderr)
+
+
 class _Discard:
     def write(self, text):
         pass
@@ -43,7 +67,7 @@ class _Discard:
         pass
 
 
-class _LineBar(tqdm):
+class _LineBar(_Estimating):
     """tqdm's counting, rate and ETA, written to stderr as whole lines (no bar graphics, no
     carriage returns) at most every LOG_EVERY seconds."""
 
@@ -55,9 +79,12 @@ class _LineBar(tqdm):
         d = self.format_dict
         known = "{desc}: {percentage:.0f}% {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}, {rate_fmt}]"
         d["bar_format"] = known if d["total"] else "{desc}: {n_fmt} {unit} [{elapsed}, {rate_fmt}]"
-        sys.stderr.write(f"nucfm: {self.format_meter(**d)}\n")
-        sys.stderr.flush()
+        self.say(self.format_meter(**d))
         return True
+
+    def say(self, text: str) -> None:
+        sys.stderr.write(f"nucfm: {text}\n")
+        sys.stderr.flush()
 
 
 def _is_terminal(stream) -> bool:
@@ -79,7 +106,7 @@ def bar(iterable=None, total: int | float | None = None, unit: str = "it", desc:
     if not (enabled and _SHOWN.get()):
         return tqdm(disable=True, **common)
     if _is_terminal(sys.stderr):
-        return tqdm(dynamic_ncols=True, **common)
+        return _Estimating(dynamic_ncols=True, **common)
     return _LineBar(**common)
 
 

@@ -274,10 +274,11 @@ def genome_pieces(genome, region: str, model, counts: ContextCounts, window: int
 
 
 def format_table(rows: dict[str, dict]) -> str:
-    head = f"{'set':20s} {'positions':>9s} " + " ".join(f"{s + '_acc':>16s} {s + '_ppl':>16s}" for s in SCORERS)
+    width = max([3, *map(len, rows)])  # "non-repeat (uppercase)" and longer set names stay aligned
+    head = f"{'set':{width}s} {'positions':>9s} " + " ".join(f"{s + '_acc':>16s} {s + '_ppl':>16s}" for s in SCORERS)
     lines = [head]
     for name, r in rows.items():
-        lines.append(f"{name:20s} {r['positions']:9d} " + " ".join(
+        lines.append(f"{name:{width}s} {r['positions']:9d} " + " ".join(
             f"{r[s + '_acc']:16.4f} {r[s + '_ppl']:16.4f}" for s in SCORERS))
     vs = rows.get("all", {}).get("vs")
     if vs:

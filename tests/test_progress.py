@@ -1,0 +1,81 @@
+"""The progress facility (plain lines off a terminal, estimates, --no-progress everywhere) and
+the protein check of every sequence reader."""
+
+import pytest
+
+from nucfm import progress
+from nucfm.alphabet import allow_nonstandard, check_nucleotide, protein_evidence
+from nucfm.errors import InputError
+
+
+def test_plain_lines_off_a_terminal(capsys, monkeypatch):
+    """stderr not a terminal: whole lines (no carriage returns, no bar graphics) at the start,
+    at most every LOG_EVERY seconds, and at the end; one estimate once the work has run a while."""
+    monkeypatch.setattr(progress, "ESTIMATE_AFTER", 0.0)
+    with progress.bar(total=10, unit="record", desc="fold") as b:
+        for _ in range(10):
+            b.update(1)
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert "\r" not in err and "█" not in err
+    assert lines[0].startswith("nucfm: fold: 0% 0/10 record")
+    assert lines[-1].startswith("nucfm: fold: 100% 10/10 record")
+    assert sum("to go at the rate of the first" in ln for ln in lines) == 1
+    assert len(lines) == 3  # start, estimate, end: updates in between wait LOG_EVERY seconds
+
+
+def test_no_progress_silences_every_bar(capsys):
+    with progress.shown(False):
+        with progress.bar(total=3, desc="embed") as b:
+            b.update(3)
+    with progress.bar(total=3, desc="embed", enabled=False) as b:
+        b.update(3)
+    assert capsys.readouterr().err == ""
+
+
+def test_every_command_takes_no_progress():
+    from nucfm.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    lacking = [n for n, p in sub.choices.items() if not any("--no-progress" in a.option_strings for a in p._actions)]
+    assert lacking == []
+
+
+def test_duration_and_estimate_line():
+    assert progress.duration(42) == "42 s"
+    assert progress.duration(3 * 86400 + 7200) == "3 days 2 h"
+    assert progress.estimate_line("vep", {"variants": 12000}, 4000) == "vep: 12,000 variants (about 1 h 6 min)"
+
+
+@pytest.mark.parametrize("seq", [
+    "ACGUACGUNNNNNNNNNNacgu",  # RNA, N runs, soft-masked
+    "ACGT" * 20 + "RYKMSWBDHVN",  # every IUPAC code
+    "ACGT" * 30 + "E",  # one stray letter is a typo, not a protein
+    "XXXXXXXXXXACGT",  # hard-masked
+    "ACG-U.AC--GU",  # gapped alignment
+    "",
+])
+def test_nucleic_acids_are_not_protein(seq):
+    assert protein_evidence(seq) is None
+
+
+@pytest.mark.parametrize("seq,why", [
+    ("MVHLTPEEKSAVTALWGKVNVDEVGGEALGRLLVVYPWTQRFFESFGDLSTPDAVMGNPKVKAHGKKVLGAFSDGLAHLDNLKGTFATL", "letters"),
+    ("MKVRSDHMKVRSDHMKVRSDHAGT", "composition"),  # only IUPAC-looking letters
+    ("mvhltpeeksavtalwgkv", "letters"),  # lowercase
+])
+def test_proteins_are_named(seq, why):
+    assert why in protein_evidence(seq)
+    with pytest.raises(InputError, match=r"x\.fa: record 'P1' looks like protein"):
+        check_nucleotide(seq, "P1", "x.fa")
+    with allow_nonstandard():
+        check_nucleotide(seq, "P1", "x.fa")
+
+
+def test_eval_mlm_table_stays_aligned():
+    from nucfm.tasks.eval_mlm import SCORERS, format_table
+
+    r = {s + k: 0.5 for s in SCORERS for k in ("_acc", "_ppl")}
+    lines = format_table({"all": {"positions": 10, **r}, "non-repeat (uppercase)": {"positions": 5, **r}}).splitlines()
+    assert len({ln.index("positions") if i == 0 else len(ln) for i, ln in enumerate(lines) if i}) == 1
+    assert len({len(ln) for ln in lines}) == 1
