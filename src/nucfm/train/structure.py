@@ -321,7 +321,9 @@ class StructureRecipe(Recipe):
         self.lm = load_model(cfg.lm) if cfg.lm else None
         self.head_config = self._head_config()
         # before the features (minutes of ViennaRNA): a mismatching init_from costs nothing
-        self.init_source = check_init_from(self.structure_config(0.5), cfg.init_from, self.lm) if cfg.init_from else None
+        self.init_source = None
+        if cfg.init_from:
+            self.init_source = check_init_from(self.structure_config(0.5), cfg.init_from, self.lm)
         t0 = time.time()
         self.train_set = load_examples(cfg.train, cfg, self.lm, cfg.limit_train)
         self.valid_set = load_examples(cfg.valid, cfg, self.lm)
