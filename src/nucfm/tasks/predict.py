@@ -21,10 +21,19 @@ from nucfm.paths import atomic_path
 log = logging.getLogger("nucfm")
 
 
+PREDICT_CHUNK = 256  # records per model.predict call (the progress bar advances per chunk)
+
+
 def prediction_table(model, ids: list[str], seqs: list[str]) -> pd.DataFrame:
     """One row per input record (see the module doc)."""
+    from nucfm.progress import bar
+
     cfg = model.config
-    preds = model.predict(list(seqs))
+    preds = []
+    with bar(total=len(seqs), unit="record", desc="predict") as b:
+        for c in range(0, len(seqs), PREDICT_CHUNK):
+            preds += list(model.predict(list(seqs[c : c + PREDICT_CHUNK])))
+            b.update(len(seqs[c : c + PREDICT_CHUNK]))
     out = pd.DataFrame({"id": ids, "length": [len(s) for s in seqs]})
     bb = getattr(model, "backbone", None)
     n_long = sum(len(s) > bb.max_len for s in seqs) if bb is not None and bb.max_len else 0

@@ -79,7 +79,8 @@ def lm_embeddings(model, seqs: Sequence[str], layer: int = -1) -> list[np.ndarra
     path = cache_dir() / f"emb-{_key(seqs, f'{tag}|{layer}')}.npz"
     if not path.exists():
         log.info("embedding %d sequences with model %s (cache %s)", len(seqs), tag, path)
-        embs = model.embed(list(seqs), layer=layer)
+        with progress.bar(total=sum(map(len, seqs)), unit="nt", unit_scale=True, desc="embed") as bar:
+            embs = model.embed(list(seqs), layer=layer, progress=bar)
         counts = np.array([len(e) for e in embs], dtype=np.int64)
         with atomic_path(path) as tmp:
             np.savez(tmp, counts=counts, emb=np.concatenate(embs).astype(np.float16))
@@ -89,16 +90,29 @@ def lm_embeddings(model, seqs: Sequence[str], layer: int = -1) -> list[np.ndarra
     return [emb[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
 
 
-def unpaired_probs(seqs: Sequence[str]) -> list[np.ndarray]:
-    """(L,) float16 ViennaRNA (Turner 2004) unpaired probabilities of ``seqs``, cached."""
+def _unpaired(seq: str) -> np.ndarray:
     from nucfm.data.task_inputs import unpaired
 
+    return unpaired(seq)[:, 0]
+
+
+def unpaired_probs(seqs: Sequence[str]) -> list[np.ndarray]:
+    """(L,) float16 ViennaRNA (Turner 2004) unpaired probabilities of ``seqs``, cached."""
     path = cache_dir() / f"unpaired-{_key(seqs, 'unpaired-v1')}.npz"
     if not path.exists():
-        from nucfm.progress import bar as progress_bar
-
         log.info("computing ViennaRNA unpaired probabilities for %d sequences (cache %s)", len(seqs), path)
-        vals = [unpaired(s)[:, 0] for s in progress_bar(seqs, desc="unpaired", unit="seq", mininterval=5)]
+        with progress.bar(total=len(seqs), desc="unpaired", unit="seq") as bar:
+            if interrupts.armed():  # ViennaRNA in a worker process: Ctrl-C stops it within a second
+                with feature_pool(1) as pool:
+                    vals = []
+                    for v in pool.imap(_unpaired, seqs, chunksize=16):
+                        vals.append(v)
+                        bar.update(1)
+            else:
+                vals = []
+                for s in seqs:
+                    vals.append(_unpaired(s))
+                    bar.update(1)
         counts = np.array([len(v) for v in vals], dtype=np.int64)
         with atomic_path(path) as tmp:
             np.savez(tmp, counts=counts, p=np.concatenate(vals).astype(np.float16) if vals else np.zeros(0))

@@ -409,6 +409,11 @@ class StructureRecipe(Recipe):
         return {"loss": loss.item()}
 
     def on_step_end(self, metrics: dict) -> None:
+        if getattr(self, "bar", None) is None:
+            from nucfm.progress import bar
+
+            self.bar = bar(total=self.cfg.max_steps, initial=self.step - 1, unit="step", desc="train-ss")
+        self.bar.update(1)
         self.log_running_loss(metrics["loss"], lr=self.opt.param_groups[0]["lr"])
 
     # ---- cadence ------------------------------------------------------------------------------
@@ -457,6 +462,8 @@ class StructureRecipe(Recipe):
         """Score the best head on the full validation set (structure: choose the threshold there);
         write the final model and the summary."""
         cfg = self.cfg
+        if getattr(self, "bar", None) is not None:
+            self.bar.close()
         train_minutes = self.minutes()
         head = load_structure_model(self.output / "best").head
         probs = predict_examples(head, self.valid_set, cfg.features)
