@@ -75,6 +75,10 @@ def ws(tmp_path_factory):
     (w / "prot.csv").write_text(f"id,seq,y\nok,ACGU,1\nhbb,{HEMOGLOBIN},2\n")
     (w / "iupac_peptide.fa").write_text(">pep\nMKVRSDHMKVRSDHMKVRSDHAGT\n")
     (w / "long.fa").write_text(">chrL\n" + "ACGU" * 300 + "\n>short\nGGGAAACCC\n")
+    (w / "prot_genome.fa").write_text(f">hbb\n{HEMOGLOBIN}\n")
+    import pyfaidx
+
+    pyfaidx.Fasta(str(w / "prot_genome.fa"))  # its index, built now
     from nucfm.io.genome import Genome
 
     Genome(w / "g.fa").fetch("chr1", 0, 1)  # build any index now, so runs leave the workspace as it is
@@ -387,6 +391,10 @@ CASES = [
     ("compare-protein", ["compare", "-i", "{w}/prot.fa", "{w}/good.fa", "-o", "{o}/cmp", "-m", "{w}/rna"], E),
     ("eval-protein", ["eval-mlm", "--fasta", "{w}/prot.fa"], E),
     ("finetune-protein", ["finetune", "train={w}/prot.csv", "label_col=y", "-o", "{o}/ft"], E),
+    ("probs-protein-genome", ["probs", "-i", "{w}/prot_genome.fa", "--region", "hbb:1-10", "-o", "{o}/p.tsv",
+                              "-m", "{w}/dna"], E),
+    ("vep-protein-genome", ["vep", "--genome", "{w}/prot_genome.fa", "-i", "{w}/v.tsv", "-o", "{o}/v.tsv",
+                            "-m", "{w}/dna"], E),
     # ---- a record too long to fold: refused before any work, unless --max-length allows it
     ("fold-over-max-length", ["fold", "-i", "{w}/long.fa", "-o", "{o}/f.dbn", "--max-length", "1000"], E),
     ("contacts-over-max-length", ["contacts", "-i", "{w}/long.fa", "-o", "{o}/c.npz", "--max-length", "1000"], E),
@@ -457,7 +465,8 @@ CASES = [
 PROTEIN = ("looks like protein", "'hbb'", "--allow-nonstandard")
 SAYS = {
     **{name: PROTEIN for name in ("embed-protein", "fold-protein", "contacts-protein", "predict-protein",
-                                  "predict-protein-table", "compare-protein", "eval-protein", "finetune-protein")},
+                                  "predict-protein-table", "compare-protein", "eval-protein", "finetune-protein",
+                                  "probs-protein-genome", "vep-protein-genome")},
     "fold-iupac-peptide": ("looks like protein", "'pep'", "composition"),
     "fold-over-max-length": ("'chrL'", "1,200 nt", "--max-length 1200"),
     "contacts-over-max-length": ("'chrL'", "1,200 nt", "--max-length 1200"),
