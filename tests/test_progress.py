@@ -79,3 +79,30 @@ def test_eval_mlm_table_stays_aligned():
     lines = format_table({"all": {"positions": 10, **r}, "non-repeat (uppercase)": {"positions": 5, **r}}).splitlines()
     assert len({ln.index("positions") if i == 0 else len(ln) for i, ln in enumerate(lines) if i}) == 1
     assert len({len(ln) for ln in lines}) == 1
+
+
+def test_a_terminal_gets_a_bar_even_of_unknown_size():
+    """stderr on a pseudo-terminal (0 x 0 until someone sets it, as under `script` or a CI pty):
+    a live tqdm bar with the unit and the count, not nothing."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    master, slave = pty.openpty()
+    code = "from nucfm.progress import bar\nwith bar(total=435, unit='nt', desc='fold') as b:\n    b.update(435)\n"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    subprocess.run([sys.executable, "-c", code], stderr=slave, env=env, check=True, timeout=60)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert "fold: 100%|" in out.decode() and "435/435" in out.decode()

@@ -94,6 +94,17 @@ def _is_terminal(stream) -> bool:
         return False
 
 
+def _terminal_sized(stream) -> bool:
+    """True when the terminal reports its size (a bare pty says 0 x 0, and tqdm then draws nothing)."""
+    import os
+
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, ValueError, OSError):
+        return False
+    return size.columns > 0 and size.lines > 0
+
+
 def bar(iterable=None, total: int | float | None = None, unit: str = "it", desc: str | None = None,
         enabled: bool = True, unit_scale: bool = False, leave: bool = True, **kwargs) -> tqdm:
     """A progress bar for one stage: a context manager with ``update(n)``, or a wrapped ``iterable``.
@@ -106,7 +117,9 @@ def bar(iterable=None, total: int | float | None = None, unit: str = "it", desc:
     if not (enabled and _SHOWN.get()):
         return tqdm(disable=True, **common)
     if _is_terminal(sys.stderr):
-        return _Estimating(dynamic_ncols=True, **common)
+        if _terminal_sized(sys.stderr):
+            return _Estimating(dynamic_ncols=True, **common)
+        return _Estimating(ncols=80, nrows=24, **common)  # a terminal of unknown size: 80 x 24
     return _LineBar(**common)
 
 
