@@ -90,13 +90,18 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     f = Path(path) / WEIGHTS_FILE
     if not f.is_file():
         raise InputError(f"{f}: missing: the model directory has a {CONFIG_FILE} but no weights{damage_hint(f)}")
+    return {k: v.float() if v.is_floating_point() else v for k, v in load_safetensors(f).items()}
+
+
+def load_safetensors(f: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file; a truncated or foreign one is an InputError
+    naming the file and what to do."""
     try:
-        state = load_file(str(f))
+        return load_file(str(f))
     except Exception as e:  # safetensors' own error type for a truncated or foreign file
         why = " ".join(str(e).split())[:120]
         raise InputError(f"{f}: damaged: cannot read its tensors ({why}); truncated or not safetensors"
                          f"{damage_hint(f)}") from None
-    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
 def load_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> None:

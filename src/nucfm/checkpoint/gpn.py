@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from nucfm.alphabet import DNA
 from nucfm.errors import InputError
@@ -54,15 +53,22 @@ def config_from_gpn(hf: dict) -> ConvNetConfig:
 
 
 def read_gpn_weights(path: Path) -> dict[str, torch.Tensor]:
-    """The official state dict of a GPN directory, whichever of the HF weight files it has."""
+    """The official state dict of a GPN directory, whichever of the HF weight files it has; a
+    truncated or garbled file is an InputError naming it."""
+    from nucfm.checkpoint import damage_hint, load_safetensors
+
     if (path / "model.safetensors").exists():
-        return load_file(str(path / "model.safetensors"))
+        return load_safetensors(path / "model.safetensors")
     index = path / "model.safetensors.index.json"
     if index.exists():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        try:
+            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise InputError(f"{index}: damaged: not a weight index (JSON with a weight_map)"
+                             f"{damage_hint(index)}") from None
         state: dict[str, torch.Tensor] = {}
         for f in files:
-            state.update(load_file(str(path / f)))
+            state.update(load_safetensors(path / f))
         return state
     if (path / "pytorch_model.bin").exists():
         try:
@@ -87,8 +93,10 @@ def rename_gpn_key(key: str) -> str | None:
 def load_gpn_dir(path: str | Path) -> ConvNet:
     """Build a :class:`ConvNet` (eval mode, float32) from an official GPN HF directory, with
     strict key and shape checks."""
+    from nucfm.checkpoint import read_config
+
     path = Path(path)
-    hf = json.loads((path / "config.json").read_text())
+    hf = read_config(path)
     unknown = set(hf) - _IGNORED_KEYS - {"vocab_size", "hidden_size", "n_layers", "kernel_size", "n_aux_features",
                                          "dilation_double_every", "dilation_max", "dilation_cycle", "dilation_base"}
     config = config_from_gpn(hf)
