@@ -161,7 +161,7 @@ def read_config(path: str | Path) -> dict:
     try:
         doc = json.loads(f.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise InputError(f"{f}: damaged: not valid JSON ({e.msg} at line {e.lineno} column {e.colno}; truncated?)"
+        raise InputError(f"{f}: damaged: not valid JSON ({e.msg}, line {e.lineno} column {e.colno}; truncated?)"
                          f"{damage_hint(f)}") from None
     except UnicodeDecodeError:
         raise InputError(f"{f}: damaged: not UTF-8 text{damage_hint(f)}") from None
