@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from nucfm import interrupts
 from nucfm.alphabet import structure_letters
 from nucfm.data.batching import plan_windows
 from nucfm.data.structure_features import BPP_PARAMS, bpp_maps, feature_pool, onehot_outer, pair_features
@@ -117,10 +118,13 @@ class StructureModel:
         spans = [span_for(len(s), max_span, local_above) for s in seqs]
         thermo = any(f in BPP_PARAMS for f in self.config.features)
         given = embeddings is not None or bpps is not None
-        pool = feature_pool(workers, _init_worker, (self,)) if workers > 1 and thermo and not given else None
+        in_workers = workers > 1 and thermo and not given  # whole predictions in worker processes
+        pool = feature_pool(workers, _init_worker, (self,)) if in_workers else None
+        if pool is None and thermo and not given and interrupts.armed():
+            pool = feature_pool(1)  # under the CLI ViennaRNA folds in a worker, so Ctrl-C stops it at once
         try:
             probs: list = [None] * len(seqs)
-            whole = [k for k, span in enumerate(spans) if span is None] if pool is not None else []
+            whole = [k for k, span in enumerate(spans) if span is None] if in_workers else []
             # whole-map sequences: one worker predicts each (features and head, one thread), longest first
             order = sorted(whole, key=lambda k: -len(seqs[k]))
             for k, p in zip(order, pool.imap(_predict_in_worker, [seqs[k] for k in order]) if order else ()):
