@@ -106,3 +106,13 @@ def test_a_terminal_gets_a_bar_even_of_unknown_size():
         out += chunk
     os.close(master)
     assert "fold: 100%|" in out.decode() and "435/435" in out.decode()
+
+
+def test_plain_lines_ignore_refreshes_between_intervals(capsys):
+    """set_postfix (pretrain calls it every log step) does not add lines between intervals."""
+    with progress.bar(total=100, unit="step", desc="pretrain") as b:
+        for _ in range(100):
+            b.update(1)
+            b.set_postfix(loss="1.0")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and lines[-1].startswith("nucfm: pretrain: 100% 100/100 step"), lines

@@ -71,11 +71,24 @@ class _LineBar(_Estimating):
     """tqdm's counting, rate and ETA, written to stderr as whole lines (no bar graphics, no
     carriage returns) at most every LOG_EVERY seconds."""
 
+    _last_line = None  # monotonic time of the last line written
+    _closing = False
+
     def __init__(self, *args, **kwargs):
         kwargs.update(mininterval=LOG_EVERY, maxinterval=LOG_EVERY, file=_Discard())
         super().__init__(*args, **kwargs)
 
+    def close(self):
+        self._closing = True
+        super().close()
+
     def display(self, msg=None, pos=None):
+        import time
+
+        now = time.monotonic()
+        if self._last_line is not None and now - self._last_line < LOG_EVERY and not self._closing:
+            return True  # set_postfix and refresh calls wait for the next line too
+        self._last_line = now
         d = self.format_dict
         known = "{desc}: {percentage:.0f}% {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}, {rate_fmt}]"
         d["bar_format"] = known if d["total"] else "{desc}: {n_fmt} {unit} [{elapsed}, {rate_fmt}]"
