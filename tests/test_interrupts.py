@@ -107,3 +107,21 @@ def test_signal_stops_within_two_seconds(ws, tmp_path, family, sig, ignored):
         if out not in before:
             assert not (d / out).exists()
 
+
+
+def test_sigterm_stops_pretraining_and_keeps_whole_checkpoints(tmp_path):
+    """Training: SIGTERM mid-run exits 143 within the limit; the checkpoints written so far are
+    whole (no temporary files anywhere in the run directory; resuming from them is test_pretrain's)."""
+    import yaml
+    from test_pretrain import _rna_config
+
+    d = _rna_config(tmp_path, steps=100_000, ckpt_every=5, eval_every=50_000, log_every=5)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(d))
+    proc = _start(["pretrain", "--config", "c.yaml"], tmp_path)
+    code, took, err = _interrupt_when(proc, "pretrain: 0%", signal.SIGTERM)
+    assert code == 143 and took < STOP_SECONDS, f"{took:.1f} s\n{err}"
+    run = Path(d["output"])
+    assert not [p for p in run.rglob("*") if p.name.startswith(".")], "a temporary file was left"
+    if (run / "checkpoints" / "latest").exists():  # interrupted after the first checkpoint
+        latest = (run / "checkpoints" / "latest").read_text().strip()
+        assert (run / "checkpoints" / latest).is_dir()

@@ -281,7 +281,7 @@ class PretrainRecipe(Recipe):
         from nucfm.progress import bar as progress_bar
 
         self.bar = progress_bar(total=self.t.steps, initial=self.step, enabled=self.is_main, unit="step",
-                        dynamic_ncols=True)
+                                desc="pretrain")
         self.t0, self.tokens_window, self.loss_window, self.n_window = time.time(), 0, 0.0, 0
 
     # ---- one step -----------------------------------------------------------------------------
