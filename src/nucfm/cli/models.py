@@ -74,6 +74,10 @@ def run_embed(args):
         check_output(str(Path(args.output).with_suffix(".ids.txt")), [args.input], "ids file")
     check_model_name(args.model)
     device = resolve_device(args.device)
+    from nucfm.io.fasta import scan_fasta
+    from nucfm.progress import estimate_line
+
+    log.info(estimate_line("embed", scan_fasta(args.input)))  # a bad record fails here, before the model loads
     name, model = load_cli_model(args.model, "rna", args.threads, device=None if args.int8 else device)
     if not -model.num_layers - 1 <= args.layer <= model.num_layers:
         raise InputError(f"--layer {args.layer} does not exist: {name} has layers 0..{model.num_layers} "

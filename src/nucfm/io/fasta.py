@@ -184,6 +184,16 @@ def read_fasta(path: str | Path, nucleotide: bool = True) -> Iterator[Record]:
             raise InputError(f"{path}: not FASTA: the first line should start with '>' but is {first[:40]!r}")
 
 
+def scan_fasta(path: str | Path) -> dict[str, int]:
+    """One streaming pass before any model loads: every record read and checked (not protein,
+    see :func:`read_fasta`), and what there is to do: ``{"records": n, "nt": residues}``."""
+    records = residues = 0
+    for rec in read_fasta(path):
+        records += 1
+        residues += len(rec.seq)
+    return {"records": records, "nt": residues}
+
+
 def _header(line: str) -> tuple[str, str]:
     parts = line[1:].strip().split(None, 1)
     if not parts:
