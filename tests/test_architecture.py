@@ -11,7 +11,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "nucfm"
 
 # Lower layers never import higher ones; a module may import its own layer and any below.
 LAYERS = [
-    {"errors", "paths", "resume", "alphabet", "metrics", "distributed"},  # foundations: no nucfm imports above
+    # foundations: no nucfm imports above
+    {"errors", "paths", "resume", "alphabet", "metrics", "distributed", "progress", "interrupts"},
     {"io"},  # files in and out
     {"data"},  # tokens, batches, features
     {"inference"},  # running models: precision, token-budget batches, out-of-memory halving, prefetch

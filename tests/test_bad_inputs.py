@@ -85,10 +85,57 @@ def ws(tmp_path_factory):
     (w / "run" / "best").mkdir(parents=True)  # a finetune run directory: predict loads RUN/best
     for f in (w / "task").iterdir():
         (w / "run" / "best" / f.name).write_bytes(f.read_bytes())
+    _damaged_models(w)
+    (w / "prot.fa").write_text(f">hbb human hemoglobin\n{HEMOGLOBIN}\n>ok\nACGUACGU\n")
+    (w / "prot.csv").write_text(f"id,seq,y\nok,ACGU,1\nhbb,{HEMOGLOBIN},2\n")
+    (w / "iupac_peptide.fa").write_text(">pep\nMKVRSDHMKVRSDHMKVRSDHAGT\n")
+    (w / "long.fa").write_text(">chrL\n" + "ACGU" * 300 + "\n>short\nGGGAAACCC\n")
+    (w / "prot_genome.fa").write_text(f">hbb\n{HEMOGLOBIN}\n")
+    import pyfaidx
+
+    pyfaidx.Fasta(str(w / "prot_genome.fa"))  # its index, built now
     from nucfm.io.genome import Genome
 
     Genome(w / "g.fa").fetch("chr1", 0, 1)  # build any index now, so runs leave the workspace as it is
     return w
+
+
+HEMOGLOBIN = ("MVHLTPEEKSAVTALWGKVNVDEVGGEALGRLLVVYPWTQRFFESFGDLSTPDAVMGNPKVKAHGKKVLGAFSDGLAHLDNLKGTFATLSELHCDKLHVDPENF"
+              "RLLGNVLVCVLAHHFGKEFTPPVQAAYQKVVAGVANALAHKYH")
+
+
+def _damaged_models(w: Path) -> None:
+    """Model directories damaged the ways downloads and disks damage them: a truncated
+    config.json, a truncated model.safetensors, weights of another shape, missing and extra
+    tensors (a config that says 3 layers / 1 layer over 2-layer weights)."""
+    import json
+    import shutil
+
+    def copy(src, name, edit=None, weights=None):
+        shutil.copytree(src, w / name)
+        if edit is not None:
+            doc = json.loads((w / name / "config.json").read_text())
+            edit(doc)
+            (w / name / "config.json").write_text(json.dumps(doc))
+        if weights is not None:
+            (w / name / "model.safetensors").write_bytes(weights)
+
+    rna = w / "rna"
+    text = (rna / "config.json").read_text()
+    copy(rna, "rna_trunc_config")
+    (w / "rna_trunc_config" / "config.json").write_text(text[: len(text) // 2])
+    copy(rna, "rna_trunc_weights", weights=(rna / "model.safetensors").read_bytes()[:300])
+    copy(rna, "rna_shapes", edit=lambda d: d["model"].update(ffn_size=64))
+    copy(rna, "rna_missing", edit=lambda d: d["model"].update(num_layers=3))
+    copy(rna, "rna_extra", edit=lambda d: d["model"].update(num_layers=1))
+    copy(rna, "rna_no_model", edit=lambda d: d.pop("model"))
+    copy(rna, "rna_no_weights")
+    (w / "rna_no_weights" / "model.safetensors").unlink()
+    ss = registry.resolve(SS)
+    copy(ss, "ss_trunc_config")
+    (w / "ss_trunc_config" / "config.json").write_text((ss / "config.json").read_text()[:50])
+    copy(ss, "ss_shapes", edit=lambda d: d["structure"]["head"].update(channels=8))
+    copy(w / "task", "task_trunc_weights", weights=(w / "task" / "model.safetensors").read_bytes()[:100])
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -434,6 +481,38 @@ CASES = [
                                      "label_col=y", "-o", "{o}/ft"], E),
     ("eval-ok-json", ["eval-mlm", "--fasta", "{w}/good.fa", "-o", "{o}/t.json", "--no-progress", "--device", "cpu"],
      "ok"),
+    # ---- protein given as nucleotides: refused by every reader, naming the record
+    ("embed-protein", ["embed", "-i", "{w}/prot.fa", "-o", "{o}/e.h5", "-m", "{w}/rna"], E),
+    ("embed-protein-allowed", ["embed", "-i", "{w}/prot.fa", "-o", "{o}/e.h5", "-m", "{w}/rna",
+                               "--allow-nonstandard", "--no-progress"], "ok"),
+    ("fold-protein", ["fold", "-i", "{w}/prot.fa", "-o", "{o}/f.dbn"], E),
+    ("fold-iupac-peptide", ["fold", "-i", "{w}/iupac_peptide.fa", "-o", "{o}/f.dbn"], E),
+    ("contacts-protein", ["contacts", "-i", "{w}/prot.fa", "-o", "{o}/c.npz"], E),
+    ("predict-protein", ["predict", "-m", "{w}/task", "-i", "{w}/prot.fa", "-o", "{o}/p.tsv"], E),
+    ("predict-protein-table", ["predict", "-m", "{w}/task", "-i", "{w}/prot.csv", "-o", "{o}/p.tsv"], E),
+    ("compare-protein", ["compare", "-i", "{w}/prot.fa", "{w}/good.fa", "-o", "{o}/cmp", "-m", "{w}/rna"], E),
+    ("eval-protein", ["eval-mlm", "--fasta", "{w}/prot.fa"], E),
+    ("finetune-protein", ["finetune", "train={w}/prot.csv", "label_col=y", "-o", "{o}/ft"], E),
+    ("probs-protein-genome", ["probs", "-i", "{w}/prot_genome.fa", "--region", "hbb:1-10", "-o", "{o}/p.tsv",
+                              "-m", "{w}/dna"], E),
+    ("vep-protein-genome", ["vep", "--genome", "{w}/prot_genome.fa", "-i", "{w}/v.tsv", "-o", "{o}/v.tsv",
+                            "-m", "{w}/dna"], E),
+    # ---- a record too long to fold: refused before any work, unless --max-length allows it
+    ("fold-over-max-length", ["fold", "-i", "{w}/long.fa", "-o", "{o}/f.dbn", "--max-length", "1000"], E),
+    ("contacts-over-max-length", ["contacts", "-i", "{w}/long.fa", "-o", "{o}/c.npz", "--max-length", "1000"], E),
+    # ---- damaged model directories: one line naming the file and the damage
+    ("embed-truncated-config", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "-m", "{w}/rna_trunc_config"], E),
+    ("embed-truncated-weights", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "-m", "{w}/rna_trunc_weights"], E),
+    ("embed-weights-other-shape", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "-m", "{w}/rna_shapes"], E),
+    ("embed-weights-missing-tensors", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "-m", "{w}/rna_missing"], E),
+    ("embed-weights-extra-tensors", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "-m", "{w}/rna_extra"], E),
+    ("embed-config-no-model", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "-m", "{w}/rna_no_model"], E),
+    ("embed-no-weights", ["embed", "-i", "{w}/good.fa", "-o", "{o}/e.h5", "-m", "{w}/rna_no_weights"], E),
+    ("convert-truncated-config", ["convert", "-m", "{w}/rna_trunc_config", "-o", "{o}/c"], E),
+    ("fold-truncated-config", ["fold", "-i", "{w}/good.fa", "-o", "{o}/f.dbn", "-m", "{w}/ss_trunc_config"], E),
+    ("fold-weights-other-shape", ["fold", "-i", "{w}/good.fa", "-o", "{o}/f.dbn", "-m", "{w}/ss_shapes"], E),
+    ("predict-truncated-weights", ["predict", "-m", "{w}/task_trunc_weights", "-i", "{w}/good.fa",
+                                   "-o", "{o}/p.tsv"], E),
     # ---- serve (every mistake stops before a model loads or a port opens)
     ("serve-genome-no-name", ["serve", "--genome", "{w}/good.fa"], E),
     ("serve-genome-missing", ["serve", "--genome", "toy={w}/nope.fa"], E),
@@ -484,18 +563,44 @@ CASES = [
 ]
 
 
+# What the one error line must say (beyond being one line): the record or file, and the damage.
+PROTEIN = ("looks like protein", "'hbb'", "--allow-nonstandard")
+SAYS = {
+    **{name: PROTEIN for name in ("embed-protein", "fold-protein", "contacts-protein", "predict-protein",
+                                  "predict-protein-table", "compare-protein", "eval-protein", "finetune-protein",
+                                  "probs-protein-genome", "vep-protein-genome")},
+    "fold-iupac-peptide": ("looks like protein", "'pep'", "composition"),
+    "fold-over-max-length": ("'chrL'", "1,200 nt", "--max-length 1200"),
+    "contacts-over-max-length": ("'chrL'", "1,200 nt", "--max-length 1200"),
+    "embed-truncated-config": ("rna_trunc_config/config.json: damaged: not valid JSON",),
+    "embed-truncated-weights": ("rna_trunc_weights/model.safetensors: damaged",),
+    "embed-weights-other-shape": ("rna_shapes/model.safetensors: damaged", "of another shape"),
+    "embed-weights-missing-tensors": ("rna_missing/model.safetensors: damaged", "missing"),
+    "embed-weights-extra-tensors": ("rna_extra/model.safetensors: damaged", "not in the model"),
+    "embed-config-no-model": ("rna_no_model/config.json: damaged: no 'model' section",),
+    "embed-no-weights": ("rna_no_weights/model.safetensors: missing",),
+    "convert-truncated-config": ("config.json: damaged",),
+    "fold-truncated-config": ("ss_trunc_config/config.json: damaged",),
+    "fold-weights-other-shape": ("ss_shapes/model.safetensors: damaged", "of another shape"),
+    "predict-truncated-weights": ("task_trunc_weights/model.safetensors: damaged",),
+}
+
+
 def _argv(argv, w, o):
     return [a.replace("{w}", str(w)).replace("{o}", str(o)) for a in argv]
 
 
 @pytest.mark.parametrize("argv,expect", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input(ws, tmp_path, capsys, argv, expect):
+def test_bad_input(ws, tmp_path, capsys, request, argv, expect):
     before = snapshot(ws)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     code = main(_argv(argv, ws, out_dir))
     cap = capsys.readouterr()
     assert "Traceback" not in cap.err
+    said = SAYS.get(request.node.callspec.id)
+    if said is not None:
+        assert all(s in cap.err for s in said), cap.err
     if expect == E:
         assert code == 2, cap.err
         lines = [ln for ln in cap.err.splitlines() if ln.startswith("nucfm: error:")]

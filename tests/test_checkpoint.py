@@ -48,8 +48,8 @@ def test_strict_keys_and_bad_paths(tmp_path, tiny_rna_model):
     cfg = json.loads((path / "config.json").read_text())
     cfg["model"]["num_layers"] = 3
     (path / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(RuntimeError, match="Missing key"):
-        load_model(path)
+    with pytest.raises(InputError, match=r"model.safetensors: damaged: .*tensor\(s\) missing: layers\.2"):
+        load_model(path)  # strict keys, said in one line naming the file
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="config.json"):
         load_model(tmp_path / "empty")
@@ -108,3 +108,16 @@ def test_attentions_shape_and_rows_sum_to_one(tiny_rna_model):
     assert out.attentions.shape == (2, 2, 2, 6, 6)
     np.testing.assert_allclose(out.attentions[0].sum(-1).numpy(), 1.0, atol=1e-5)
     assert float(out.attentions[1, ..., 4:].abs().max()) == 0.0  # padding masked
+
+
+def test_a_damaged_cached_download_says_how_to_refetch(tmp_path, monkeypatch, tiny_rna_model):
+    """A model under NUCFM_HOME is a cached download: the one-line error names the damaged file
+    and the directory whose deletion fetches it again."""
+    monkeypatch.setenv("NUCFM_HOME", str(tmp_path / "home"))
+    path = save_model(tiny_rna_model, tmp_path / "home" / "some-model")
+    (path / "config.json").write_text((path / "config.json").read_text()[:40])
+    with pytest.raises(InputError) as e:
+        load_model(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path / 'config.json'}: damaged: not valid JSON")
+    assert f"delete {path.resolve()} and rerun to fetch it again" in msg and "\n" not in msg

@@ -27,12 +27,68 @@ Every conversion is tallied in an :class:`EncodingReport` so the CLI can say wha
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import numpy as np
 
 GAP_LETTERS = "-."
 IUPAC_LETTERS = "ACGTURYKMSWBDHVN"
+
+# Letters of the protein alphabet that no nucleotide or IUPAC code uses ("X" is either's unknown).
+PROTEIN_ONLY_LETTERS = "EFIJLOPQZ*"
+PROTEIN_CHECK_LENGTH = 100_000  # the first residues of a record decide (a protein is shorter)
+_ALLOW_NONSTANDARD: ContextVar[bool] = ContextVar("allow_nonstandard", default=False)
+
+
+def protein_evidence(seq: str) -> str | None:
+    """Why ``seq`` looks like a protein rather than RNA/DNA, or None. Protein: at least two
+    letters (and 5%) that no nucleotide code has (E, F, I, L, P, Q...), or, from 20 letters on,
+    under half A/C/G/T/U/N/X: a composition no nucleic acid has (a peptide of IUPAC-looking
+    letters M, V, S, K, R, D, H). Gaps, digits and spaces are ignored.
+
+    >>> protein_evidence("MVLSPADKTNVKAAWGKVGAHAGEYGAEALERMFLSFPTTKTYFPHF")[:28]
+    'letters E, F, L, P that no n'
+    >>> protein_evidence("ACGUNNRYacgu") is None
+    True
+    """
+    head = seq[:PROTEIN_CHECK_LENGTH].upper()
+    counts = {c: head.count(c) for c in set(head) if c.isalpha() or c == "*"}
+    n = sum(counts.values())
+    odd = {c: k for c, k in counts.items() if c in PROTEIN_ONLY_LETTERS}
+    if sum(odd.values()) >= max(2, 0.05 * n):
+        top = sorted(odd, key=lambda c: (-odd[c], c))[:4]
+        return f"letters {', '.join(sorted(top))} that no nucleotide code uses, {sum(odd.values())} of {n}"
+    nucleic = sum(counts.get(c, 0) for c in "ACGTUNX")
+    if n >= 20 and nucleic < 0.5 * n:
+        return f"a composition no nucleic acid has: only {nucleic} of {n} letters are A, C, G, T/U or N"
+    return None
+
+
+def check_nucleotide(seq: str, record: str, source: str = "") -> None:
+    """Refuse (InputError, one line naming the record) a sequence that looks like protein,
+    unless :func:`allow_nonstandard` is in effect (``--allow-nonstandard``)."""
+    if _ALLOW_NONSTANDARD.get():
+        return
+    why = protein_evidence(seq)
+    if why is not None:
+        from nucfm.errors import InputError
+
+        where = f"{source}: " if source else ""
+        raise InputError(f"{where}record {record!r} looks like protein, not RNA/DNA ({why}); give nucleotide "
+                         "sequences, or --allow-nonstandard to read such letters as unknown")
+
+
+@contextmanager
+def allow_nonstandard(allow: bool = True):
+    """Within, :func:`check_nucleotide` accepts protein-like records (``--allow-nonstandard``)."""
+    token = _ALLOW_NONSTANDARD.set(bool(allow))
+    try:
+        yield
+    finally:
+        _ALLOW_NONSTANDARD.reset(token)
+
 
 # Categories tallied per byte by the encoder lookup table.
 _KEEP, _FOLD, _CONVERT, _GAP, _UNKNOWN = 0, 1, 2, 3, 4

@@ -21,20 +21,25 @@ def plot_contacts(probs: np.ndarray, path: str | Path, known=None, top: list | N
     img = np.triu(np.asarray(probs, dtype=np.float32), 1)
     for i, j in known or ():
         img[j, i] = 1.0
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = plt.subplots(figsize=(6, 6))
     im = ax.imshow(img, cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
     if top:
         t = np.array([(i, j) for i, j, _ in top]).reshape(-1, 2)
         far = (t[:, 1] - t[:, 0]) >= 24
-        ax.scatter(t[~far, 1], t[~far, 0], s=12, facecolors="none", edgecolors="tab:blue", linewidths=0.6)
-        ax.scatter(t[far, 1], t[far, 0], s=12, facecolors="none", edgecolors="tab:red", linewidths=0.6)
-    ax.set_title((title + "\n" if title else "") + "upper: predicted (rings: top pairs)   lower: known"
-                 if known is not None else title, fontsize=8)
+        ax.scatter(t[~far, 1], t[~far, 0], s=12, facecolors="none", edgecolors="tab:blue", linewidths=0.6,
+                   label=f"top {len(t)} pairs: |i - j| < 24")
+        ax.scatter(t[far, 1], t[far, 0], s=12, facecolors="none", edgecolors="tab:red", linewidths=0.6,
+                   label=f"top {len(t)} pairs: long range, |i - j| >= 24")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=7, frameon=False)
+    halves = "upper: predicted   lower: known contacts" if known is not None else "upper: predicted"
+    ax.set_title((title + "\n" if title else "") + halves, fontsize=9)
+    ax.set_xlabel("residue j (0-based)")
+    ax.set_ylabel("residue i (0-based)")
     ax.set_xlim(-0.5, L - 0.5)
     ax.set_ylim(L - 0.5, -0.5)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="contact probability (known: 1)" if known is not None
+                 else "contact probability")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return Path(path)
 

@@ -72,7 +72,7 @@ def plot_structure(seq: str, pairs: list[tuple[int, int]], probs: np.ndarray | N
     fig.suptitle(f"{title} ({L} nt)")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the equal-aspect diagram defeats tight_layout alone
     plt.close(fig)
     return path
 

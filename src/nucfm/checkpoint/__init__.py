@@ -72,10 +72,54 @@ def write_checkpoint_dir(path: str | Path, module: torch.nn.Module, config: dict
     return path
 
 
+def damage_hint(path: str | Path) -> str:
+    """What to do about a damaged model file: a cached download is fetched again once deleted."""
+    from nucfm.paths import home
+
+    path = Path(path).resolve()
+    root = home().resolve()
+    if root in path.parents:
+        model_dir = root / path.relative_to(root).parts[0]
+        return f"; it is a cached download: delete {model_dir} and rerun to fetch it again"
+    return "; re-save or re-download the model"
+
+
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """The state dict of a checkpoint directory (floating tensors as float32)."""
-    state = load_file(str(Path(path) / WEIGHTS_FILE))
-    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    """The state dict of a checkpoint directory (floating tensors as float32). A missing or
+    unreadable ``model.safetensors`` is an InputError naming the file."""
+    f = Path(path) / WEIGHTS_FILE
+    if not f.is_file():
+        raise InputError(f"{f}: missing: the model directory has a {CONFIG_FILE} but no weights{damage_hint(f)}")
+    return {k: v.float() if v.is_floating_point() else v for k, v in load_safetensors(f).items()}
+
+
+def load_safetensors(f: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file; a truncated or foreign one is an InputError
+    naming the file and what to do."""
+    try:
+        return load_file(str(f))
+    except Exception as e:  # safetensors' own error type for a truncated or foreign file
+        why = " ".join(str(e).split())[:120]
+        raise InputError(f"{f}: damaged: cannot read its tensors ({why}); truncated or not safetensors"
+                         f"{damage_hint(f)}") from None
+
+
+def load_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> None:
+    """``module.load_state_dict(state, strict=True)``, with every mismatch (missing, extra and
+    differently shaped tensors) said in one line naming the weights file of ``path``."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    shapes = [f"{k} is {list(state[k].shape)}, config says {list(own[k].shape)}" for k in own
+              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    parts = []
+    for label, names in (("missing", missing), ("not in the model", extra), ("of another shape", shapes)):
+        if names:
+            parts.append(f"{len(names)} tensor(s) {label}: {', '.join(names[:3])}" + (" ..." if len(names) > 3 else ""))
+    if parts:
+        f = Path(path) / WEIGHTS_FILE
+        raise InputError(f"{f}: damaged: its weights do not match {CONFIG_FILE} ({'; '.join(parts)}){damage_hint(f)}")
+    module.load_state_dict(state, strict=True)
 
 
 def save_model(model: NucleotideLM, path: str | Path, dtype: torch.dtype | None = None,
@@ -117,7 +161,26 @@ def fingerprint(model: torch.nn.Module) -> str:
 
 
 def read_config(path: str | Path) -> dict:
-    return json.loads((Path(path) / CONFIG_FILE).read_text())
+    """The ``config.json`` of a model directory as a dict; a truncated or garbled one is an
+    InputError naming the file and where it breaks."""
+    f = Path(path) / CONFIG_FILE
+    try:
+        doc = json.loads(f.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InputError(f"{f}: damaged: not valid JSON ({e.msg}, line {e.lineno} column {e.colno}; truncated?)"
+                         f"{damage_hint(f)}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{f}: damaged: not UTF-8 text{damage_hint(f)}") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{f}: damaged: a JSON {type(doc).__name__}, not an object{damage_hint(f)}")
+    return doc
+
+
+def config_section(doc: dict, key: str, path: str | Path) -> dict:
+    """``doc[key]`` of a model's config.json, which must be an object."""
+    if not isinstance(doc.get(key), dict):
+        raise InputError(f"{Path(path) / CONFIG_FILE}: damaged: no {key!r} section{damage_hint(path)}")
+    return doc[key]
 
 
 def build_model(model_config: dict) -> NucleotideLM:
@@ -134,11 +197,11 @@ def _load_nucfm_dir(path: Path) -> NucleotideLM:
     if config.get("format_version", 0) > FORMAT_VERSION:
         raise InputError(f"{path}: format version {config['format_version']} is newer than this nucfm "
                          f"({FORMAT_VERSION}); upgrade nucfm")
-    model = build_model(config["model"])
+    model = build_model(config_section(config, "model", path))
     saved = config.get("alphabet")
-    if saved is not None and saved != get_alphabet(saved["name"]).to_dict():
-        raise InputError(f"{path}: its alphabet differs from nucfm's {saved['name']!r} alphabet")
-    model.load_state_dict(read_weights(path), strict=True)
+    if saved is not None and (not isinstance(saved, dict) or saved != get_alphabet(saved.get("name")).to_dict()):
+        raise InputError(f"{path}: its alphabet differs from nucfm's {saved.get('name')!r} alphabet")
+    load_weights(model, read_weights(path), path)
     return model.eval()
 
 

@@ -17,7 +17,6 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from nucfm.alphabet import DNA
 from nucfm.errors import InputError
@@ -58,15 +57,22 @@ def config_from_gpn(hf: dict) -> ConvNetConfig:
 
 
 def read_gpn_weights(path: Path) -> dict[str, torch.Tensor]:
-    """The official state dict of a GPN directory, whichever of the HF weight files it has."""
+    """The official state dict of a GPN directory, whichever of the HF weight files it has; a
+    truncated or garbled file is an InputError naming it."""
+    from nucfm.checkpoint import damage_hint, load_safetensors
+
     if (path / "model.safetensors").exists():
-        return load_file(str(path / "model.safetensors"))
+        return load_safetensors(path / "model.safetensors")
     index = path / "model.safetensors.index.json"
     if index.exists():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        try:
+            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise InputError(f"{index}: damaged: not a weight index (JSON with a weight_map)"
+                             f"{damage_hint(index)}") from None
         state: dict[str, torch.Tensor] = {}
         for f in files:
-            state.update(load_file(str(path / f)))
+            state.update(load_safetensors(path / f))
         return state
     if (path / "pytorch_model.bin").exists():
         try:
@@ -112,9 +118,12 @@ def _load_state(path: Path, model: torch.nn.Module, rename, what: str) -> None:
 
 def load_gpn_dir(path: str | Path) -> ConvNet | GPN:
     """Build a model (eval mode, float32) from an official GPN HF directory, legacy ``ConvNet``
-    or current ``GPN`` format, with strict key and shape checks."""
+    or current ``GPN`` format, with strict key and shape checks; a damaged config.json or weight file
+    is a one-line error naming it."""
+    from nucfm.checkpoint import read_config
+
     path = Path(path)
-    hf = json.loads((path / "config.json").read_text())
+    hf = read_config(path)
     if hf.get("model_type") in ("GPN", "GPNRoFormer"):
         legacy = hf["model_type"] == "GPNRoFormer"
         model = GPN(config_from_gpn_current(hf))

@@ -54,7 +54,7 @@ def load_structure_model(name_or_path: str | Path, lm=None) -> StructureModel:
     and ``rna-fm-ss-pdb`` decode with their own published thresholds) or an official
     ``RNA-FM-ResNet_*.pth`` (decoded with the bpRNA head's threshold). ``lm`` overrides the
     language model the checkpoint names (same hidden size)."""
-    from nucfm.checkpoint import load_model, read_weights, registry, resolve
+    from nucfm.checkpoint import config_section, load_model, load_weights, read_config, read_weights, registry, resolve
 
     path = resolve(name_or_path, what="structure model")
     entry = registry.MODELS.get(str(name_or_path)) if not Path(name_or_path).exists() else None
@@ -63,14 +63,14 @@ def load_structure_model(name_or_path: str | Path, lm=None) -> StructureModel:
         # an official RNA-FM-ResNet_*.pth: trained on the frozen pretrained RNA-FM, so the LM is "rna-fm"
         head, config = load_rnafm_ss_pth(path, threshold)
         return StructureModel(head, config, lm=lm if lm is not None else load_model(config.lm), name=str(name_or_path))
-    if not is_structure_dir(path):
+    doc = read_config(path) if path.is_dir() and (path / "config.json").exists() else {}
+    if doc.get("format") != SS_FORMAT:
         raise InputError(f"{path}: not a nucfm structure model (config.json format {SS_FORMAT!r})")
-    doc = json.loads((path / "config.json").read_text())
     if doc.get("format_version", 0) > SS_FORMAT_VERSION:
         raise InputError(f"{path}: structure format version {doc['format_version']} is newer than this nucfm")
-    config = StructureConfig.from_dict(doc["structure"])
+    config = StructureConfig.from_dict(config_section(doc, "structure", path))
     head = PairHead(config.head_config)
-    head.load_state_dict(read_weights(path), strict=True)
+    load_weights(head, read_weights(path), path)
     if config.lm is not None and lm is None:
         local = path / config.lm
         lm = load_model(local if local.exists() else config.lm)

@@ -64,7 +64,7 @@ def _named_backbone(cfg: TaskConfig):
 
 def load_task_model(path: str | Path) -> TaskModel:
     """A :class:`TaskModel` (eval mode, float32, CPU) from a task checkpoint directory."""
-    from nucfm.checkpoint import build_model, read_config, read_weights
+    from nucfm.checkpoint import build_model, config_section, load_weights, read_config, read_weights
 
     path = Path(path)
     doc = read_config(path)
@@ -72,14 +72,14 @@ def load_task_model(path: str | Path) -> TaskModel:
         raise InputError(f"{path}: not a nucfm task model (config.json format {TASK_FORMAT!r})")
     if doc.get("format_version", 0) > TASK_FORMAT_VERSION:
         raise InputError(f"{path}: task format version {doc['format_version']} is newer than this nucfm")
-    cfg = TaskConfig.from_dict(doc["task"])
+    cfg = TaskConfig.from_dict(config_section(doc, "task", path))
     state = read_weights(path)
     head = TaskHead(cfg)
-    head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")}, strict=True)
+    load_weights(head, {k[5:]: v for k, v in state.items() if k.startswith("head.")}, path)
     backbone = None
     if cfg.backbone_stored:
-        backbone = build_model(doc["backbone_model"])
-        backbone.load_state_dict({k[9:]: v for k, v in state.items() if k.startswith("backbone.")}, strict=True)
+        backbone = build_model(config_section(doc, "backbone_model", path))
+        load_weights(backbone, {k[9:]: v for k, v in state.items() if k.startswith("backbone.")}, path)
     elif cfg.backbone_mode != "none":
         backbone = _named_backbone(cfg)
     return TaskModel(cfg, head, backbone).eval()

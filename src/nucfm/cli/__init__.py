@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 
+from nucfm import interrupts
 from nucfm.cli.analysis import add_atlas, add_compare
 from nucfm.cli.codon import add_codon_vep
 from nucfm.cli.common import inference_scope
@@ -40,6 +41,8 @@ class _Parser(argparse.ArgumentParser):
 COMMANDS = [add_models, add_embed, add_compare, add_convert, add_vep, add_vep_report, add_probs, add_fold, add_score_ss,
             add_train_ss, add_contacts, add_score_contacts, add_pretrain, add_eval_mlm, add_finetune, add_predict,
             add_serve, add_atlas, add_genome_clusters, add_logo, add_codon_vep]
+# Subcommands that read no sequences (so take no --allow-nonstandard).
+NO_SEQUENCES = ("models", "convert", "score-ss", "score-contacts", "vep-report", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,10 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in COMMANDS:
         add(sub)
+    for name, p in sub.choices.items():
+        if not any("--no-progress" in a.option_strings for a in p._actions):
+            p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
+        if name not in NO_SEQUENCES:
+            p.add_argument("--allow-nonstandard", action="store_true",
+                           help="read records that look like protein (letters such as E, F, L, P, Q) anyway, "
+                                "their odd letters as unknown")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``nucfm`` command line; returns the exit status. Called as the program
+    (``argv`` None) an interrupted run exits at once with 130 or 143."""
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
@@ -66,8 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # usage errors (exit 2), --help and --version (exit 0)
         return int(e.code or 0) if not isinstance(e.code, str) else 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="nucfm: %(message)s")
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # not "generated new fontManager" on a first plot
+    from nucfm import progress  # numpy and tqdm: after parsing, so --help stays instant
+    from nucfm.alphabet import allow_nonstandard
+
     try:
-        with inference_scope(args):  # --device / --precision of a model command
+        with interrupts.handled(), allow_nonstandard(getattr(args, "allow_nonstandard", False)), \
+                progress.shown(not getattr(args, "no_progress", False)), \
+                inference_scope(args):  # --device / --precision of a model command
             code = int(args.run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at exit
         from nucfm import distributed
@@ -79,9 +97,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"nucfm: error: {_one_line(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("nucfm: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (nucfm.interrupts): outputs were cleaned up
+        print(f"nucfm: interrupted ({e or 'SIGINT'}); no partial output was left", file=sys.stderr)
+        if argv is None:  # the program itself: leave now, not after seconds of torch's interpreter teardown
+            _leave(interrupts.exit_code(e))
+        return interrupts.exit_code(e)
     except BrokenPipeError:  # `nucfm ... | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141
@@ -90,6 +110,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"nucfm: error: {_one_line(e)}", file=sys.stderr)
         return 1
+
+
+def _leave(code: int) -> None:
+    """Exit at once with ``code`` (every output was already finished or removed)."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _one_line(e: BaseException) -> str:

@@ -214,9 +214,8 @@ def add_probs(sub):
 
 
 def run_probs(args):
-    from tqdm.auto import tqdm
-
     from nucfm.io.genome import parse_region
+    from nucfm.progress import bar as progress_bar
     from nucfm.tasks.variants import check_probs_output, position_probs, write_position_probs
 
     chrom, start, end = parse_region(args.region)
@@ -224,7 +223,7 @@ def run_probs(args):
     check_output(args.output, [args.genome or args.msa])
     device = _check_genome_args(args)
     _, model, genome = _load_dna(args, device, region=(chrom, start, end))
-    with tqdm(total=end - start, unit="position", disable=args.no_progress, desc="probs") as bar:
+    with progress_bar(total=end - start, unit="position", enabled=not args.no_progress, desc="probs") as bar:
         result = position_probs(model, genome, chrom, start, end, window=args.window, strands=args.strands,
                                 batch_size=args.batch_size, progress=bar)
     if result is not None:  # rank 0 (or the only process) writes
@@ -365,11 +364,10 @@ def run_logo(args):
                   f"{s['core_ic_observed_bits']:.3f} bits  (model p(observed core base) "
                   f"{s['model_p_observed_core']:.3f})")
         return
-    from tqdm.auto import tqdm
-
+    from nucfm.progress import bar as progress_bar
     from nucfm.tasks.logo import region_logo, region_probs
 
-    with tqdm(total=end - start, unit="position", disable=args.no_progress, desc="probs") as bar:
+    with progress_bar(total=end - start, unit="position", enabled=not args.no_progress, desc="probs") as bar:
         df = region_probs(model, genome, chrom, start, end, window=args.window, batch_size=args.batch_size,
                           progress=bar)
     summary = region_logo(df, args.output, args.row_length, args.max_length, source=str(name))

@@ -83,6 +83,10 @@ def run_embed(args):
         check_output(str(Path(args.output).with_suffix(".ids.txt")), [args.input], "ids file")
     check_model_name(args.model)
     device = resolve_device(args.device)
+    from nucfm.io.fasta import scan_fasta
+    from nucfm.progress import estimate_line
+
+    log.info(estimate_line("embed", scan_fasta(args.input)))  # a bad record fails here, before the model loads
     name, model = load_cli_model(args.model, "rna", args.threads, device=None if args.int8 else device, codons=True)
     if (args.frame or args.longest_orf) and model.alphabet.kmer == 1:
         raise InputError(f"--frame and --longest-orf are for codon models (mrna-fm); {name} reads nucleotides")

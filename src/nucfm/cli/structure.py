@@ -57,7 +57,14 @@ def add_fold(sub):
                         "fold locally with N = 200")
     p.add_argument("--chunk-records", type=positive_int, default=256, help="records per resumable chunk")
     p.add_argument("--restart", action="store_true", help="discard finished chunks of an earlier, different run")
+    _add_max_length(p)
     p.set_defaults(run=run_fold)
+
+
+def _add_max_length(p):
+    p.add_argument("--max-length", type=positive_int, default=None, metavar="N",
+                   help="refuse records longer than N nt before any work (default 100000: local mode takes "
+                        "about 50 ms and 1.5 kB per nt); raise it to fold longer records anyway")
 
 
 def run_fold(args):
@@ -68,7 +75,7 @@ def run_fold(args):
     from nucfm.checkpoint.structure import load_structure_model
     from nucfm.io.structure import FORMATS, bpseq_is_single_file
     from nucfm.paths import check_output_dir
-    from nucfm.tasks.structure import PROBS_FORMATS, fold_fasta
+    from nucfm.tasks.structure import MAX_LENGTH, PROBS_FORMATS, fold_fasta, precheck_fasta
 
     check_input(args.input, "FASTA")
     suffix = Path(args.output).suffix.lower()
@@ -98,6 +105,7 @@ def run_fold(args):
     if len(set(outputs)) < len(outputs):
         raise InputError("-o, --probs and --plot must be different paths")
     check_model_name(args.model)
+    precheck_fasta(args.input, args.max_length or MAX_LENGTH, "fold")
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -112,7 +120,8 @@ def run_fold(args):
     opts = dataclasses.replace(opts, **changes)
     summary = fold_fasta(predictor, args.input, args.output, fmt=fmt, probs_path=args.probs,
                          plot_dir=args.plot, opts=opts, workers=args.threads or 1, max_span=args.max_span,
-                         chunk_records=args.chunk_records, restart=args.restart)
+                         chunk_records=args.chunk_records, restart=args.restart,
+                         max_length=args.max_length or MAX_LENGTH, show_progress=not args.no_progress)
     if "pairs" in summary:  # rank 0 (or the only process) wrote the outputs
         log.info(f"folded {summary['records']} records ({summary['pairs']} pairs) with {name} -> {args.output}")
 
@@ -227,7 +236,7 @@ def add_contacts(sub):
                        "against known contacts. Long records use the local mode of `fold`.")
     add_common(p, model_kind="contact", input_help="FASTA (plain or gzip); T is read as U, other letters as N",
                input_names=("--fasta",), output_help="maps, one (L, L) float16 array per record key (.npz or "
-               ".h5); the top pairs go to OUTPUT_STEM.top.tsv", device=True)
+               ".h5); the top pairs go to OUTPUT_STEM.top.tsv", device=True, progress=True)
     p.add_argument("--plot", default=None, metavar="DIR", help="also draw a PNG per record into DIR")
     p.add_argument("--top-k", type=positive_int, default=None, metavar="K",
                    help="pairs listed per record (default L), |i - j| >= 6, best first")
@@ -236,6 +245,7 @@ def add_contacts(sub):
                    help="local mode as in `fold --max-span`")
     p.add_argument("--chunk-records", type=positive_int, default=256, help="records per resumable chunk")
     p.add_argument("--restart", action="store_true", help="discard finished chunks of an earlier, different run")
+    _add_max_length(p)
     p.set_defaults(run=run_contacts)
 
 
@@ -245,7 +255,7 @@ def run_contacts(args):
     from nucfm.checkpoint.structure import load_structure_model
     from nucfm.paths import check_output_dir
     from nucfm.tasks.contacts import contacts_fasta
-    from nucfm.tasks.structure import PROBS_FORMATS
+    from nucfm.tasks.structure import MAX_LENGTH, PROBS_FORMATS, precheck_fasta
 
     check_input(args.input, "FASTA")
     check_input(args.ref, "--ref contacts")
@@ -257,13 +267,15 @@ def run_contacts(args):
         check_output(args.plot, [args.input, args.ref], "--plot directory", directory=True)
         check_output_dir(args.plot, (".png",), "plot")
     check_model_name(args.model)
+    precheck_fasta(args.input, args.max_length or MAX_LENGTH, "contacts")
     if args.threads:
         torch.set_num_threads(args.threads)
     name = _head_model_name(args.model, "contact", "contacts needs a contact model")
     model = load_structure_model(name).to(resolve_device(args.device))
     summary = contacts_fasta(model, args.input, args.output, plot_dir=args.plot, top_k=args.top_k, ref=args.ref,
                              workers=args.threads or 1, max_span=args.max_span, chunk_records=args.chunk_records,
-                             restart=args.restart)
+                             restart=args.restart, max_length=args.max_length or MAX_LENGTH,
+                             show_progress=not args.no_progress)
     log.info(f"{summary['records']} contact maps with {name} -> {args.output}; top pairs -> {summary['top_pairs']}")
     if "scores" in summary:
         _print_contact_scores(summary["scores"], summary["scored"])

@@ -10,7 +10,9 @@ RNA (RNA-FM recipe): T->U through the alphabet, exact duplicates removed (the pa
 cd-hit-est at 100 %), sequences shorter than ``min_len`` dropped, random crop to the model's
 ``max_len`` at batch time. Validation = whole Rfam families, grouped by clan so that no
 homologous family stays in training; any training sequence identical to a validation sequence
-is dropped too.
+is dropped too. A corpus whose headers carry no Rfam accession (any RNA FASTA) is split by
+similarity instead (:func:`similarity_groups`): groups of sequences sharing k-mer MinHash bands
+(near-identical and strongly overlapping sequences) are held out whole, and the log says so.
 
 DNA (GPN recipe): a genome -> windows of ``window`` bases every ``stride`` bases, all-``N``
 windows skipped; validation = one contiguous region, and no training window overlaps it.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +37,7 @@ from nucfm.errors import InputError
 from nucfm.io.fasta import open_text, read_fasta
 from nucfm.io.genome import parse_region
 
+log = logging.getLogger("nucfm")
 FAMILY = re.compile(r"^RF\d{5}$")
 SOFT_BIT = 128
 PREP_FILE = "prep.json"
@@ -139,43 +143,122 @@ def split_rna_families(families: dict[str, dict], valid_fraction: float, seed: i
     return {ac for ac in out if families[ac].get("CL") not in bad_clans or not families[ac].get("CL")}
 
 
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser (uint64, wrapping): a well-mixed hash of each value."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _minhash(ids: np.ndarray, k: int, seeds: np.ndarray) -> np.ndarray:
+    """(H,) minimum of ``mix(x + seed)`` over the k-mer codes x of ``ids`` (token ids below
+    32), one value per seed: the MinHash signature of the sequence's k-mer set."""
+    ids = ids.astype(np.uint64)
+    if len(ids) < k:
+        codes = np.array([int.from_bytes(ids.astype(np.uint8).tobytes().ljust(8, b"\0")[:8], "little")], np.uint64)
+    else:
+        codes = np.zeros(len(ids) - k + 1, dtype=np.uint64)
+        for j in range(k):  # 5 bits per token: k <= 12 fits in 64 bits
+            codes = (codes << np.uint64(5)) | ids[j : len(ids) - k + 1 + j]
+    with np.errstate(over="ignore"):
+        return _mix(np.unique(codes)[None, :] + seeds[:, None]).min(axis=1)
+
+
+def similarity_groups(seqs, k: int = 10, bands: int = 8, rows: int = 2, seed: int = 0) -> np.ndarray:
+    """A group number per sequence (token id arrays): sequences whose k-mer MinHash signatures
+    agree on all ``rows`` values of any of ``bands`` bands are joined (union-find), so near-
+    identical sequences, and ones sharing most of their k-mers, land in one group. Two sequences
+    of k-mer Jaccard similarity J share a band with probability ``1 - (1 - J**rows)**bands``:
+    0.90 at J = 0.5, 0.08 at J = 0.1 (LSH; Broder 1997, Leskovec et al. 2014 ch. 3).
+
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.integers(4, 8, 300), rng.integers(4, 8, 300)
+    >>> similarity_groups([x, y, x.copy(), np.r_[y[:290], 4, 5, 6]]).tolist()
+    [0, 1, 0, 1]
+    """
+    seeds = np.random.default_rng(seed).integers(0, 1 << 62, bands * rows).astype(np.uint64)
+    parent: list[int] = []
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple, int] = {}
+    for i, ids in enumerate(seqs):
+        parent.append(i)
+        sig = _minhash(np.asarray(ids), k, seeds)
+        for band in range(bands):
+            key = (band, *sig[band * rows : (band + 1) * rows].tolist())
+            j = first.setdefault(key, i)
+            if j != i:
+                parent[find(i)] = find(j)
+    roots = [find(i) for i in range(len(parent))]
+    _, groups = np.unique(roots, return_inverse=True)
+    return groups.astype(np.int64)
+
+
+def _valid_groups(groups: np.ndarray, valid_fraction: float, seed: int) -> set[int]:
+    """The held-out similarity groups: drawn by a seeded hash, at least one, never all."""
+    ids = np.unique(groups).tolist()
+    chosen = {g for g in ids if _group_is_valid(f"similarity-{g}", seed, valid_fraction)}
+    if not chosen and len(ids) > 1:
+        chosen = {min(ids, key=lambda g: hashlib.sha256(f"{seed}:similarity-{g}".encode()).digest())}
+    if len(chosen) == len(ids):
+        chosen.discard(max(ids))
+    return chosen
+
+
 def prepare_rna(fastas: list[str | Path], out_dir: str | Path, families_tsv: str | Path | None,
                 valid_fraction: float = 0.05, min_len: int = 10, seed: int = 0) -> dict:
     """Encode RNA FASTA files into ``out_dir/{train,valid}.{bin,idx.npy}`` plus baseline counts.
 
     Records whose description starts with an Rfam accession belong to that family; the
     validation families are :func:`split_rna_families` of ``families_tsv`` (or of the
-    accessions seen, without clan grouping, when no table is given). Returns the summary that
-    is also written to ``out_dir/prep.json``.
+    accessions seen, without clan grouping, when no table is given). When no header carries an
+    Rfam accession, validation is ``valid_fraction`` of the :func:`similarity_groups` of the
+    records instead (at least one group), and ``families_tsv`` is not needed. Returns the
+    summary that is also written to ``out_dir/prep.json``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if families_tsv is not None:
-        families = read_families(families_tsv)
+    seen_families = {}
+    for path in fastas:
+        for rec in read_fasta(path):
+            fam = family_of(rec.description)
+            if fam:
+                seen_families.setdefault(fam, {"AC": fam})
+    by_similarity = not seen_families
+    if by_similarity:
+        groups = similarity_groups(RNA.encode(rec.seq) for path in fastas for rec in read_fasta(path))
+        held = _valid_groups(groups, valid_fraction, seed)
+        valid_records = np.isin(groups, list(held))
+        valid_fams: set[str] = set()
+        log.info("no Rfam accession in the FASTA headers: validation = %d of %d similarity groups (k-mer MinHash; "
+                 "near-identical sequences held out together, %d records), exact duplicates removed",
+                 len(held), int(groups.max()) + 1 if len(groups) else 0, int(valid_records.sum()))
     else:
-        families = {}
-        for path in fastas:
-            for rec in read_fasta(path):
-                fam = family_of(rec.description)
-                if fam:
-                    families.setdefault(fam, {"AC": fam})
-    valid_fams = split_rna_families(families, valid_fraction, seed)
+        families = read_families(families_tsv) if families_tsv is not None else seen_families
+        valid_fams = split_rna_families(families, valid_fraction, seed)
+
+    def in_valid(index: int, rec) -> bool:
+        return bool(valid_records[index]) if by_similarity else family_of(rec.description) in valid_fams
 
     report = EncodingReport()
     # pass 1: validation sequences (deduplicated among themselves)
     valid_digests: set[bytes] = set()
     writer = TokenWriter(out_dir / "valid")
-    for path in fastas:
-        for rec in read_fasta(path):
-            fam = family_of(rec.description)
-            if fam not in valid_fams:
-                continue
-            ids = RNA.encode(rec.seq, report)
-            d = _digest(ids)
-            if len(ids) < min_len or d in valid_digests:
-                continue
-            valid_digests.add(d)
-            writer.add(ids)
+    records = (rec for path in fastas for rec in read_fasta(path))
+    for index, rec in enumerate(records):
+        if not in_valid(index, rec):
+            continue
+        ids = RNA.encode(rec.seq, report)
+        d = _digest(ids)
+        if len(ids) < min_len or d in valid_digests:
+            continue
+        valid_digests.add(d)
+        writer.add(ids)
     n_valid = writer.close()
 
     # pass 2: training sequences; exact duplicates and copies of validation sequences removed
@@ -183,35 +266,37 @@ def prepare_rna(fastas: list[str | Path], out_dir: str | Path, families_tsv: str
     counts = ContextCounts.empty(RNA)
     stats = {"records": 0, "too_short": 0, "duplicates": 0, "identical_to_valid": 0, "valid_family_records": 0}
     writer = TokenWriter(out_dir / "train")
-    for path in fastas:
-        for rec in read_fasta(path):
-            stats["records"] += 1
-            if family_of(rec.description) in valid_fams:
-                stats["valid_family_records"] += 1
-                continue
-            ids = RNA.encode(rec.seq)
-            if len(ids) < min_len:
-                stats["too_short"] += 1
-                continue
-            d = _digest(ids)
-            if d in valid_digests:
-                stats["identical_to_valid"] += 1
-                continue
-            if d in seen:
-                stats["duplicates"] += 1
-                continue
-            seen.add(d)
-            writer.add(ids)
-            counts.add(ids)
+    records = (rec for path in fastas for rec in read_fasta(path))
+    for index, rec in enumerate(records):
+        stats["records"] += 1
+        if in_valid(index, rec):
+            stats["valid_family_records"] += 1
+            continue
+        ids = RNA.encode(rec.seq)
+        if len(ids) < min_len:
+            stats["too_short"] += 1
+            continue
+        d = _digest(ids)
+        if d in valid_digests:
+            stats["identical_to_valid"] += 1
+            continue
+        if d in seen:
+            stats["duplicates"] += 1
+            continue
+        seen.add(d)
+        writer.add(ids)
+        counts.add(ids)
     n_train = writer.close()
     if n_train == 0 or n_valid == 0:
-        raise InputError(f"RNA preparation left {n_train} training and {n_valid} validation sequences; "
-                         "check the FASTA headers carry Rfam accessions and valid_fraction")
+        why = ("too few distinct sequences of at least min_len to split" if by_similarity else
+               "check valid_fraction, and that the Rfam accessions of the headers are in the families table")
+        raise InputError(f"RNA preparation left {n_train} training and {n_valid} validation sequences: {why}")
     counts.save(out_dir / "counts.npz")
     store_to_fasta(TokenStore(out_dir / "valid"), RNA, out_dir / "valid.fa", "valid")
     summary = {
         "kind": "rna", "sources": [str(p) for p in fastas], "families_tsv": str(families_tsv),
         "valid_fraction": valid_fraction, "min_len": min_len, "seed": seed,
+        "split": "similarity groups (k-mer MinHash)" if by_similarity else "Rfam families by clan",
         "valid_families": sorted(valid_fams), "n_valid_families": len(valid_fams),
         "n_train": n_train, "n_valid": n_valid,
         "train_residues": int(TokenStore(out_dir / "train").offsets[-1]),

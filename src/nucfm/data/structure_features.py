@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nucfm import interrupts
 from nucfm.alphabet import STRUCTURE_LETTERS
 from nucfm.errors import InputError
 
@@ -133,7 +134,9 @@ def bpp_maps(seqs: list[str], features, workers: int = 1, spans: list[int | None
     names = [f for f in check_features(features) if f in BPP_PARAMS]
     spans = spans or [None] * len(seqs)
     jobs = [(s, BPP_PARAMS[f], span) for f in names for s, span in zip(seqs, spans)]
-    if pool is not None or (workers > 1 and len(jobs) > 1):
+    # under the CLI (nucfm.interrupts armed) even one fold runs in a worker: ViennaRNA holds the
+    # interpreter, so only a worker process can be stopped within a second of Ctrl-C
+    if pool is not None or (workers > 1 and len(jobs) > 1) or (jobs and interrupts.armed()):
         results = _parallel(jobs, workers, pool)
     else:
         results = [_bpp_job(j) for j in jobs]
@@ -164,7 +167,7 @@ def feature_pool(workers: int, initializer=None, initargs: tuple = ()):
     import multiprocessing as mp
 
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    return mp.get_context(method).Pool(workers, initializer=initializer, initargs=initargs)
+    return mp.get_context(method).Pool(workers, initializer=interrupts.worker_start, initargs=(initializer, initargs))
 
 
 def pair_features(seq: str, features, bpps: dict[str, np.ndarray] | None = None) -> np.ndarray:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from nucfm.alphabet import check_nucleotide
 from nucfm.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -155,8 +156,10 @@ def is_binary_line(line: str) -> bool:
     return bad or ctrl
 
 
-def read_fasta(path: str | Path) -> Iterator[Record]:
-    """Yield records of a FASTA (or FASTQ) file one at a time; memory stays one record.
+def read_fasta(path: str | Path, nucleotide: bool = True) -> Iterator[Record]:
+    """Yield records of a FASTA (or FASTQ) file one at a time; memory stays one record. With
+    ``nucleotide`` a record that looks like protein is refused
+    (:func:`nucfm.alphabet.check_nucleotide`, unless ``--allow-nonstandard``).
 
     >>> for rec in read_fasta("examples/rna.fa"):  # doctest: +SKIP
     ...     print(rec.id, len(rec.seq))
@@ -171,12 +174,24 @@ def read_fasta(path: str | Path) -> Iterator[Record]:
             raise InputError(f"{path}: empty file")
         if is_binary_line(first):
             raise InputError(f"{path}: binary content, not FASTA (a compressed format other than gzip?)")
-        if first.startswith(">"):
-            yield from _fasta_records(fh, first, path)
-        elif first.startswith("@"):
-            yield from _fastq_records(fh, first, path)
+        if first.startswith((">", "@")):
+            reader = _fasta_records if first.startswith(">") else _fastq_records
+            for rec in reader(fh, first, path):
+                if nucleotide:
+                    check_nucleotide(rec.seq, rec.id, str(path))
+                yield rec
         else:
             raise InputError(f"{path}: not FASTA: the first line should start with '>' but is {first[:40]!r}")
+
+
+def scan_fasta(path: str | Path) -> dict[str, int]:
+    """One streaming pass before any model loads: every record read and checked (not protein,
+    see :func:`read_fasta`), and what there is to do: ``{"records": n, "nt": residues}``."""
+    records = residues = 0
+    for rec in read_fasta(path):
+        records += 1
+        residues += len(rec.seq)
+    return {"records": records, "nt": residues}
 
 
 def _header(line: str) -> tuple[str, str]:

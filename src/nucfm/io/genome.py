@@ -135,6 +135,10 @@ class Genome:
         if bad:
             raise InputError(f"chromosome alias target(s) {sorted(bad.values())} not in {self.path}; "
                              f"its contigs: {self._contig_list()}")
+        from nucfm.alphabet import check_nucleotide
+
+        for name in list(self.lengths)[:5]:  # a protein FASTA given as the genome: said at once
+            check_nucleotide(self.fetch(name, 0, min(self.lengths[name], 10_000), pad=None), name, str(self.path))
 
     def _open_faidx(self):
         import pyfaidx

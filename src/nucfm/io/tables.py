@@ -115,6 +115,10 @@ def _sequence_columns(df: pd.DataFrame, seq_col: str | None, path, first_row: in
         df.insert(0, "id", [str(i) for i in range(first_row, first_row + len(df))])
     df["id"] = df["id"].astype(str)
     df["seq"] = df["seq"].fillna("").astype(str)
+    from nucfm.alphabet import check_nucleotide
+
+    for rid, seq in zip(df["id"], df["seq"]):
+        check_nucleotide(seq, rid, str(path))
     return df
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from nucfm import interrupts
 from nucfm.alphabet import structure_letters
 from nucfm.data.batching import plan_windows
 from nucfm.data.structure_features import BPP_PARAMS, bpp_maps, feature_pool, onehot_outer, pair_features
@@ -99,7 +100,7 @@ class StructureModel:
 
     @torch.inference_mode()
     def predict_probs(self, seqs: list[str], embeddings=None, bpps=None, chunk: int = 16, workers: int = 1,
-                      max_span: int | None = None, local_above: int = LOCAL_ABOVE) -> list:
+                      max_span: int | None = None, local_above: int = LOCAL_ABOVE, progress=None) -> list:
         """Pair probabilities per sequence (sigmoid of the head's logits). Sequences are read with
         :func:`nucfm.alphabet.structure_letters`; inputs are built ``chunk`` sequences at a
         time, so memory holds one chunk's pair features. With ``workers > 1`` (and a model with
@@ -109,21 +110,27 @@ class StructureModel:
         workers. A sequence folds whole, as a (L, L) float32 symmetric array, unless it is
         longer than ``max_span + 1`` (or, with no ``max_span``, than ``local_above``): then in
         local mode (:meth:`predict_local`), as a ``scipy.sparse.csr_matrix`` (L, L) holding the
-        upper triangle ``i < j <= i + span`` above :data:`SPARSE_CUTOFF`."""
+        upper triangle ``i < j <= i + span`` above :data:`SPARSE_CUTOFF`. ``progress``: an
+        optional bar (:func:`nucfm.progress.bar`) advanced by the residues of each finished sequence."""
         if isinstance(seqs, str):
             raise TypeError("seqs must be a list of sequences, not a single string")
         seqs = [structure_letters(s) for s in seqs]
         spans = [span_for(len(s), max_span, local_above) for s in seqs]
         thermo = any(f in BPP_PARAMS for f in self.config.features)
         given = embeddings is not None or bpps is not None
-        pool = feature_pool(workers, _init_worker, (self,)) if workers > 1 and thermo and not given else None
+        in_workers = workers > 1 and thermo and not given  # whole predictions in worker processes
+        pool = feature_pool(workers, _init_worker, (self,)) if in_workers else None
+        if pool is None and thermo and not given and interrupts.armed():
+            pool = feature_pool(1)  # under the CLI ViennaRNA folds in a worker, so Ctrl-C stops it at once
         try:
             probs: list = [None] * len(seqs)
-            whole = [k for k, span in enumerate(spans) if span is None] if pool is not None else []
+            whole = [k for k, span in enumerate(spans) if span is None] if in_workers else []
             # whole-map sequences: one worker predicts each (features and head, one thread), longest first
             order = sorted(whole, key=lambda k: -len(seqs[k]))
             for k, p in zip(order, pool.imap(_predict_in_worker, [seqs[k] for k in order]) if order else ()):
                 probs[k] = p
+                if progress is not None:
+                    progress.update(len(seqs[k]))
             rest = [k for k in range(len(seqs)) if probs[k] is None]
             for c in range(0, len(rest), chunk):
                 idx = rest[c : c + chunk]
@@ -134,6 +141,8 @@ class StructureModel:
                     b_part = bpp_maps(part, self.config.features, spans=part_spans, pool=pool)
                 for k, p in zip(idx, self._predict_chunk(part, part_spans, e_part, b_part)):
                     probs[k] = p
+                if progress is not None:
+                    progress.update(sum(map(len, part)))
             return probs
         finally:
             if pool is not None:

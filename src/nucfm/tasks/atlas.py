@@ -158,13 +158,13 @@ def embed_representations(data: LabelledSet, models: list[str], layers: list[int
     """Mean-pooled embeddings of every model at every layer, then of a randomly initialised model
     of the first model's config (``torch.manual_seed(seed)`` before it is built)."""
     import torch
-    from tqdm.auto import tqdm
 
     from nucfm.alphabet import EncodingReport
     from nucfm.checkpoint import load_model
     from nucfm.models import NucleotideLM
     from nucfm.models.embedding import embed_sequences
     from nucfm.paths import safe_name
+    from nucfm.progress import bar as progress_bar
 
     reps: list[Representation] = []
     residues = sum(len(s) for s in data.seqs)
@@ -189,7 +189,8 @@ def embed_representations(data: LabelledSet, models: list[str], layers: list[int
             suffix = "" if layer == -1 and len(layers) == 1 else f" layer {layer if layer >= 0 else 'last'}"
             display = (f"random-init {short} (seed {seed})" if random else short) + suffix
             report = EncodingReport()
-            with tqdm(total=residues, unit="nt", unit_scale=True, desc=display[:40], disable=not show_progress) as bar:
+            with progress_bar(total=residues, unit="nt", unit_scale=True, desc=display[:40],
+                              enabled=show_progress) as bar:
                 X = np.stack(embed_sequences(model, data.seqs, layer=layer, pool="mean", batch_tokens=batch_tokens,
                                              report=report, progress=bar))
             if layer == layers[0]:

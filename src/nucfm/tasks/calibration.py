@@ -61,9 +61,9 @@ def background_scores(model, genome: Genome, window: int, method: str, size: int
             return z["scores"], json.loads(str(z["meta"]))
     log.info("calibration: scoring %d random SNVs of %s once (cached in %s)", size, genome.path.name, path)
     vs = background_variants(genome, size, seed)
-    from tqdm.auto import tqdm
+    from nucfm.progress import bar as progress_bar
 
-    with tqdm(total=len(vs), unit="site", disable=not progress, desc="background") as bar:
+    with progress_bar(total=len(vs), unit="site", enabled=progress, desc="background") as bar:
         scores = np.sort(score_variants(model, genome, vs, window=window, method=method, batch_size=batch_size,
                                         progress=bar)["score"])
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:

@@ -146,12 +146,11 @@ def compare_records(
     module docstring). ``model``: a language model, or a callable returning one (called after
     the records are read and the sequence distances computed, so bad input costs no model load).
     Returns the summary written to ``compare.json``."""
-    from tqdm.auto import tqdm
-
     from nucfm.alphabet import EncodingReport
     from nucfm.analysis import sequence_distance as sd
     from nucfm.analysis import tree_compare as tc
     from nucfm.paths import atomic_path
+    from nucfm.progress import bar as progress_bar
 
     if seq_distance not in SEQ_DISTANCES:
         raise InputError(f"sequence distance {seq_distance!r}: choose one of {', '.join(SEQ_DISTANCES)}")
@@ -159,7 +158,8 @@ def compare_records(
     keys, seqs = [r.key for r in records], [r.seq for r in records]
     n = len(records)
     log.info(f"{n} records from {len(inputs)} file(s), {sum(map(len, seqs)):,} nt")
-    with tqdm(total=n * (n - 1) // 2, unit="pair", desc=f"{seq_distance} distances", disable=not show_progress) as bar:
+    with progress_bar(total=n * (n - 1) // 2, unit="pair", desc=f"{seq_distance} distances",
+                      enabled=show_progress) as bar:
         if seq_distance == "aligned":
             d_seq, counts = sd.aligned_distances(seqs, names=keys, progress=bar)
         else:
@@ -168,7 +168,8 @@ def compare_records(
     if callable(model) and not hasattr(model, "alphabet"):
         model = model()
     report = EncodingReport()
-    with tqdm(total=sum(map(len, seqs)), unit="nt", unit_scale=True, desc="embed", disable=not show_progress) as bar:
+    with progress_bar(total=sum(map(len, seqs)), unit="nt", unit_scale=True, desc="embed",
+                      enabled=show_progress) as bar:
         vectors = record_vectors(model, seqs, layer, mask_uncalled, batch_tokens, overlap, report, progress=bar)
     for msg in report.messages("->".join(model.alphabet.convert[0]) if model.alphabet.convert else ""):
         log.info(msg)

@@ -17,7 +17,15 @@ import numpy as np
 from nucfm.errors import InputError
 from nucfm.metrics import average_contact_scores, score_contacts
 from nucfm.models.structure import StructureModel
-from nucfm.tasks.structure import clean_records, is_sparse, read_pair_probs, write_pair_probs
+from nucfm.tasks.structure import (
+    MAX_LENGTH,
+    announce,
+    check_lengths,
+    clean_records,
+    is_sparse,
+    read_pair_probs,
+    write_pair_probs,
+)
 
 log = logging.getLogger("nucfm")
 
@@ -43,16 +51,19 @@ def top_pairs(probs, k: int, min_separation: int = LIST_MIN_SEPARATION) -> list[
 
 def contacts_fasta(model: StructureModel, fasta: str, output: str, plot_dir: str | None = None,
                    top_k: int | None = None, ref: str | None = None, workers: int = 1,
-                   max_span: int | None = None, chunk_records: int = 256, restart: bool = False) -> dict:
+                   max_span: int | None = None, chunk_records: int = 256, restart: bool = False,
+                   max_length: int | None = MAX_LENGTH, show_progress: bool = True) -> dict:
     """Contact maps of every record of ``fasta``: ``output`` (.npz/.h5, one map per record under
     its :func:`~nucfm.paths.unique_names` key, float16; local-mode maps sparse, see
     :func:`~nucfm.tasks.structure.write_pair_probs`), the top pairs as TSV beside it
     (``<output stem>.top.tsv``: key, id, i, j (0-based), separation, probability; ``top_k`` per
     record, default L, pairs with j - i >= 6), and with ``plot_dir`` a PNG per record, the known
     contacts of ``ref`` (contact JSON lines, matched by id) drawn beside the prediction; with
-    ``ref`` the summary holds the scores. Resumable like ``fold`` (``OUTPUT.parts/``, chunks of
-    ``chunk_records`` records, ``restart``). Returns a summary dict."""
+    ``ref`` the summary holds the scores. A record over ``max_length`` nt is refused before any
+    work. Resumable like ``fold`` (``OUTPUT.parts/``, chunks of ``chunk_records`` records,
+    ``restart``). Returns a summary dict."""
     from nucfm import distributed
+    from nucfm.progress import bar
     from nucfm.paths import unique_names
     from nucfm.tasks.structure import load_map_chunks, map_parts, run_map_chunks
 
@@ -61,11 +72,15 @@ def contacts_fasta(model: StructureModel, fasta: str, output: str, plot_dir: str
                     model.config.task)
     refs = _read_refs(ref) if ref else {}
     recs, seqs, counts = clean_records(fasta, "given empty maps")
+    check_lengths(recs, seqs, max_length, "contacts")
+    announce("contacts", seqs, max_span, workers)
     keys = unique_names([r.id for r in recs])
     parts = map_parts(model, fasta, output, restart, chunk_records, max_span=max_span)
-    n_chunks = run_map_chunks(parts, seqs, lambda s: [((), p) for p in model.predict_probs(s, workers=workers,
-                                                                                           max_span=max_span)],
-                              chunk_records, distributed.Context(), keep_probs=True)
+    with bar(total=sum(map(len, seqs)), unit="nt", unit_scale=True, desc="contacts", enabled=show_progress) as b:
+        n_chunks = run_map_chunks(
+            parts, seqs, lambda s: [((), p) for p in model.predict_probs(s, workers=workers, max_span=max_span,
+                                                                        progress=b)],
+            chunk_records, distributed.Context(), keep_probs=True)
     lengths = [len(s) for s in seqs]
 
     def maps():

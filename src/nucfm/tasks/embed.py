@@ -110,13 +110,12 @@ def embed_fasta(
     import dataclasses
     import itertools
 
-    from tqdm.auto import tqdm
-
     from nucfm import __version__
     from nucfm.checkpoint import fingerprint
     from nucfm.data.cds import CdsReport, prepare_cds
     from nucfm.io.embeddings import check_embedding_output
     from nucfm.io.fasta import read_fasta
+    from nucfm.progress import bar as progress_bar
     from nucfm.resume import Parts, input_identity
 
     alphabet = model.alphabet if convert else dataclasses.replace(model.alphabet, convert=())
@@ -141,8 +140,8 @@ def embed_fasta(
         parts.prepare()
     distributed.barrier(ctx)
     finished = parts.finished()
-    bar = progress if progress is not None else tqdm(
-        total=None, unit="nt", unit_scale=True, desc="embed", disable=not show_progress or not ctx.is_main,
+    bar = progress if progress is not None else progress_bar(
+        total=None, unit="nt", unit_scale=True, desc="embed", enabled=show_progress and ctx.is_main,
         smoothing=0.1)
 
     was_training = model.training

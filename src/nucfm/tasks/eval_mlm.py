@@ -111,10 +111,10 @@ def evaluate_mlm(model, pieces: list[Piece], counts: ContextCounts, mask_prob: f
     tallies: dict[str, Tally] = defaultdict(Tally)
     per_piece = []  # (n, correct per scorer, nll per scorer) of each piece, for the bootstrap
     order = np.argsort([len(p.ids) for p in pieces], kind="stable")
-    from tqdm.auto import tqdm
+    from nucfm.progress import bar as progress_bar
 
     model.eval()
-    for b in tqdm(range(0, len(order), batch_size), disable=not progress, unit="batch"):
+    for b in progress_bar(range(0, len(order), batch_size), enabled=progress, unit="batch"):
         group = [pieces[i] for i in order[b : b + batch_size]]
         batch = collate(alphabet, [p.ids for p in group])
         g = torch.Generator().manual_seed(seed * 1_000_003 + b)
@@ -280,10 +280,11 @@ def genome_pieces(genome, region: str, model, counts: ContextCounts, window: int
 
 
 def format_table(rows: dict[str, dict]) -> str:
-    head = f"{'set':20s} {'positions':>9s} " + " ".join(f"{s + '_acc':>16s} {s + '_ppl':>16s}" for s in SCORERS)
+    width = max([3, *map(len, rows)])  # "non-repeat (uppercase)" and longer set names stay aligned
+    head = f"{'set':{width}s} {'positions':>9s} " + " ".join(f"{s + '_acc':>16s} {s + '_ppl':>16s}" for s in SCORERS)
     lines = [head]
     for name, r in rows.items():
-        lines.append(f"{name:20s} {r['positions']:9d} " + " ".join(
+        lines.append(f"{name:{width}s} {r['positions']:9d} " + " ".join(
             f"{r[s + '_acc']:16.4f} {r[s + '_ppl']:16.4f}" for s in SCORERS))
     vs = rows.get("all", {}).get("vs")
     if vs:

@@ -167,7 +167,7 @@ def genome_clusters(model, genome: Genome, gff: str | Path, chrom: str, start: i
     blocks of ``block`` bases (``probe_blocked_*``), which keeps overlapping neighbours apart.
     The window embeddings are resumable: finished chunks wait in ``OUTDIR.parts/``
     (:mod:`nucfm.resume`) and a rerun of the same command skips them (``restart``: start over)."""
-    from tqdm.auto import tqdm
+    from nucfm.progress import bar as progress_bar
 
     step = step or center
     check_window_sizes(window, center, step)
@@ -209,7 +209,7 @@ def genome_clusters(model, genome: Genome, gff: str | Path, chrom: str, start: i
                 "batch_size": batch_size}
     parts = Parts(outdir, manifest, suffix=".npy", restart=restart)
     parts.prepare()
-    with tqdm(total=len(seqs), unit="window", disable=not progress, desc="embed") as bar:
+    with progress_bar(total=len(seqs), unit="window", enabled=progress, desc="embed") as bar:
         emb = window_embeddings(model, seqs, center, batch_size=batch_size, progress=bar, parts=parts)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)

@@ -183,8 +183,7 @@ def site_logos(model, genome: Genome, gff: str | Path, chrom: str, start: int, e
     ``outdir/KIND.png``, ``.svg``, ``.tsv``, ``.json`` per type, all types side by side in
     ``meta_logos.png`` / ``.svg`` / ``.tsv``, and ``core_ic.tsv`` / ``.json``;
     returns one summary per type. Every type is checked to have sites before any model work."""
-    from tqdm.auto import tqdm
-
+    from nucfm.progress import bar as progress_bar
     from nucfm.tasks.genome_clusters import load_annotation
 
     ann = ann or load_annotation(gff, genome, chrom)
@@ -207,7 +206,7 @@ def site_logos(model, genome: Genome, gff: str | Path, chrom: str, start: int, e
         pos, minus = site_matrix(genome, contig, sites, offsets)
         counts = observed_counts(genome, contig, pos, minus)
         observed = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-        with tqdm(total=len(np.unique(pos)), unit="position", disable=not progress, desc=kind) as bar:
+        with progress_bar(total=len(np.unique(pos)), unit="position", enabled=progress, desc=kind) as bar:
             probs = model_site_probs(model, genome, contig, pos, minus, window=window, batch_size=batch_size,
                                      progress=bar)
         mean = probs.mean(axis=0)  # (O, 4)

@@ -21,10 +21,17 @@ from nucfm.paths import atomic_path
 log = logging.getLogger("nucfm")
 
 
-def prediction_table(model, ids: list[str], seqs: list[str]) -> pd.DataFrame:
-    """One row per input record (see the module doc)."""
+PREDICT_CHUNK = 256  # records per model.predict call (the progress bar advances per chunk)
+
+
+def prediction_table(model, ids: list[str], seqs: list[str], progress=None) -> pd.DataFrame:
+    """One row per input record (see the module doc); ``progress`` (a bar) advances by records."""
     cfg = model.config
-    preds = model.predict(list(seqs))
+    preds = []
+    for c in range(0, len(seqs), PREDICT_CHUNK):
+        preds += list(model.predict(list(seqs[c : c + PREDICT_CHUNK])))
+        if progress is not None:
+            progress.update(len(seqs[c : c + PREDICT_CHUNK]))
     preds = [np.asarray(p, dtype=np.float64) for p in preds]  # one dtype whatever a chunk holds (NaN rows)
     out = pd.DataFrame({"id": ids, "length": [len(s) for s in seqs]})
     if cfg.task == "regression":
@@ -65,16 +72,21 @@ def predict_file(model, path: str | Path, output: str | Path, seq_col: str | Non
     bb = getattr(model, "backbone", None)
     max_len = bb.max_len if bb is not None else None
     n = n_long = n_empty = n_chunks = 0
-    for i, df in enumerate(itertools.chain([first], chunks)):
-        n_chunks = i + 1
-        seqs = df["seq"].tolist()
-        n += len(seqs)
-        n_long += sum(len(s) > max_len for s in seqs) if max_len else 0
-        n_empty += sum(not s for s in seqs)
-        if i not in finished:
-            table = prediction_table(model, df["id"].tolist(), seqs)
-            with parts.writing(i) as tmp:
-                table.to_parquet(tmp, index=False)
+    from nucfm.progress import bar
+
+    with bar(total=None, unit="record", desc="predict") as b:
+        for i, df in enumerate(itertools.chain([first], chunks)):
+            n_chunks = i + 1
+            seqs = df["seq"].tolist()
+            n += len(seqs)
+            n_long += sum(len(s) > max_len for s in seqs) if max_len else 0
+            n_empty += sum(not s for s in seqs)
+            if i not in finished:
+                table = prediction_table(model, df["id"].tolist(), seqs, progress=b)
+                with parts.writing(i) as tmp:
+                    table.to_parquet(tmp, index=False)
+            else:
+                b.update(len(seqs))
     if n_long:
         log.warning("%d sequences are longer than the backbone's maximum of %d residues: embedded in "
                     "overlapping windows", n_long, max_len)

@@ -102,18 +102,20 @@ def decode_structure(probs, seq: str, opts: DecodeOptions | None = None) -> list
 
 
 def fold_sequences(model: StructureModel, seqs: list[str], opts: DecodeOptions | None = None,
-                   workers: int = 1, max_span: int | None = None) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
+                   workers: int = 1, max_span: int | None = None,
+                   progress=None) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
     """(pairs, probabilities) per sequence: a dense (L, L) map, or a sparse upper triangle for
     sequences folded in local mode (longer than ``max_span + 1``, or than
     :data:`~nucfm.models.structure.LOCAL_ABOVE` without one). ViennaRNA features of different
-    sequences run in ``workers`` processes (the same result as one).
+    sequences run in ``workers`` processes (the same result as one). ``progress``: an optional
+    bar advanced by residues.
 
     >>> fold_sequences(model, ["GGGAAACUUCGGUUUCCC"])[0][0]  # doctest: +SKIP
     [(0, 17), (1, 16), ...]
     """
     opts = opts or model.decode_options
     seqs = [structure_letters(s) for s in seqs]
-    probs = model.predict_probs(seqs, workers=workers, max_span=max_span)
+    probs = model.predict_probs(seqs, workers=workers, max_span=max_span, progress=progress)
     return [(decode_structure(p, s, opts), p) for s, p in zip(seqs, probs)]
 
 
@@ -221,10 +223,59 @@ def clean_records(fasta: str, what: str = "folded") -> tuple[list, list[str], di
     return recs, seqs, {k: len(v) for k, v in counts.items()} | {"converted": converted}
 
 
+# The longest record fold/contacts take unless told otherwise (--max-length). Local mode runs at
+# about LOCAL_SECONDS_PER_NT on one core and keeps about LOCAL_BYTES_PER_NT of pair probabilities:
+# measured with the shipped SS model (three ViennaRNA energy sets), 3,000 random nt with span 200
+# in 152 s holding 371,435 pairs (12 bytes each) on the 2-core development machine.
+MAX_LENGTH = 100_000
+LOCAL_SECONDS_PER_NT = 0.05
+LOCAL_BYTES_PER_NT = 1500
+
+
+def check_lengths(recs, seqs: list[str], max_length: int | None, command: str = "fold") -> None:
+    """Refuse, before any work, a record longer than ``max_length`` (default :data:`MAX_LENGTH`;
+    None: no limit), naming it, its length and the time and memory local mode would take."""
+    if max_length is None:
+        return
+    for r, s in zip(recs, seqs):
+        if len(s) > max_length:
+            from nucfm.progress import duration
+
+            n = len(s)
+            raise InputError(
+                f"record {r.id!r} is {n:,} nt, over the {command} limit of {max_length:,} nt: local mode would take "
+                f"about {duration(n * LOCAL_SECONDS_PER_NT)} on one core and {n * LOCAL_BYTES_PER_NT / 1e9:.1f} GB "
+                f"of pair probabilities; {command} a region of it, or give --max-length {n} to go ahead")
+
+
+def precheck_fasta(fasta: str, max_length: int | None, command: str = "fold") -> None:
+    """Stream ``fasta`` once before any model loads: not protein (the reader checks), no record
+    over ``max_length`` (:func:`check_lengths`). Memory: one record."""
+    from nucfm.io.fasta import read_fasta
+
+    for rec in read_fasta(fasta):
+        check_lengths([rec], [structure_letters(rec.seq, drop_gaps=True)], max_length, command)
+
+
+def announce(command: str, seqs: list[str], max_span: int | None, workers: int = 1) -> None:
+    """The one line a fold or contacts run states before it works: records, residues, how many
+    fold in local mode and, for those, the time they should take (:data:`LOCAL_SECONDS_PER_NT`)."""
+    from nucfm.models.structure import span_for
+    from nucfm.progress import estimate_line
+
+    local = sum(len(s) for s in seqs if span_for(len(s), max_span) is not None)
+    counts = {"records": len(seqs), "nt": sum(map(len, seqs))}
+    if local:
+        counts["nt in local mode"] = local
+    seconds = local * LOCAL_SECONDS_PER_NT / max(1, workers) if local > 100_000 else None
+    log.info(estimate_line(command, counts, seconds))
+
+
 def fold_fasta(model: StructureModel, fasta: str, output: str, fmt: str = "dbn",
                probs_path: str | None = None, plot_dir: str | None = None,
                opts: DecodeOptions | None = None, workers: int = 1, max_span: int | None = None,
-               chunk_records: int = 256, restart: bool = False) -> dict:
+               chunk_records: int = 256, restart: bool = False, max_length: int | None = MAX_LENGTH,
+               show_progress: bool = True) -> dict:
     """Fold every record of ``fasta`` and write structures to ``output`` (see
     :func:`nucfm.io.structure.write_structures` for the layout). ``probs_path`` (.npz or .h5)
     receives each record's (L, L) float16 pair probabilities; ``plot_dir`` a PNG per record
@@ -232,7 +283,8 @@ def fold_fasta(model: StructureModel, fasta: str, output: str, fmt: str = "dbn",
     their ids in every output. ``workers``: processes for the ViennaRNA features; ``max_span``:
     local mode for longer records (default: records over
     :data:`~nucfm.models.structure.LOCAL_ABOVE` nt fold locally). Under ``torchrun`` each process
-    folds its share and rank 0 writes all outputs (the same files as one process). Resumable:
+    folds its share and rank 0 writes all outputs (the same files as one process). A record
+    over ``max_length`` nt is refused before any work (:func:`check_lengths`). Resumable:
     every ``chunk_records`` folded records are kept in ``OUTPUT.parts/`` (:mod:`nucfm.resume`)
     until all are written; a rerun skips them (``restart``: start over). Returns a summary dict."""
     from nucfm.io.structure import StructureRecord, write_structures
@@ -244,6 +296,8 @@ def fold_fasta(model: StructureModel, fasta: str, output: str, fmt: str = "dbn",
         log.warning("model %s predicts %s maps, not base pairs: the structures decoded from them are not "
                     "secondary structures", model.name, model.config.task)
     recs, seqs, counts = clean_records(fasta, "written")
+    check_lengths(recs, seqs, max_length, "fold")
+    announce("fold", seqs, max_span, workers)
     long = [r.id for r, s in zip(recs, seqs) if model.lm is not None and model.lm.max_len
             and len(s) > model.lm.max_len]
     if long:
@@ -257,8 +311,14 @@ def fold_fasta(model: StructureModel, fasta: str, output: str, fmt: str = "dbn",
     keep_probs = bool(probs_path or plot_dir)
     parts = map_parts(model, fasta, output, restart, chunk_records, max_span=max_span, opts=dataclasses.asdict(opts),
                        probs=keep_probs)
-    n_chunks = run_map_chunks(parts, seqs, lambda s: fold_sequences(model, s, opts, workers=workers, max_span=max_span),
-                              chunk_records, ctx, keep_probs)
+    from nucfm.progress import bar
+
+    # this process's share of the residues (torchrun: every rank folds 1/world of each chunk)
+    with bar(total=sum(map(len, seqs)) // ctx.world, unit="nt", unit_scale=True, desc="fold",
+             enabled=show_progress and ctx.is_main) as b:
+        n_chunks = run_map_chunks(
+            parts, seqs, lambda s: fold_sequences(model, s, opts, workers=workers, max_span=max_span, progress=b),
+            chunk_records, ctx, keep_probs)
     if not ctx.is_main:
         return {"records": len(seqs), "rank": ctx.rank}
     pairs = [pr for pr, _ in load_map_chunks(parts, n_chunks, [len(s) for s in seqs], probs=False)]

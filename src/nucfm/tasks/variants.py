@@ -342,9 +342,12 @@ def score_variant_file(model, genome: Genome, variants: str | Path | VariantTabl
     mine = [i for i in range(n_chunks) if i % world == rank and i not in finished]
     todo = sum(len({(vt.variants[j].chrom, vt.variants[j].start) for j in ok[i * chunk_size : (i + 1) * chunk_size]})
                for i in mine)  # the bar counts sites: alleles at one site share a forward pass
-    from tqdm.auto import tqdm
+    from nucfm.progress import bar as progress_bar
+    from nucfm.progress import estimate_line
 
-    with tqdm(total=todo, unit="site", disable=not progress or rank != 0, desc="vep",
+    if rank == 0:
+        log.info(estimate_line("vep", {"variants": len(vt), "scorable": len(ok), "sites left to score": todo}))
+    with progress_bar(total=todo, unit="site", enabled=progress and rank == 0, desc="vep",
               smoothing=0.05) as bar:
         for i in mine:
             rows = ok[i * chunk_size : (i + 1) * chunk_size]

@@ -22,7 +22,8 @@ from nucfm.models.config import check_range, from_dict_strict
 class DataConfig:
     kind: str = "rna"  # "rna" (FASTA corpus) or "dna" (genome windows)
     fasta: list[str] = field(default_factory=list)  # RNA sources
-    families: str | None = None  # Rfam family table (clan grouping of held-out families)
+    families: str | None = None  # optional Rfam family table: clan grouping of held-out families
+    # (headers without Rfam accessions: validation is similarity groups instead, see data.corpus)
     valid_fraction: float = 0.05  # RNA: fraction of family groups held out
     min_len: int = 10  # RNA: shorter sequences are dropped
     genome: str | list[str] | None = None  # DNA source: one genome FASTA or a list (e.g. a relative's too)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 
+from nucfm import interrupts, progress
 from nucfm.checkpoint import fingerprint
-from nucfm.data.structure_features import bpp_to_sparse, sparse_to_bpp, vienna_bpp
+from nucfm.data.structure_features import bpp_to_sparse, feature_pool, sparse_to_bpp, vienna_bpp
 from nucfm.paths import atomic_path
 from nucfm.paths import cache_dir as _cache_dir
 
@@ -49,13 +49,18 @@ def bpp_maps(seqs: Sequence[str], workers: int = 1, params: str = "Turner2004") 
     if not path.exists():
         log.info("computing ViennaRNA bpp (%s) for %d sequences (cache %s)", params, len(seqs), path)
         jobs = [(s, params) for s in seqs]
-        if workers > 1:
-            with Pool(workers) as pool:
-                sparse = pool.map(_sparse_bpp, jobs, chunksize=16)
-        else:
-            from tqdm.auto import tqdm
-
-            sparse = [_sparse_bpp(j) for j in tqdm(jobs, desc=f"bpp {params}", unit="seq", mininterval=5)]
+        with progress.bar(total=len(jobs), unit="seq", desc=f"bpp {params}") as bar:
+            if workers > 1 or interrupts.armed():  # a worker process: Ctrl-C stops it within a second
+                with feature_pool(workers) as pool:
+                    sparse = []
+                    for r in pool.imap(_sparse_bpp, jobs, chunksize=16 if workers > 1 else 1):
+                        sparse.append(r)
+                        bar.update(1)
+            else:
+                sparse = []
+                for j in jobs:
+                    sparse.append(_sparse_bpp(j))
+                    bar.update(1)
         counts = np.array([len(v) for _, v in sparse], dtype=np.int64)
         idx = np.concatenate([i for i, _ in sparse]) if len(sparse) else np.zeros((0, 2), np.int16)
         val = np.concatenate([v for _, v in sparse]) if len(sparse) else np.zeros(0, np.float16)
@@ -74,7 +79,8 @@ def lm_embeddings(model, seqs: Sequence[str], layer: int = -1) -> list[np.ndarra
     path = cache_dir() / f"emb-{_key(seqs, f'{tag}|{layer}')}.npz"
     if not path.exists():
         log.info("embedding %d sequences with model %s (cache %s)", len(seqs), tag, path)
-        embs = model.embed(list(seqs), layer=layer)
+        with progress.bar(total=sum(map(len, seqs)), unit="nt", unit_scale=True, desc="embed") as bar:
+            embs = model.embed(list(seqs), layer=layer, progress=bar)
         counts = np.array([len(e) for e in embs], dtype=np.int64)
         with atomic_path(path) as tmp:
             np.savez(tmp, counts=counts, emb=np.concatenate(embs).astype(np.float16))
@@ -84,16 +90,29 @@ def lm_embeddings(model, seqs: Sequence[str], layer: int = -1) -> list[np.ndarra
     return [emb[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
 
 
-def unpaired_probs(seqs: Sequence[str]) -> list[np.ndarray]:
-    """(L,) float16 ViennaRNA (Turner 2004) unpaired probabilities of ``seqs``, cached."""
+def _unpaired(seq: str) -> np.ndarray:
     from nucfm.data.task_inputs import unpaired
 
+    return unpaired(seq)[:, 0]
+
+
+def unpaired_probs(seqs: Sequence[str]) -> list[np.ndarray]:
+    """(L,) float16 ViennaRNA (Turner 2004) unpaired probabilities of ``seqs``, cached."""
     path = cache_dir() / f"unpaired-{_key(seqs, 'unpaired-v1')}.npz"
     if not path.exists():
-        from tqdm.auto import tqdm
-
         log.info("computing ViennaRNA unpaired probabilities for %d sequences (cache %s)", len(seqs), path)
-        vals = [unpaired(s)[:, 0] for s in tqdm(seqs, desc="unpaired", unit="seq", mininterval=5)]
+        with progress.bar(total=len(seqs), desc="unpaired", unit="seq") as bar:
+            if interrupts.armed():  # ViennaRNA in a worker process: Ctrl-C stops it within a second
+                with feature_pool(1) as pool:
+                    vals = []
+                    for v in pool.imap(_unpaired, seqs, chunksize=16):
+                        vals.append(v)
+                        bar.update(1)
+            else:
+                vals = []
+                for s in seqs:
+                    vals.append(_unpaired(s))
+                    bar.update(1)
         counts = np.array([len(v) for v in vals], dtype=np.int64)
         with atomic_path(path) as tmp:
             np.savez(tmp, counts=counts, p=np.concatenate(vals).astype(np.float16) if vals else np.zeros(0))

@@ -153,11 +153,11 @@ class FinetuneRecipe(Recipe):
             log.info("resumed from step %d (best valid %s %.4f)", self.step, self.cfg.metric, self.best)
         elif (self.output / "metrics.jsonl").exists():
             (self.output / "metrics.jsonl").unlink()
-        from tqdm.auto import tqdm
+        from nucfm.progress import bar as progress_bar
 
         self.start_clock(self.elapsed)
         self.epoch_done = False
-        self.bar = tqdm(initial=self.step, unit="step", desc="finetune", disable=None, mininterval=2, leave=False)
+        self.bar = progress_bar(initial=self.step, unit="step", desc="finetune", mininterval=2, leave=False)
         self.model.train()
 
     def train_step(self, step: int) -> dict:

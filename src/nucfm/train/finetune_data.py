@@ -55,9 +55,14 @@ def _subset(ls: LabelledSet, idx) -> LabelledSet:
 
 
 def prepare(cfg) -> FinetuneData:
-    """Read, check, split and featurise the data of a finetune config."""
+    """Read, check, split and featurise the data of a finetune config: every check (the peft
+    extra, the splits, the class counts) comes before the features are computed."""
+    from importlib.util import find_spec
+
     from nucfm.checkpoint import fingerprint, load_model
 
+    if cfg.backbone_mode == "lora" and find_spec("peft") is None:
+        raise InputError("backbone_mode lora needs peft: pip install 'nucfm[finetune]'")
     backbone = load_model(cfg.backbone) if cfg.backbone else None
     if backbone is not None and not hasattr(backbone, "embed"):
         raise InputError(f"{cfg.backbone} is not a language model; a backbone must be one")
@@ -71,11 +76,19 @@ def prepare(cfg) -> FinetuneData:
         test, _ = labelled_set(read_sources(cfg.test, cfg.seq_col, cfg.label_col, cfg.header_regex), cfg.task,
                                cfg.label_col, names if cfg.task != "regression" else None, cfg.transform, cfg.seed,
                                "test data")
-    seqs = full.seqs + (test.seqs if test else [])
-    emb, extra = _features(cfg, seqs, backbone)
     col = full.table[cfg.split_col].tolist() if cfg.split == "column" and cfg.split_col in full.table else None
     parts = assign_splits(len(full.seqs), cfg.split, cfg.seed, cfg.valid_fraction, 0.0 if test else cfg.test_fraction,
                           cfg.folds, max(cfg.fold, 0), col)
+    sizes = {name: int((parts == name).sum()) for name in ("train", "valid", "test")}
+    if test is not None:
+        sizes["test"] = len(test.seqs)
+    for name, n in sizes.items():
+        if not n:
+            raise InputError(f"the {name} split is empty; check the split settings and the data")
+    if cfg.task in ("binary", "multiclass") and len(set(full.y[parts == "train"].tolist())) < 2:
+        raise InputError("the training split holds a single class; a classifier needs at least two")
+    seqs = full.seqs + (test.seqs if test else [])
+    emb, extra = _features(cfg, seqs, backbone)
     splits = {}
     for name in ("train", "valid", "test"):
         idx = np.flatnonzero(parts == name)
@@ -83,9 +96,6 @@ def prepare(cfg) -> FinetuneData:
     if test is not None:
         n = len(full.seqs)
         splits["test"] = Split(test, emb[n:] if emb else None, extra[n:])
-    for name, s in splits.items():
-        if not len(s.data.seqs):
-            raise InputError(f"the {name} split is empty; check the split settings and the data")
     seen = set(splits["train"].data.seqs) | set(splits["valid"].data.seqs)
     return _finish_prepare(cfg, splits, names, backbone, fingerprint(backbone) if backbone is not None else None, seen)
 
@@ -96,8 +106,6 @@ def _finish_prepare(cfg, splits, names, backbone, fp, seen) -> FinetuneData:
         mean, std = tuple(float(v) for v in y.mean(0)), tuple(float(v) or 1.0 for v in y.std(0))
     else:
         mean = std = ()
-        if cfg.task in ("binary", "multiclass") and len(set(y.tolist())) < 2:
-            raise InputError("the training split holds a single class; a classifier needs at least two")
     crop = backbone.max_len if backbone is not None and backbone.max_len else 10**9
     for part, sp in splits.items():
         n_long = sum(len(q) > crop for q in sp.data.seqs)

@@ -356,7 +356,7 @@ class PretrainRecipe(Recipe):
             log.info("%s: %.2fM parameters, %d training items, %d steps of %d on %s x%d",
                      self.cfg.model["architecture"], n_params / 1e6, self.batches.n_items, self.t.steps,
                      self.t.batch_size, self.device, self.ctx.world)
-        from tqdm.auto import tqdm
+        from nucfm.progress import bar as progress_bar
 
         self.loader = iter(torch.utils.data.DataLoader(
             StepBatches(self.batches, self.alphabet, self.t, self.ctx.rank, self.ctx.world), batch_size=None,
@@ -366,8 +366,8 @@ class PretrainRecipe(Recipe):
         if self.is_main:
             log.info("%.3g model FLOPs per token; measured matmul peak of %s: %.1f TFLOP/s", self.flops_per_token,
                      self.device, self.peak / 1e12)
-        self.bar = tqdm(total=self.t.steps, initial=self.step, disable=not self.is_main, unit="step",
-                        dynamic_ncols=True)
+        self.bar = progress_bar(total=self.t.steps, initial=self.step, enabled=self.is_main, unit="step",
+                                desc="pretrain")
         self.t0, self.tokens_window, self.loss_window, self.n_window = time.time(), 0, 0.0, 0
         self.loop_start = time.time() - self.elapsed_before  # the time budget counts from here
 

@@ -238,20 +238,41 @@ def evaluate_thresholds(probs: list[np.ndarray], examples: list[Example], thresh
     return res
 
 
-def init_head_from(head: PairHead, config: StructureConfig, source: str, lm=None) -> None:
-    """Copy the head weights of the trained structure model ``source`` (directory or name) into
-    ``head``. Architectures must match (head sizes but dropout, pair features, LM width); else a
-    one-line :class:`InputError` naming the first difference."""
+# The train-ss option that sets each head setting (embed_dim follows the LM's width,
+# extra_channels the pair features).
+_HEAD_OPTIONS = {"embed_dim": "lm", "extra_channels": "features", "blocks": "blocks", "channels": "channels",
+                 "reduction": "reduction"}
+
+
+def check_init_from(config: StructureConfig, source: str, lm=None):
+    """The trained structure model ``source`` (directory or name), checked to have this run's
+    architecture (head sizes but dropout, pair features, LM width) BEFORE any feature is
+    computed; else one :class:`InputError` listing every difference and the options that fix it."""
     src = load_structure_model(source, lm=lm)
     ours, theirs = config.head_config, src.config.head_config
-    diffs = []  # pair features first: they explain a different channel count
+    diffs, fixes = [], {}
     if tuple(src.config.features) != tuple(config.features):
-        diffs.append(f"features={','.join(src.config.features) or 'none'} (this run "
-                     f"{','.join(config.features) or 'none'})")
-    diffs += [f"{k}={getattr(theirs, k)!r} (this run {getattr(ours, k)!r})" for k in PairHeadConfig.__dataclass_fields__
-              if k != "dropout" and getattr(ours, k) != getattr(theirs, k)]
+        theirs_f = ",".join(src.config.features) or "none"
+        diffs.append(f"features={theirs_f} (this run {','.join(config.features) or 'none'})")
+        fixes["features"] = theirs_f
+    for k in PairHeadConfig.__dataclass_fields__:
+        if k != "dropout" and getattr(ours, k) != getattr(theirs, k):
+            if k == "extra_channels" and "features" in fixes:
+                continue  # explained by the features
+            diffs.append(f"{k}={getattr(theirs, k)!r} (this run {getattr(ours, k)!r})")
+            option = _HEAD_OPTIONS.get(k, k)
+            fixes[option] = src.config.lm if option == "lm" else getattr(theirs, k)
     if diffs:
-        raise InputError(f"init_from {source}: its head differs: {diffs[0]}")
+        how = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in fixes.items())
+        raise InputError(f"init_from {source}: its head differs from this run's: {'; '.join(diffs)}; "
+                         f"to continue from it give {how} (or drop --init-from)")
+    return src
+
+
+def init_head_from(head: PairHead, config: StructureConfig, source: str, lm=None, checked=None) -> None:
+    """Copy the head weights of the trained structure model ``source`` into ``head`` (after
+    :func:`check_init_from`, whose result ``checked`` saves loading it again)."""
+    src = checked if checked is not None else check_init_from(config, source, lm)
     head.load_state_dict(src.head.state_dict(), strict=True)
     log.info("head initialised from %s", source)
 
@@ -298,6 +319,11 @@ class StructureRecipe(Recipe):
 
         atomic_write_text(self.output / CONFIG_FILE, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         self.lm = load_model(cfg.lm) if cfg.lm else None
+        self.head_config = self._head_config()
+        # before the features (minutes of ViennaRNA): a mismatching init_from costs nothing
+        self.init_source = None
+        if cfg.init_from:
+            self.init_source = check_init_from(self.structure_config(0.5), cfg.init_from, self.lm)
         t0 = time.time()
         self.train_set = load_examples(cfg.train, cfg, self.lm, cfg.limit_train)
         self.valid_set = load_examples(cfg.valid, cfg, self.lm)
@@ -313,16 +339,18 @@ class StructureRecipe(Recipe):
                                    CONFIG_FILE), restart=self.restart)
 
     # ---- build --------------------------------------------------------------------------------
-    def build(self) -> None:
+    def _head_config(self) -> PairHeadConfig:
         cfg = self.cfg
         D = self.lm.hidden_size if self.lm is not None else 0
-        self.head_config = PairHeadConfig(embed_dim=D, reduction=cfg.reduction, channels=cfg.channels,
-                                          blocks=cfg.blocks, dropout=cfg.dropout,
-                                          extra_channels=sum(FEATURE_CHANNELS[f] for f in cfg.features))
+        return PairHeadConfig(embed_dim=D, reduction=cfg.reduction, channels=cfg.channels, blocks=cfg.blocks,
+                              dropout=cfg.dropout, extra_channels=sum(FEATURE_CHANNELS[f] for f in cfg.features))
+
+    def build(self) -> None:
+        cfg = self.cfg
         torch.manual_seed(cfg.seed)
         self.head = PairHead(self.head_config)
         if cfg.init_from:
-            init_head_from(self.head, self.structure_config(0.5), cfg.init_from, self.lm)
+            init_head_from(self.head, self.structure_config(0.5), cfg.init_from, self.lm, checked=self.init_source)
         self.opt = torch.optim.AdamW(self.head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # The random streams exact resume depends on, by name (saved in every training checkpoint).
         self.streams = {"shuffle": random.Random(f"{cfg.seed}:shuffle"), "crop": random.Random(f"{cfg.seed}:crop")}
@@ -381,6 +409,11 @@ class StructureRecipe(Recipe):
         return {"loss": loss.item()}
 
     def on_step_end(self, metrics: dict) -> None:
+        if getattr(self, "bar", None) is None:
+            from nucfm.progress import bar
+
+            self.bar = bar(total=self.cfg.max_steps, initial=self.step - 1, unit="step", desc="train-ss")
+        self.bar.update(1)
         self.log_running_loss(metrics["loss"], lr=self.opt.param_groups[0]["lr"])
 
     # ---- cadence ------------------------------------------------------------------------------
@@ -429,6 +462,8 @@ class StructureRecipe(Recipe):
         """Score the best head on the full validation set (structure: choose the threshold there);
         write the final model and the summary."""
         cfg = self.cfg
+        if getattr(self, "bar", None) is not None:
+            self.bar.close()
         train_minutes = self.minutes()
         head = load_structure_model(self.output / "best").head
         probs = predict_examples(head, self.valid_set, cfg.features)
