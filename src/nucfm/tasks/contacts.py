@@ -63,8 +63,8 @@ def contacts_fasta(model: StructureModel, fasta: str, output: str, plot_dir: str
     work. Resumable like ``fold`` (``OUTPUT.parts/``, chunks of ``chunk_records`` records,
     ``restart``). Returns a summary dict."""
     from nucfm import distributed
-    from nucfm.progress import bar
     from nucfm.paths import unique_names
+    from nucfm.progress import bar
     from nucfm.tasks.structure import load_map_chunks, map_parts, run_map_chunks
 
     if model.config.task != "contact":
