@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check of issue 25, one command on a machine with a CUDA GPU; within 8 minutes by default
-# (every stage has its own limit: 60 + 120 + 100 + 2 x 90 + 100 s).
+# (every stage has its own limit: 60 + 80 + 80 + 2 x 70 + 40 + 70 = 470 s).
 #   scripts/device_check.sh                # writes $OUT/device_check.json and $OUT/device_check.log
-#   QUICK=1 scripts/device_check.sh        # smaller inputs, fewer repetitions (at most 3 minutes)
+#   QUICK=1 scripts/device_check.sh        # smaller inputs, fewer repetitions (at most 5 minutes)
 # Stages, each under its own time limit so that one failure cannot hide the others' figures:
 #   1. the machine: GPU, driver, torch, measured bf16 and fp32 matrix-product rates;
 #   2. the `cuda`-marked tests (pytest -m cuda);
@@ -10,7 +10,8 @@
 #      vs the official packages on this GPU, fp32 (<= 1e-4) and bf16 (bench/device_parity.py);
 #   4. embed / vep / fold throughput, nucfm vs the official code on this GPU, fp32 and bf16
 #      (bench/gpu_throughput.py; QUICK: bf16 only);
-#   5. (not QUICK) the same commands as a user runs them, a process each (bench/device_cli.py).
+#   5. a training step of each configs/gpu/ model on a batch already on the GPU (bench/gpu_step_profile.py);
+#   6. (not QUICK) the same commands as a user runs them, a process each (bench/device_cli.py).
 # Needs the official packages (rna-fm, gpn) importable; on a machine without a registry carry them
 # as wheels (scripts/device_run.sh does).
 set -uo pipefail
@@ -21,8 +22,10 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBA
 PY=${PYTHON:-python3}
 LOG=${CHECK_LOG:-$OUT/device_check.log}
 TMP=$(mktemp -d)
-if [ "${QUICK:-0}" = 1 ]; then SCALE=0.3; REPS=5; T_TEST=40; T_PAR=60; T_THR=80; T_CLI=0; PRECISIONS=bf16
-else SCALE=1; REPS=10; T_TEST=120; T_PAR=100; T_THR=90; T_CLI=100; PRECISIONS="fp32 bf16"; fi
+if [ "${QUICK:-0}" = 1 ]; then
+  SCALE=0.3; REPS=5; T_TEST=45; T_PAR=75; T_THR=60; T_PROF=45; T_CLI=0; PRECISIONS=bf16
+  THR_SIZE="--embed-seqs 500 --fold-seqs 20 --variants 2048"
+else SCALE=1; REPS=10; T_TEST=80; T_PAR=80; T_THR=70; T_PROF=40; T_CLI=70; PRECISIONS="fp32 bf16"; THR_SIZE=""; fi
 
 merge() {  # device_check.json after every stage: a run cut short keeps what it measured
 $PY - "$TMP" "$OUT/device_check.json" <<'PY'
@@ -38,7 +41,8 @@ def load(name):
 tests = (tmp / "tests.txt").read_text().strip().splitlines() if (tmp / "tests.txt").exists() else []
 out.write_text(json.dumps({"machine": load("machine.json"), "cuda_tests": tests[-1:] or ["not run"],
                            "parity": load("parity.json"), "throughput_fp32": load("throughput_fp32.json"),
-                           "throughput_bf16": load("throughput_bf16.json"), "cli": load("cli.json")},
+                           "throughput_bf16": load("throughput_bf16.json"), "training_step": load("profile.json"),
+                           "cli": load("cli.json")},
                           indent=1) + "\n")
 PY
 }
@@ -61,7 +65,7 @@ merge
 stage "2. cuda tests"
 CUDA_TESTS=$(grep -l "mark.cuda" tests/test_*.py 2>/dev/null)  # only these files: the rest need CPU-side extras
 if [ -n "$CUDA_TESTS" ]; then
-  timeout $T_TEST $PY -m pytest -m cuda -q -p no:cacheprovider $CUDA_TESTS 2>&1 | tail -25 | tee "$TMP/tests.txt" >>"$LOG"
+  timeout $T_TEST $PY -m pytest -m cuda -q -rfs -p no:cacheprovider $CUDA_TESTS 2>&1 | tail -60 | tee "$TMP/tests.txt" >>"$LOG"
 else echo "no cuda-marked tests" | tee "$TMP/tests.txt" >>"$LOG"; fi
 
 merge
@@ -71,12 +75,17 @@ timeout $T_PAR $PY bench/device_parity.py --device cuda --reps $REPS -o "$TMP/pa
 merge
 stage "4. embed / vep / fold throughput, nucfm vs the official code on this GPU (bench/gpu_throughput.py)"
 for prec in $PRECISIONS; do
-  timeout $T_THR $PY bench/gpu_throughput.py --device cuda --precision $prec -o "$TMP/throughput_$prec.json" >>"$LOG" 2>&1
+  timeout $T_THR $PY bench/gpu_throughput.py --device cuda --precision $prec $THR_SIZE -o "$TMP/throughput_$prec.json" \
+    >>"$LOG" 2>&1
 done
+
+merge
+stage "5. where a training step's time goes (bench/gpu_step_profile.py)"
+timeout $T_PROF $PY bench/gpu_step_profile.py --device cuda -o "$TMP/profile.json" >>"$LOG" 2>&1
 
 if [ "${QUICK:-0}" != 1 ]; then
   merge
-  stage "5. command-line throughput (a fresh process per command, model load and writing included)"
+  stage "6. command-line throughput (a fresh process per command, model load and writing included)"
   timeout $T_CLI $PY bench/device_cli.py --device cuda --scale $SCALE --timeout 60 -o "$TMP/cli.json" >>"$LOG" 2>&1
 fi
 
