@@ -22,15 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from contextlib import nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import torch
 import torch.nn.functional as F
+from device_parity import _timeit  # the one synchronised timer of the device benchmarks
 
 from nucfm.checkpoint import build_model
 from nucfm.train.config import load_config
@@ -38,19 +39,6 @@ from nucfm.train.pretrain import matmul_peak, train_flops_per_token
 
 TINY = {"dna": ["model.num_layers=2", "model.hidden_size=32"],
         "rna": ["model.num_layers=2", "model.hidden_size=32", "model.num_heads=4", "model.ffn_size=64"]}
-
-
-def _time(fn, device, reps: int) -> float:
-    for _ in range(3):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - t0) / reps
 
 
 def profile(kind: str, device: torch.device, tiny: bool, reps: int, peak: float) -> dict:
@@ -84,7 +72,7 @@ def profile(kind: str, device: torch.device, tiny: bool, reps: int, peak: float)
                 model.token_logits(ids, am)
 
         try:
-            t = _time(forward if name == "forward" else step, device, reps)
+            t = _timeit(forward if name == "forward" else step, device, reps)
         except torch.OutOfMemoryError:
             out[name] = "out of memory"
             continue

@@ -76,8 +76,9 @@ class Parts:
         return {int(p.name[6:12]) for p in self.dir.glob(f"chunk_*{self.suffix}")}
 
     def prepare(self) -> None:
-        """Create the directory, or check that the one there belongs to the same run. A different
-        run with nothing finished yet is simply replaced (nothing to lose)."""
+        """Check that a directory already there belongs to the same run (a different run with
+        nothing finished yet is simply replaced: nothing to lose); the directory is created with
+        the first finished chunk."""
         if self.dir.exists() and self.restart:
             shutil.rmtree(self.dir)
         if self.dir.exists():
@@ -97,13 +98,20 @@ class Parts:
                     log.info("resuming: %d%s chunks already done in %s", done, f" of {total}" if total else "",
                              self.dir)
                 return
-        self.dir.mkdir(parents=True)
+        # the directory itself appears with the first finished chunk (:meth:`writing`): a run that
+        # fails before finishing one (a bad record in the middle of the input) leaves nothing behind
+
+    def _create(self) -> None:
+        if (self.dir / "manifest.json").exists():
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.dir / "manifest.json") as tmp:
             tmp.write_text(json.dumps(self.manifest, indent=1) + "\n")
 
     @contextmanager
     def writing(self, i: int) -> Iterator[Path]:
         """A temporary path that becomes chunk ``i`` only if the block completes."""
+        self._create()
         with atomic_path(self.path(i)) as tmp:
             yield tmp
 

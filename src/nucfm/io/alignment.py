@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from nucfm.errors import InputError
+from nucfm.io.genome import Contigs
 
 log = logging.getLogger("nucfm")
 
@@ -57,7 +58,7 @@ def reverse_complement_tokens(tokens: np.ndarray, axis: int) -> np.ndarray:
     return _COMPLEMENT_TOKENS[np.flip(tokens, axis=axis)]
 
 
-class Alignment:
+class Alignment(Contigs):
     """A multiple alignment keyed by target chromosome (see the module docstring).
 
     ``arrays[chrom]`` is (L_c, S) uint8 (numpy or a lazy Zarr array) covering target positions
@@ -75,25 +76,9 @@ class Alignment:
         self.n_species = int(next(iter(arrays.values())).shape[1])
 
     # ---- the genome interface of the variant code (io/variants, tasks/variants) ---------------
-    def resolve(self, chrom: str) -> str:
-        if chrom in self.lengths:
-            return chrom
-        if chrom in self.aliases:
-            return self.aliases[chrom]
-        raise InputError(self.unknown_contig_message(chrom))
-
-    def has(self, chrom: str) -> bool:
-        return chrom in self.lengths or chrom in self.aliases
-
-    def __contains__(self, chrom: str) -> bool:
-        return self.has(chrom)
-
     def unknown_contig_message(self, chrom: str) -> str:
         names = ", ".join(list(self.lengths)[:10])
         return f"contig {chrom!r} is not in the alignment {self.path.name}; its target contigs: {names}"
-
-    def length(self, chrom: str) -> int:
-        return self.lengths[self.resolve(chrom)]
 
     def covered(self, chrom: str) -> tuple[int, int]:
         """The target interval [start, end) (0-based) the alignment has rows for."""

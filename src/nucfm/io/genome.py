@@ -108,7 +108,36 @@ def _read_fasta_in_memory(path: Path) -> dict[str, str]:
     return contigs
 
 
-class Genome:
+class Contigs:
+    """Contig names of a sequence source (a genome, an alignment's target): ``lengths`` (name ->
+    bases) and ``aliases`` (other name -> contig), resolved the one way every caller uses;
+    subclasses say what an unknown name's error reads (:meth:`unknown_contig_message`)."""
+
+    lengths: dict[str, int]
+    aliases: dict[str, str]
+
+    def resolve(self, chrom: str) -> str:
+        """The contig name for ``chrom`` (itself or its alias); InputError otherwise."""
+        if chrom in self.lengths:
+            return chrom
+        if chrom in self.aliases:
+            return self.aliases[chrom]
+        raise InputError(self.unknown_contig_message(chrom))
+
+    def has(self, chrom: str) -> bool:
+        return chrom in self.lengths or chrom in self.aliases
+
+    def __contains__(self, chrom: str) -> bool:
+        return self.has(chrom)
+
+    def length(self, chrom: str) -> int:
+        return self.lengths[self.resolve(chrom)]
+
+    def unknown_contig_message(self, chrom: str) -> str:
+        raise NotImplementedError
+
+
+class Genome(Contigs):
     """A reference genome: ``fetch(chrom, start, end)`` 0-based half-open.
 
     ``aliases`` maps names used in inputs to contig names of this genome.
@@ -163,17 +192,6 @@ class Genome:
         shown = ", ".join(f"{k} ({self.lengths[k]:,} bp)" for k in names[:n])
         return shown + (f" and {len(names) - n} more" if len(names) > n else "")
 
-    def resolve(self, chrom: str) -> str:
-        """The genome's contig name for ``chrom`` (itself or its alias); InputError otherwise."""
-        if chrom in self.lengths:
-            return chrom
-        if chrom in self.aliases:
-            return self.aliases[chrom]
-        raise InputError(self.unknown_contig_message(chrom))
-
-    def has(self, chrom: str) -> bool:
-        return chrom in self.lengths or chrom in self.aliases
-
     def unknown_contig_message(self, chrom: str) -> str:
         hint = ""
         norm = {k.lower().removeprefix("chr"): k for k in self.lengths}
@@ -181,12 +199,6 @@ class Genome:
             hint = f" (did you mean {norm[chrom.lower().removeprefix('chr')]!r}?)"
         return (f"contig {chrom!r} is not in {self.path.name}{hint}; its contigs: {self._contig_list()}. "
                 f"Map names with --chrom-alias {chrom}=CONTIG (or a two-column TSV file)")
-
-    def __contains__(self, chrom: str) -> bool:
-        return self.has(chrom)
-
-    def length(self, chrom: str) -> int:
-        return self.lengths[self.resolve(chrom)]
 
     # ---- sequence -----------------------------------------------------------------------------
     def fetch(self, chrom: str, start: int, end: int, pad: str | None = "N") -> str:
