@@ -63,9 +63,9 @@ def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
     """
     path = Path(path)
     tmp = _temporary_sibling(path)
-    if directory:
-        tmp.mkdir(parents=False)
-    try:
+    try:  # the mkdir inside: a signal right after it must not leave the directory behind
+        if directory:
+            tmp.mkdir(parents=False)
         yield tmp
         if directory and path.is_dir():
             old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
