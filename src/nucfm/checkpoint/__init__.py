@@ -150,9 +150,8 @@ def fingerprint(model: torch.nn.Module) -> str:
     m = unwrap(model) if isinstance(model, torch.nn.Module) else model
     h = hashlib.sha1(json.dumps(m.config.to_dict(), sort_keys=True, default=str).encode())
     modules = [m] if isinstance(m, torch.nn.Module) else [x for x in (m.head, m.lm) if x is not None]
-    state = {f"{k}.{name}": p for k, mod in enumerate(modules) for name, p in unwrap(mod).state_dict().items()}
-    if len(modules) == 1:
-        state = unwrap(modules[0]).state_dict()
+    state = (unwrap(modules[0]).state_dict() if len(modules) == 1 else  # a plain model: as it always was
+             {f"{k}.{name}": p for k, mod in enumerate(modules) for name, p in unwrap(mod).state_dict().items()})
     for name, p in state.items():
         h.update(name.encode())
         h.update(str(tuple(p.shape)).encode())
