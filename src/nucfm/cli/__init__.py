@@ -21,6 +21,7 @@ import sys
 
 from nucfm.cli.analysis import add_atlas, add_compare
 from nucfm.cli.dna import add_genome_clusters, add_logo, add_probs, add_vep, add_vep_report
+from nucfm.cli.help import describe
 from nucfm.cli.models import add_convert, add_embed, add_models
 from nucfm.cli.serve import add_serve
 from nucfm.cli.structure import add_contacts, add_fold, add_score_contacts, add_score_ss, add_train_ss
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in COMMANDS:
         add(sub)
+    describe(parser, sub)
     return parser
 
 

@@ -107,7 +107,8 @@ def fold_sequences(model: StructureModel, seqs: list[str], opts: DecodeOptions |
     :data:`~nucfm.models.structure.LOCAL_ABOVE` without one). ViennaRNA features of different
     sequences run in ``workers`` processes (the same result as one).
 
-    >>> fold_sequences(model, ["GGGAAACUUCGGUUUCCC"])[0][0]  # doctest: +SKIP
+    >>> pairs, probs = fold_sequences(model, ["GGGAAACUUCGGUUUCCC"])[0]  # doctest: +SKIP
+    >>> pairs  # doctest: +SKIP
     [(0, 17), (1, 16), ...]
     """
     opts = opts or model.decode_options
