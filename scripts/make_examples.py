@@ -33,6 +33,21 @@ def typed_ncrnas(data: Path, out: Path, per_type: int = 6) -> None:
     write_fasta([r for t in RNACENTRAL_TYPES for r in kept[t]], out / "ncrna_typed.fa")
 
 
+def rfam_seeds(data: Path, out: Path, families: int = 24, per_family: int = 8) -> None:
+    """Rfam 14.2 seed sequences of a few families (the header's second word is the family
+    accession, which RNA pretraining uses to hold out whole families for validation)."""
+    kept: dict[str, list] = {}
+    for r in read_fasta(data / "ncrna/rfam14.2_seed_typed.fasta.gz"):
+        fam = r.description.split()[0]
+        if len(r.seq) > 200 or (fam not in kept and len(kept) >= families * 4):
+            continue
+        kept.setdefault(fam, [])
+        if len(kept[fam]) < per_family:
+            kept[fam].append(r)
+    full = [f for f, rs in kept.items() if len(rs) == per_family][:families]
+    write_fasta([r for f in full for r in kept[f]], out / "rfam_seeds.fa")
+
+
 def structures(data: Path, out: Path) -> None:
     """Short bpRNA records with dot-bracket structures: train / valid / test slices of TR0, VL0, TS0."""
     for src, dst, n in (("TR0", "ss_train.dbn", 60), ("VL0", "ss_valid.dbn", 15), ("TS0", "ss_test.dbn", 10)):
@@ -163,6 +178,7 @@ def main() -> None:
     args = ap.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
     typed_ncrnas(args.data, args.output)
+    rfam_seeds(args.data, args.output)
     structures(args.data, args.output)
     contacts(args.data, args.output)
     utrs(args.data, args.output)

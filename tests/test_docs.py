@@ -89,6 +89,16 @@ def test_site_builds_strict(tmp_path):
     assert (tmp_path / "site" / "api" / "index.html").read_text().count('class="doc doc-heading"') >= 30
 
 
+def test_docstrings_become_markdown():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from docs_griffe import markdown
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    assert markdown("See :func:`~nucfm.load_model`.\n\n>>> 1 + 1\n2\n\nEnd") == (
+        "See `nucfm.load_model`.\n\n```pycon\n>>> 1 + 1\n2\n```\n\nEnd")
+
+
 def test_every_figure_is_on_a_page():
     """Each figure under docs/ is shown on some page (none orphaned, none missing)."""
     text = "".join(p.read_text() for p in PAGES)
