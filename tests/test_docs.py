@@ -64,8 +64,10 @@ def nucfm_argv(command: str) -> list[list[str]]:
 
 def named_outputs(argv: list[str], repo: Path) -> list[Path]:
     """The files and directories a command says it writes."""
+    if "--print-config" in argv:  # prints the resolved config and writes nothing
+        return []
     outs = [argv[k + 1] for k, a in enumerate(argv[:-1]) if a in OUTPUT_OPTIONS]
-    if argv[0] in RECIPES and "--print-config" not in argv and not outs:
+    if argv[0] in RECIPES and not outs:
         config = argv[argv.index("--config") + 1] if "--config" in argv else argv[argv.index("-c") + 1]
         overrides = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("-"))
         outs.append(overrides.get("output") or yaml.safe_load((repo / config).read_text())["output"])
