@@ -4,7 +4,8 @@ command example in docs/ and the README runs as written on the shipped example d
 A fenced ``bash`` block whose first command starts with ``nucfm``, ``python -m nucfm`` or
 ``torchrun`` is an example. It runs in a fresh temporary copy of the repository (no ``../shared``,
 an empty cache, offline), one copy per page, blocks in page order, and must exit 0 and write every
-output it names. A block right after a ``!!! needs "needs: ..."`` note (data the repository cannot
+output it names. Plain ``nucfm ...`` lines run in this process (working directory: the copy), so
+the suite pays torch's imports once; ``torchrun`` and ``&&`` chains run in bash. A block right after a ``!!! needs "needs: ..."`` note (data the repository cannot
 ship, a server that runs until Ctrl-C) is only parsed: its options must be ones the command has.
 """
 
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from nucfm.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted(p for p in (ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
@@ -171,14 +174,28 @@ def repo_copy(tmp_path):
     return repo, env
 
 
+def run(command: str, repo: Path, env: dict, monkeypatch, capsys) -> tuple[int, str]:
+    """Run ``command`` in ``repo``: a plain ``nucfm ...`` line in this process (``nucfm.cli.main``,
+    as a shell would call it, without paying the imports again), anything else (``torchrun``,
+    ``&&`` chains) in bash with the copy's code on PYTHONPATH."""
+    if command.startswith("nucfm ") and not any(c in command for c in "&|;<>$`"):
+        with monkeypatch.context() as m:
+            m.chdir(repo)
+            for k in ("NUCFM_OFFLINE", "OMP_NUM_THREADS"):
+                m.setenv(k, env[k])
+            code = main(shlex.split(command, comments=True)[1:])
+        return code, capsys.readouterr().err
+    r = subprocess.run(["bash", "-c", command], cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    return r.returncode, r.stderr
+
+
 @pytest.mark.parametrize("page", cases(needs=False))
-def test_examples_run_as_written(page, repo_copy):
+def test_examples_run_as_written(page, repo_copy, monkeypatch, capsys):
     repo, env = repo_copy
     for _, commands in (b for b in blocks(page) if not b[0]):
         for command in commands:
-            r = subprocess.run(["bash", "-c", command], cwd=repo, env=env, capture_output=True, text=True,
-                               timeout=600)
-            assert r.returncode == 0, f"{page.name}: `{command}` exited {r.returncode}:\n{r.stderr[-3000:]}"
+            code, err = run(command, repo, env, monkeypatch, capsys)
+            assert code == 0, f"{page.name}: `{command}` exited {code}:\n{err[-3000:]}"
             for argv in nucfm_argv(command):
                 for out in named_outputs(argv, repo):
                     assert out.exists(), f"{page.name}: `{command}` did not write {out.relative_to(repo)}"
