@@ -37,7 +37,7 @@ EXAMPLES = {
     "probs": ("nucfm probs --genome examples/genome.fa.gz --region chr1_28M:1001-1500 -o out/probs.tsv --threads 1",
               "variant-effects.md"),
     "genome-clusters": ("nucfm genome-clusters --genome examples/genome.fa.gz --gff examples/genome.gff.gz "
-                        "--region chr1_28M:1-30000 --threads 1 -o out/clusters/", "genome-analyses.md"),
+                        "--region chr1_28M:1-20000 --threads 1 -o out/clusters/", "genome-analyses.md"),
     "logo": ("nucfm logo --genome examples/genome.fa.gz --region chr1_28M:6025-6124 -o out/logo_one_step/ "
              "--threads 1", "genome-analyses.md"),
     "compare": ("nucfm compare -i examples/sars_cov_2.fa.gz -o out/cmp/ --threads 1", "rna-analyses.md"),
