@@ -5,8 +5,9 @@ A fenced ``bash`` block whose first command starts with ``nucfm``, ``python -m n
 ``torchrun`` is an example. It runs in a fresh temporary copy of the repository (no ``../shared``,
 an empty cache, offline), one copy per page, blocks in page order, and must exit 0 and write every
 output it names. Plain ``nucfm ...`` lines run in this process (working directory: the copy), so
-the suite pays torch's imports once; ``torchrun`` and ``&&`` chains run in bash. A block right after a ``!!! needs "needs: ..."`` note (data the repository cannot
-ship, a server that runs until Ctrl-C) is only parsed: its options must be ones the command has.
+the suite pays torch's imports once; ``torchrun`` and ``&&`` chains run in bash. A block right
+after a ``!!! needs "needs: ..."`` note (data the repository cannot ship, a server that runs until
+Ctrl-C) is only parsed: its options must be ones the command has.
 """
 
 from __future__ import annotations
