@@ -91,9 +91,28 @@ def check_output_dir(path: str | Path, suffixes: tuple[str, ...], what: str = "o
         if other:
             raise InputError(f"{path}: the {what} directory holds other files ({', '.join(sorted(other)[:3])}"
                              f"{' ...' if len(other) > 3 else ''}); choose a new or empty directory")
-    if not path.parent.is_dir():
-        raise InputError(f"{path}: the directory {path.parent} does not exist")
+    make_parent(path)
     return path
+
+
+def make_parent(path: str | Path) -> Path:
+    """Create the missing directories above ``path`` (``mkdir -p``), so ``-o results/run1/x.tsv``
+    works in a fresh folder; a *file* in the way, or an unwritable directory, is a one-line error.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> make_parent(d / "a" / "b" / "x.tsv").is_dir()
+    True
+    """
+    path = Path(path)
+    parent = path.parent
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise InputError(f"{path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK):
+        raise InputError(f"{path}: the directory {existing} is not writable")
+    parent.mkdir(parents=True, exist_ok=True)
+    return parent
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -24,6 +24,7 @@ from nucfm.cli.analysis import add_atlas, add_compare
 from nucfm.cli.codon import add_codon_vep
 from nucfm.cli.common import inference_scope
 from nucfm.cli.dna import add_genome_clusters, add_logo, add_probs, add_vep, add_vep_report
+from nucfm.cli.help import describe
 from nucfm.cli.models import add_convert, add_embed, add_models
 from nucfm.cli.serve import add_serve
 from nucfm.cli.structure import add_contacts, add_fold, add_score_contacts, add_score_ss, add_train_ss
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--allow-nonstandard", action="store_true",
                            help="read records that look like protein (letters such as E, F, L, P, Q) anyway, "
                                 "their odd letters as unknown")
+    describe(parser, sub)
     return parser
 
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from nucfm.errors import InputError, NucfmError
+from nucfm.paths import make_parent
 
 PRECISION_CHOICES = ("fp32", "bf16", "fp16")  # the keys of nucfm.inference.PRECISIONS (torch not imported here)
 
@@ -137,19 +138,16 @@ def check_input(path: str | None, what: str = "input", directory: bool = False) 
 
 
 def check_output(path: str | None, inputs=(), what: str = "output", directory: bool = False) -> Path | None:
-    """``path`` can be written: its directory exists and is writable, it is not one of
-    ``inputs`` (resolved paths), and it is not a directory where a file goes (or a file where a
-    directory goes, with ``directory``)."""
+    """``path`` can be written: its directory exists (missing folders are created, ``mkdir -p``;
+    a file in the way is an error) and is writable, it is not one of ``inputs`` (resolved paths),
+    and it is not a directory where a file goes (or a file where a directory goes, with
+    ``directory``)."""
     if path is None:
         return None
     p = Path(path)
     if str(path).strip() == "":
         raise InputError(f"the {what} name is empty")
-    parent = p.parent
-    if not parent.is_dir():
-        raise InputError(f"{path}: the directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"{path}: the directory {parent} is not writable")
+    make_parent(p)
     if p.is_dir() and not directory:
         raise InputError(f"{path}: the {what} is an existing directory; give a file name")
     if p.exists() and directory and not p.is_dir():

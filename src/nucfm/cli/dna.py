@@ -201,6 +201,7 @@ def run_vep_report(args):
     summary = write_report(scored, args.output, score=args.score)
     print(summary["table"].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"missense vs synonymous AUROC: {summary['auroc_missense_vs_synonymous']}")
+    log.info("wrote %s (score_by_consequence.png, .tsv, .json)", args.output)
 
 
 def add_probs(sub):
@@ -342,6 +343,7 @@ def run_logo(args):
         df = read_probs_table(args.probs)
         summary = region_logo(df, args.output, args.row_length, args.max_length, source=Path(args.probs).name)
         print(f"{summary['positions']} positions, mean information content {summary['mean_ic_bits']:.3f} bits")
+        log.info("wrote %s", args.output)
         return
     chrom, start, end = parse_region(args.region)
     check_input(args.gff, "--gff annotation")
@@ -363,6 +365,7 @@ def run_logo(args):
                   f"  information content: model {s['core_ic_model_bits']:.3f} bits, observed "
                   f"{s['core_ic_observed_bits']:.3f} bits  (model p(observed core base) "
                   f"{s['model_p_observed_core']:.3f})")
+        log.info("wrote %s", args.output)
         return
     from nucfm.progress import bar as progress_bar
     from nucfm.tasks.logo import region_logo, region_probs
@@ -372,3 +375,4 @@ def run_logo(args):
                           progress=bar)
     summary = region_logo(df, args.output, args.row_length, args.max_length, source=str(name))
     print(f"{summary['positions']} positions, mean information content {summary['mean_ic_bits']:.3f} bits")
+    log.info("wrote %s", args.output)

@@ -184,6 +184,7 @@ def run_train_ss(args):
         summary = train_structure(cfg, restart=args.restart)
     keys = ("steps", "train_minutes", "threshold", "valid_score", "valid")
     print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
+    log.info("run written to %s (the model: %s)", cfg.output, Path(cfg.output) / "best")
 
 
 def add_score_ss(sub):
@@ -276,9 +277,10 @@ def run_contacts(args):
                              workers=args.threads or 1, max_span=args.max_span, chunk_records=args.chunk_records,
                              restart=args.restart, max_length=args.max_length or MAX_LENGTH,
                              show_progress=not args.no_progress)
-    log.info(f"{summary['records']} contact maps with {name} -> {args.output}; top pairs -> {summary['top_pairs']}")
     if "scores" in summary:
         _print_contact_scores(summary["scores"], summary["scored"])
+    log.info(f"{summary['records']} contact maps with {name} -> {args.output}; top pairs -> {summary['top_pairs']}"
+             + (f"; plots -> {args.plot}" if args.plot else ""))
 
 
 def _print_contact_scores(metrics: dict, scored: int) -> None:

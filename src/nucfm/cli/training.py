@@ -161,6 +161,7 @@ def run_eval_mlm(args):
     print(format_table(rows))
     if args.output:
         atomic_write_text(args.output, json.dumps({"model": str(name), "rows": rows}, indent=1) + "\n")
+        log.info("wrote %s", args.output)
 
 
 # ---- finetune / predict -------------------------------------------------------------------------
@@ -200,6 +201,8 @@ def run_finetune(args):
         summary = finetune(cfg, restart=args.restart)
     key = "test_mean" if "test_mean" in summary else "test"
     print(json.dumps({key: summary[key], "train_minutes": summary["train_minutes"]}, indent=2, default=float))
+    model = "fold_K/best" if key == "test_mean" else "best"
+    log.info("run written to %s (summary.json; the model: %s)", cfg.output, Path(cfg.output) / model)
 
 
 def add_predict(sub):

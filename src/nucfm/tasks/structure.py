@@ -110,7 +110,8 @@ def fold_sequences(model: StructureModel, seqs: list[str], opts: DecodeOptions |
     sequences run in ``workers`` processes (the same result as one). ``progress``: an optional
     bar advanced by residues.
 
-    >>> fold_sequences(model, ["GGGAAACUUCGGUUUCCC"])[0][0]  # doctest: +SKIP
+    >>> pairs, probs = fold_sequences(model, ["GGGAAACUUCGGUUUCCC"])[0]  # doctest: +SKIP
+    >>> pairs  # doctest: +SKIP
     [(0, 17), (1, 16), ...]
     """
     opts = opts or model.decode_options
