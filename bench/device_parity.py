@@ -161,7 +161,7 @@ def main() -> None:
         except Exception as e:  # one family failing must not hide the other's figures
             res[name] = {"error": f"{type(e).__name__}: {e}"}
         print(name, json.dumps(res[name], indent=1), flush=True)
-    Path(a.output).write_text(json.dumps(res, indent=1) + "\n")
+        Path(a.output).write_text(json.dumps(res, indent=1) + "\n")  # after each family: a run cut short keeps it
 
 
 if __name__ == "__main__":

@@ -215,11 +215,12 @@ BENCHES = {"embed": bench_embed, "vep": bench_vep, "fold": bench_fold}
 
 
 def measure(device: str = "cuda", precision: str = "fp32", size: str = "official", tasks=TASKS,
-            official: bool = True, threads: int | None = None, **counts) -> dict:
+            official: bool = True, threads: int | None = None, on_task=None, **counts) -> dict:
     """Throughput rows per task (see the module doc) as a JSON-ready dict: records/s and
     positions/s of nucfm and of the official code, the speedup, the largest output difference.
     ``counts`` override the workload sizes of ``SIZES[size]`` (``embed_seqs``, ``fold_seqs``,
-    ``variants``), e.g. to fit a time limit."""
+    ``variants``), e.g. to fit a time limit. ``on_task(result)`` is called after each task (to save
+    what a run cut short by a time limit has measured)."""
     from nucfm.inference import inference_context
 
     if threads:
@@ -234,6 +235,8 @@ def measure(device: str = "cuda", precision: str = "fp32", size: str = "official
             result["tasks"][task] = BENCHES[task](spec, dev, official)
         if dev.type == "cuda":
             torch.cuda.empty_cache()
+        if on_task is not None:
+            on_task(result)
     return result
 
 
@@ -254,8 +257,12 @@ def main(argv=None) -> None:
     unknown = set(tasks) - set(TASKS)
     if unknown:
         ap.error(f"unknown task(s) {sorted(unknown)}; known: {', '.join(TASKS)}")
+    def save(result):
+        if args.output:
+            Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+
     result = measure(args.device, args.precision, args.size, tasks, not args.skip_official, args.threads,
-                     embed_seqs=args.embed_seqs, fold_seqs=args.fold_seqs, variants=args.variants)
+                     on_task=save, embed_seqs=args.embed_seqs, fold_seqs=args.fold_seqs, variants=args.variants)
     text = json.dumps(result, indent=2)
     print(text)
     if args.output:
