@@ -64,6 +64,7 @@ def test_outputs_go_into_new_folders_but_not_through_files(tmp_path, capsys, cap
     assert main(["fold", "-i", str(fa), "-o", str(out), "--threads", "1"]) == 0
     assert out.exists()
     assert str(out) in caplog.records[-1].getMessage()  # the last line names what was written
+    capsys.readouterr()  # the first run's progress lines
     assert main(["fold", "-i", str(fa), "-o", str(fa / "x.dbn"), "--threads", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("nucfm: error:") and "is a file, not a directory" in err
