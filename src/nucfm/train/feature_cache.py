@@ -49,18 +49,7 @@ def bpp_maps(seqs: Sequence[str], workers: int = 1, params: str = "Turner2004") 
     if not path.exists():
         log.info("computing ViennaRNA bpp (%s) for %d sequences (cache %s)", params, len(seqs), path)
         jobs = [(s, params) for s in seqs]
-        with progress.bar(total=len(jobs), unit="seq", desc=f"bpp {params}") as bar:
-            if workers > 1 or interrupts.armed():  # a worker process: Ctrl-C stops it within a second
-                with feature_pool(workers) as pool:
-                    sparse = []
-                    for r in pool.imap(_sparse_bpp, jobs, chunksize=16 if workers > 1 else 1):
-                        sparse.append(r)
-                        bar.update(1)
-            else:
-                sparse = []
-                for j in jobs:
-                    sparse.append(_sparse_bpp(j))
-                    bar.update(1)
+        sparse = _mapped(_sparse_bpp, jobs, workers, f"bpp {params}", chunksize=16 if workers > 1 else 1)
         counts = np.array([len(v) for _, v in sparse], dtype=np.int64)
         idx = np.concatenate([i for i, _ in sparse]) if len(sparse) else np.zeros((0, 2), np.int16)
         val = np.concatenate([v for _, v in sparse]) if len(sparse) else np.zeros(0, np.float16)
@@ -101,18 +90,7 @@ def unpaired_probs(seqs: Sequence[str]) -> list[np.ndarray]:
     path = cache_dir() / f"unpaired-{_key(seqs, 'unpaired-v1')}.npz"
     if not path.exists():
         log.info("computing ViennaRNA unpaired probabilities for %d sequences (cache %s)", len(seqs), path)
-        with progress.bar(total=len(seqs), desc="unpaired", unit="seq") as bar:
-            if interrupts.armed():  # ViennaRNA in a worker process: Ctrl-C stops it within a second
-                with feature_pool(1) as pool:
-                    vals = []
-                    for v in pool.imap(_unpaired, seqs, chunksize=16):
-                        vals.append(v)
-                        bar.update(1)
-            else:
-                vals = []
-                for s in seqs:
-                    vals.append(_unpaired(s))
-                    bar.update(1)
+        vals = _mapped(_unpaired, seqs, 1, "unpaired", chunksize=16)
         counts = np.array([len(v) for v in vals], dtype=np.int64)
         with atomic_path(path) as tmp:
             np.savez(tmp, counts=counts, p=np.concatenate(vals).astype(np.float16) if vals else np.zeros(0))
@@ -120,3 +98,22 @@ def unpaired_probs(seqs: Sequence[str]) -> list[np.ndarray]:
     offsets = np.concatenate([[0], np.cumsum(z["counts"])])
     p = z["p"]  # once: every z["p"] reads and decompresses the whole array again
     return [p[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+def _mapped(fn, items: list, workers: int, desc: str, chunksize: int = 1) -> list:
+    """``[fn(x) for x in items]`` with a progress bar (unit: sequences), in ``workers`` worker
+    processes when more than one is asked for or when an interrupt must stop ViennaRNA within a
+    second (:func:`nucfm.interrupts.armed`: C code holding the interpreter cannot be interrupted
+    in this process), else here."""
+    out = []
+    with progress.bar(total=len(items), unit="seq", desc=desc) as bar:
+        if workers > 1 or interrupts.armed():
+            with feature_pool(workers) as pool:
+                for r in pool.imap(fn, items, chunksize=chunksize):
+                    out.append(r)
+                    bar.update(1)
+        else:
+            for x in items:
+                out.append(fn(x))
+                bar.update(1)
+    return out
