@@ -366,8 +366,11 @@ class PretrainRecipe(Recipe):
         if self.is_main:
             log.info("%.3g model FLOPs per token; measured matmul peak of %s: %.1f TFLOP/s", self.flops_per_token,
                      self.device, self.peak / 1e12)
-        self.bar = progress_bar(total=self.t.steps, initial=self.step, enabled=self.is_main, unit="step",
-                                desc="pretrain")
+        if self.is_main and self.t.max_minutes:
+            log.info("training for %g minutes (or %d steps, whichever comes first)", self.t.max_minutes, self.t.steps)
+        # a time-budgeted run has no step total worth an ETA (train.steps is only a bound there)
+        self.bar = progress_bar(total=None if self.t.max_minutes else self.t.steps, initial=self.step,
+                                enabled=self.is_main, unit="step", desc="pretrain")
         self.t0, self.tokens_window, self.loss_window, self.n_window = time.time(), 0, 0.0, 0
         self.loop_start = time.time() - self.elapsed_before  # the time budget counts from here
 
