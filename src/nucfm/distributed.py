@@ -87,7 +87,9 @@ def all_sum(value: float, ctx: Context) -> float:
         return value
     import torch.distributed as dist
 
-    t = torch.tensor([value], dtype=torch.float64)
+    # NCCL reduces GPU tensors only (the loss and the time budget of multi-GPU training)
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return float(t)
 
