@@ -20,7 +20,6 @@ import json
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -42,7 +41,10 @@ def _timeit(fn, device, reps: int) -> float:
 
 
 def _autocast(device, on: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16) if on else nullcontext()
+    """nucfm's own inference context (``--precision``): bf16 autocast, or fp32 with TF32 off."""
+    from nucfm.inference import inference_context
+
+    return inference_context(device, "bf16" if on else "fp32")
 
 
 def rnafm(device, small: bool, reps: int, batch: int, length: int) -> dict:
@@ -149,8 +151,6 @@ def main() -> None:
     p.add_argument("-o", "--output", required=True)
     a = p.parse_args()
     device = torch.device(a.device)
-    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 parity means fp32 arithmetic
-    torch.backends.cudnn.allow_tf32 = False
     res = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
            "torch": torch.__version__}
     for name, fn, batch, length in (("rna-fm", rnafm, 32, 510), ("gpn-brassicales", gpn, 64, 512)):

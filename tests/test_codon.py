@@ -13,9 +13,9 @@ import pytest
 from nucfm import save_model
 from nucfm.alphabet import CODON, EncodingReport
 from nucfm.cli import main
-from nucfm.data.cds import GENETIC_CODE, CdsReport, longest_orf, prepare_cds, translate
+from nucfm.data.cds import GENETIC_CODE, CdsReport, codon_change, longest_orf, prepare_cds, translate
 from nucfm.errors import InputError
-from nucfm.tasks.codon_vep import consequence, score_codon_file
+from nucfm.tasks.codon_vep import score_codon_file
 
 from tiny import codon_model
 
@@ -36,7 +36,7 @@ def test_consequences_follow_the_genetic_code():
     for ref, alt in product(GENETIC_CODE, repeat=2):
         if sum(a != b for a, b in zip(ref, alt)) != 1:
             continue
-        term = consequence(5, ref, alt)
+        term = codon_change(ref, alt)
         a, b = GENETIC_CODE[ref], GENETIC_CODE[alt]
         want = {(True, True): "stop_retained_variant", (False, True): "synonymous_variant"}.get((a == "*", a == b))
         if want is None:
@@ -44,7 +44,8 @@ def test_consequences_follow_the_genetic_code():
         assert term == want, (ref, alt)
         seen[term] += 1
     assert seen["synonymous_variant"] == 134  # the standard code's single-base synonymous changes (incl. stops)
-    assert consequence(0, "AUG", "AUA") == "start_lost" and consequence(1, "AUG", "AUA") == "missense_variant"
+    assert codon_change("AUG", "AUA", first=True) == "start_lost" and codon_change("AUG", "AUA") == "missense_variant"
+    assert codon_change("ATG", "ATA", first=True) == "start_lost"  # DNA letters too (vep's consequences)
 
 
 def test_prepare_cds_checks_and_counts():
@@ -52,7 +53,7 @@ def test_prepare_cds_checks_and_counts():
     assert prepare_cds("a", "atggctaaa-gaatag", report=report).seq == "AUGGCUAAAGAAUAG"  # gap removed, T->U
     with pytest.raises(InputError, match="'b' has 16 nucleotides, not a multiple of 3"):
         prepare_cds("b", "AUGGCUAAAGAAUAGC", report=report)
-    with pytest.raises(InputError, match="'p' looks like a protein sequence"):
+    with pytest.raises(InputError, match="record 'p' looks like protein"):
         prepare_cds("p", "MKVLAAGIVQEDF", report=report)
     c = prepare_cds("f", "CAUGGCUUAAG", frame=2, report=report)
     assert (c.seq, c.start) == ("AUGGCUUAA", 1) and report.trimmed == ["f"]
@@ -115,7 +116,7 @@ def test_codon_vep_saturation_is_labelled_from_the_genetic_code(codon_dir, tmp_p
     assert counts == {"ok": 3 * len(CDS1)} and len(out) == 3 * len(CDS1)
     for r in out.itertuples():
         assert r.aa_ref == GENETIC_CODE[r.codon_ref] and r.aa_alt == GENETIC_CODE[r.codon_alt]
-        assert r.consequence == consequence(r.codon - 1, r.codon_ref, r.codon_alt)
+        assert r.consequence == codon_change(r.codon_ref, r.codon_alt, first=r.codon == 1)
         assert r.codon_ref == CDS1[3 * (r.codon - 1) : 3 * r.codon]
     # batched scoring equals one masked codon at a time
     score_codon_file(model, fa, None, tmp_path / "one.tsv", batch_size=1)

@@ -4,8 +4,8 @@ a CDS gets before it is cut into codons.
 :func:`prepare_cds` turns one record into the codon string a codon model reads, 5'->3':
 
 * letters: gaps removed, upper case, ``T`` read as ``U`` (counted by the encoder, not here);
-* protein input (letters no nucleotide code uses: E, F, I, J, L, O, P, Q, Z, ``*``) is refused
-  with a one-line error naming the record;
+* protein input is refused with a one-line error naming the record
+  (:func:`nucfm.alphabet.check_nucleotide`, the rule of every command; ``--allow-nonstandard``);
 * the frame: by default the record *is* the CDS, and a length that is not a multiple of 3 is a
   one-line error; ``frame=1|2|3`` starts reading at that base and drops a trailing partial codon
   (counted); ``longest_orf=True`` keeps the longest ``AUG ... stop`` open reading frame of the
@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from nucfm.alphabet import check_nucleotide
 from nucfm.errors import InputError
 
 # The standard genetic code (NCBI table 1) over RNA codons; "*" is a stop.
@@ -30,7 +31,6 @@ GENETIC_CODE = dict(zip(
     "FFLLSSSSYY**CC*WLLLLPPPPHHQQRRRRIIIMTTTTNNKKSSRRVVVVAAAADDEEGGGG"))
 START = "AUG"
 STOPS = frozenset(c for c, aa in GENETIC_CODE.items() if aa == "*")
-PROTEIN_ONLY = set("EFIJLOPQZ*")  # letters of protein sequences that no nucleotide (IUPAC) code uses
 _ORF = re.compile(r"(?=(AUG(?:(?!UAA|UAG|UGA)...)*(?:UAA|UAG|UGA)))")
 
 
@@ -41,6 +41,32 @@ def translate(codon: str) -> str:
     ('M', '*', 'X')
     """
     return GENETIC_CODE.get(codon.upper().replace("T", "U"), "X")
+
+
+def codon_change(ref: str, alt: str, first: bool = False) -> str:
+    """The Sequence Ontology term of one codon substitution (standard code; RNA or DNA letters):
+    ``start_lost`` when ``first`` (the CDS's first codon) was AUG and is no longer, then
+    ``stop_gained``, ``stop_lost``, ``missense_variant``, ``stop_retained_variant`` or
+    ``synonymous_variant``. The one classification of ``codon-vep`` and of ``vep``'s consequences.
+
+    >>> codon_change("GAA", "GAG"), codon_change("GAA", "UAA"), codon_change("ATG", "ATA", first=True)
+    ('synonymous_variant', 'stop_gained', 'start_lost')
+    """
+    r, a = translate(ref), translate(alt)
+    if first and ref.upper().replace("T", "U") == START and r != a:
+        return "start_lost"
+    if r != "*" and a == "*":
+        return "stop_gained"
+    if r == "*" and a != "*":
+        return "stop_lost"
+    if r != a:
+        return "missense_variant"
+    return "stop_retained_variant" if r == "*" else "synonymous_variant"
+
+
+def cds_letters(seq: str) -> str:
+    """A record's letters as a CDS reads them: gaps removed, upper case, ``T`` as ``U``."""
+    return "".join(c for c in seq if c not in "-.").upper().replace("T", "U")
 
 
 @dataclass
@@ -104,11 +130,8 @@ def prepare_cds(record_id: str, seq: str, frame: int | None = None, orf: bool = 
     input or, without ``frame``/``orf``, on a length that is not a multiple of 3."""
     report = report if report is not None else CdsReport()
     report.records += 1
-    letters = "".join(c for c in seq if c not in "-.").upper().replace("T", "U")
-    protein = sorted(set(letters) & PROTEIN_ONLY)
-    if protein:
-        raise InputError(f"record {record_id!r} looks like a protein sequence (letters {', '.join(protein)}); "
-                         "codon models read the coding sequence in nucleotides")
+    letters = cds_letters(seq)
+    check_nucleotide(letters, record_id)
     if orf:
         span = longest_orf(letters)
         if span is None:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from nucfm.data.cds import GENETIC_CODE, START, Cds, CdsReport, prepare_cds
+from nucfm.data.cds import GENETIC_CODE, Cds, CdsReport, cds_letters, codon_change, prepare_cds
 from nucfm.data.collate import collate
 from nucfm.errors import InputError
 from nucfm.io.variants import Variant, VariantTable, read_variants, status_counts, write_scored
@@ -42,24 +42,6 @@ def check_codon_model(model, name: str) -> None:
         raise InputError(f"{name} is not a codon model; codon-vep needs one such as mrna-fm (see `nucfm models`)")
 
 
-def consequence(codon_index: int, ref: str, alt: str) -> str:
-    """The Sequence Ontology term of a codon change (standard code; ``codon_index`` 0-based).
-
-    >>> consequence(3, "GAA", "GAG"), consequence(3, "GAA", "UAA"), consequence(0, "AUG", "AUA")
-    ('synonymous_variant', 'stop_gained', 'start_lost')
-    """
-    a, b = GENETIC_CODE[ref], GENETIC_CODE[alt]
-    if codon_index == 0 and ref == START and alt != START:
-        return "start_lost"
-    if a == b:
-        return "stop_retained_variant" if a == "*" else "synonymous_variant"
-    if b == "*":
-        return "stop_gained"
-    if a == "*":
-        return "stop_lost"
-    return "missense_variant"
-
-
 def read_cds_fasta(path: str | Path, frame: int | None = None, orf: bool = False
                    ) -> tuple[dict[str, str], dict[str, Cds]]:
     """({id: ungapped upper-case letters with U}, {id: CDS}) of every record; CDS warnings logged."""
@@ -67,7 +49,7 @@ def read_cds_fasta(path: str | Path, frame: int | None = None, orf: bool = False
 
     letters, cds, report = {}, {}, CdsReport()
     for rec in read_fasta(path):
-        letters[rec.id] = "".join(c for c in rec.seq if c not in "-.").upper().replace("T", "U")
+        letters[rec.id] = cds_letters(rec.seq)
         cds[rec.id] = prepare_cds(rec.id, rec.seq, frame=frame, orf=orf, report=report)
     for msg in report.messages():
         log.warning(msg)
@@ -185,7 +167,7 @@ def _columns(n: int, by_site: dict[Site, list[tuple[int, str, str]]], scores: np
     changes = [(site, change) for site in sorted(by_site) for change in by_site[site]]
     for ((_, k), (i, ref, alt)), score in zip(changes, scores, strict=True):
         cols["score"][i], cols["codon"][i] = score, k + 1
-        cols["consequence"][i] = consequence(k, ref, alt)
+        cols["consequence"][i] = codon_change(ref, alt, first=k == 0)
         cols["codon_ref"][i], cols["codon_alt"][i] = ref, alt
         cols["aa_ref"][i], cols["aa_alt"][i] = GENETIC_CODE[ref], GENETIC_CODE[alt]
     return {k: cols[k] for k in COLUMNS}

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from nucfm.alphabet import reverse_complement
-from nucfm.data.cds import GENETIC_CODE
+from nucfm.data.cds import codon_change
 from nucfm.errors import InputError
 from nucfm.io.genome import Genome
 from nucfm.io.gff import read_gff
@@ -53,7 +53,6 @@ SEVERITY = [  # Ensembl VEP's order (most severe first), the terms nucfm assigns
     "downstream_gene_variant", "intergenic_variant",
 ]
 RANK = {t: k for k, t in enumerate(SEVERITY)}
-CODE = {codon.replace("U", "T"): aa for codon, aa in GENETIC_CODE.items()}  # DNA letters
 
 
 @dataclass
@@ -213,17 +212,7 @@ class Annotation:
             if len(r) < 3:
                 terms.append("coding_sequence_variant")  # incomplete terminal codon
                 continue
-            ra, aa = CODE.get(r, "X"), CODE.get(a, "X")
-            if k == 0 and phase == 0 and r == "ATG" and a != "ATG":
-                terms.append("start_lost")
-            elif ra != "*" and aa == "*":
-                terms.append("stop_gained")
-            elif ra == "*" and aa != "*":
-                terms.append("stop_lost")
-            elif ra != aa:
-                terms.append("missense_variant")
-            else:
-                terms.append("stop_retained_variant" if ra == "*" else "synonymous_variant")
+            terms.append(codon_change(r, a, first=k == 0 and phase == 0))
         return min(terms, key=RANK.__getitem__)
 
 

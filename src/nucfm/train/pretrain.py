@@ -47,6 +47,7 @@ from nucfm.data.corpus import (
 )
 from nucfm.data.masking import IGNORE, mask_tokens
 from nucfm.errors import InputError
+from nucfm.inference import to_device
 from nucfm.paths import atomic_path
 from nucfm.train.config import RunConfig, save_config
 from nucfm.train.recipe import Recipe
@@ -173,10 +174,11 @@ def make_batch(alphabet, examples: list[Example], step_seed: list[int], mask_pro
 
 
 def batch_to(batch: tuple, device) -> tuple:
-    """A :func:`cpu_batch` on ``device`` (non-blocking from pinned memory)."""
+    """A :func:`cpu_batch` on ``device`` (:func:`nucfm.inference.to_device`: non-blocking from
+    the data loader's pinned memory)."""
     ids, am, labels, weight, ntok = batch
-    move = (lambda x: x.to(device, non_blocking=True)) if device is not None else (lambda x: x)
-    return move(ids), move(am), move(labels), (move(weight) if weight is not None else None), ntok
+    return (to_device(ids, device), to_device(am, device), to_device(labels, device),
+            to_device(weight, device) if weight is not None else None, ntok)
 
 
 def cpu_batch(alphabet, examples: list[Example], step_seed: list[int], mask_prob: float) -> tuple:
