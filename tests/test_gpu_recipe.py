@@ -147,3 +147,14 @@ def test_gpu_config_runs_tiny_on_cpu_and_exports(tmp_path, kind):
     ids = torch.randint(4, 8, (1, 12)) if kind == "rna" else torch.randint(3, 7, (1, 12))
     assert model.token_logits(ids).shape[:2] == (1, 12)
     assert json.loads((out / "config.json").read_text())["metadata"]["kind"] == kind
+
+
+def test_export_path_is_checked_before_any_training(tmp_path, capsys):
+    ref, rel = _genomes(tmp_path)
+    (tmp_path / "in_the_way").write_text("a file")
+    rc = main(["pretrain", "--config", str(ROOT / "configs" / "gpu" / "dna.yaml"), "-o", str(tmp_path / "run"),
+               "--device", "cpu", "--export", str(tmp_path / "in_the_way"), *TINY_DNA,
+               f"data.genome=[{ref},{rel}]", "data.valid_region=ref1:2001-3000", "data.exclude_regions=[]"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "nucfm: error:" in err and "in_the_way" in err
+    assert not (tmp_path / "run").exists()  # nothing prepared, nothing trained

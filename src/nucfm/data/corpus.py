@@ -319,24 +319,18 @@ def encode_genome_soft(seq: str) -> np.ndarray:
 
 
 def window_starts(length: int, window: int, stride: int, start: int = 0, end: int | None = None,
-                  exclude: tuple[int, int] | None = None) -> np.ndarray:
+                  exclude: tuple[int, int] | list[tuple[int, int]] | None = None) -> np.ndarray:
     """Starts of windows ``[s, s + window)`` inside ``[start, end)`` every ``stride`` bases,
-    none overlapping ``exclude`` (half-open); a region shorter than ``window`` gives none."""
+    none overlapping ``exclude`` (one half-open region, or a list of them); a region shorter than
+    ``window`` gives none."""
     end = length if end is None else min(end, length)
     if end - start < window:
         return np.zeros(0, dtype=np.int64)
     s = np.arange(start, end - window + 1, stride, dtype=np.int64)
-    if exclude is not None:
-        s = s[(s + window <= exclude[0]) | (s >= exclude[1])]
-    return s
-
-
-def _outside(starts: np.ndarray, window: int, regions: list[tuple[int, int]]) -> np.ndarray:
-    """The window starts whose ``[s, s + window)`` overlaps none of ``regions`` (half-open)."""
-    keep = np.ones(len(starts), bool)
+    regions = [exclude] if isinstance(exclude, tuple) else exclude or []
     for lo, hi in regions:
-        keep &= (starts + window <= lo) | (starts >= hi)
-    return starts[keep]
+        s = s[(s + window <= lo) | (s >= hi)]
+    return s
 
 
 def prepare_dna(genome: str | Path | list, out_dir: str | Path, valid_region: str, window: int = 512,
@@ -383,7 +377,7 @@ def prepare_dna(genome: str | Path | list, out_dir: str | Path, valid_region: st
                     raise InputError(f"excluded region {rec.id}:{lo + 1}-{hi} runs past {rec.id} ({len(ids)} bp)")
             valid_here = (window_starts(len(ids), window, window, vstart, vend) if rec.id == vchrom
                           else np.zeros(0, np.int64))
-            for starts, target in ((_outside(window_starts(len(ids), window, stride), window, held), train_starts),
+            for starts, target in ((window_starts(len(ids), window, stride, exclude=held), train_starts),
                                    (valid_here, valid_starts)):
                 frac = (csum[starts + window] - csum[starts]) / window
                 keep = (frac > 0) & (frac >= min_acgt)

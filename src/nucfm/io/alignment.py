@@ -27,7 +27,6 @@ of first appearance.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import re
 from pathlib import Path
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from nucfm.errors import InputError
+from nucfm.io.fasta import open_text
 from nucfm.io.genome import Contigs
 
 log = logging.getLogger("nucfm")
@@ -205,14 +205,10 @@ class _ByteView:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt") if path.name.lower().endswith(".gz") else open(path)
-
-
 def _maf_blocks(path: Path) -> list[list[tuple[str, str, int, int, str, int, str]]]:
     """MAF blocks, each a list of (species, chrom, start, size, strand, src_size, text) rows."""
     blocks, block = [], None
-    with _open_text(path) as fh:
+    with open_text(path) as fh:
         for n, line in enumerate(fh, 1):
             if line.startswith("a"):
                 block = []
@@ -236,7 +232,7 @@ def _maf_blocks(path: Path) -> list[list[tuple[str, str, int, int, str, int, str
 def _fasta_block(path: Path) -> list[tuple[str, str, int, int, str, int, str]]:
     """An aligned FASTA as one MAF-like block; the first header places the target."""
     records, header = [], None
-    with _open_text(path) as fh:
+    with open_text(path) as fh:
         for line in fh:
             line = line.strip()
             if line.startswith(">"):

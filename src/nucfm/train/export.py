@@ -11,6 +11,7 @@ import torch
 
 from nucfm.checkpoint import COUNTS_FILE, load_model, save_model
 from nucfm.data.corpus import validation_examples
+from nucfm.paths import atomic_write_text
 from nucfm.train.pretrain import MLMObjective, evaluate
 
 
@@ -66,7 +67,8 @@ def export_run(run: str | Path, dest: str | Path, description: str, device: str 
                                   summary.get("window", 512), device)
     dev = torch.device(device)
     hardware = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
-                else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads")
+                else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} thread"
+                + ("s" if torch.get_num_threads() != 1 else ""))
     steady = train_rows[len(train_rows) // 5 :] or train_rows  # past compilation and autotuning
     steps = max((r["step"] for r in train_rows), default=0)
     result = {
@@ -81,8 +83,8 @@ def export_run(run: str | Path, dest: str | Path, description: str, device: str 
         "held_out": precision, "data": {k: v for k, v in summary.items() if k != "valid_families"},
         "config": cfg,
     }
-    (dest / "eval.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
-    (dest / "MODEL_CARD.md").write_text(model_card(result))
+    atomic_write_text(dest / "eval.json", json.dumps(result, indent=1, default=str) + "\n")
+    atomic_write_text(dest / "MODEL_CARD.md", model_card(result))
     return result
 
 
