@@ -20,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np
 
@@ -49,24 +51,12 @@ def write_inputs(tmp: Path, scale: float, rng: np.random.Generator) -> dict:
 
 
 def official_checkpoints(tmp: Path, small: bool) -> dict:
-    import argparse as ap
+    """Official-format random-weight RNA-FM (.pth) and GPN (HF directory) files, official sizes."""
+    from gpu_throughput import official_rnafm
+    from vep_vs_official import official_model
 
-    import fm
-    import gpn.legacy as legacy
-    import torch
-
-    from nucfm.checkpoint.rnafm import write_rnafm_pth
-
-    layers, dim, heads, ffn = (2, 64, 4, 128) if small else (12, 640, 20, 5120)
-    args = ap.Namespace(arch="roberta_large", layers=layers, embed_dim=dim, ffn_embed_dim=ffn, attention_heads=heads,
-                        max_positions=1024, emb_layer_norm_before=True)
-    torch.manual_seed(0)
-    write_rnafm_pth(fm.BioBertModel(args, fm.Alphabet.from_architecture("roberta_large", "rna")).state_dict(), args,
-                    tmp / "RNA-FM_pretrained.pth")
-    cfg = legacy.ConvNetConfig(vocab_size=7, hidden_size=32 if small else 512, n_layers=4 if small else 25,
-                               kernel_size=9, dilation_max=32, dilation_cycle=6, dilation_double_every=1,
-                               dilation_base=2)
-    legacy.ConvNetForMaskedLM(cfg).save_pretrained(tmp / "gpn")
+    official_rnafm(*((2, 64, 4, 128) if small else (12, 640, 20, 5120)), seed=0, pth=tmp / "RNA-FM_pretrained.pth")
+    official_model(*((4, 32) if small else (25, 512)), seed=0).save_pretrained(tmp / "gpn")
     return {"rna": str(tmp / "RNA-FM_pretrained.pth"), "dna": str(tmp / "gpn")}
 
 

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import torch
 
@@ -48,26 +50,10 @@ def _autocast(device, on: bool):
 
 
 def rnafm(device, small: bool, reps: int, batch: int, length: int) -> dict:
-    import argparse as ap
-
-    import fm
-
-    from nucfm import load_model
-    from nucfm.checkpoint.rnafm import write_rnafm_pth
+    from gpu_throughput import official_rnafm  # the one builder of an official-format RNA-FM
 
     layers, dim, heads, ffn = (2, 64, 4, 128) if small else (12, 640, 20, 5120)
-    args = ap.Namespace(arch="roberta_large", layers=layers, embed_dim=dim, ffn_embed_dim=ffn,
-                        attention_heads=heads, max_positions=1024, emb_layer_norm_before=True)
-    alphabet = fm.Alphabet.from_architecture("roberta_large", "rna")
-    torch.manual_seed(0)
-    official = fm.BioBertModel(args, alphabet)
-    with torch.no_grad():
-        for p in official.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
-        official.embed_tokens.weight[alphabet.mask_idx].zero_()  # as tests/test_rnafm_parity.py
-    with tempfile.TemporaryDirectory() as tmp:
-        write_rnafm_pth(official.state_dict(), args, Path(tmp) / "RNA-FM_pretrained.pth")
-        ours = load_model(Path(tmp) / "RNA-FM_pretrained.pth")
+    official, alphabet, ours = official_rnafm(layers, dim, heads, ffn, seed=0, perturb=0.02)
     official, ours = official.eval().to(device), ours.eval().to(device)
     import numpy as np
 
@@ -103,18 +89,12 @@ def rnafm(device, small: bool, reps: int, batch: int, length: int) -> dict:
 
 
 def gpn(device, small: bool, reps: int, batch: int, length: int) -> dict:
-    import gpn.legacy as legacy
+    from vep_vs_official import official_model  # GPN-brassicales' architecture, weights moved off init
 
     from nucfm import load_model
 
     layers, dim = (4, 32) if small else (25, 512)
-    cfg = legacy.ConvNetConfig(vocab_size=7, hidden_size=dim, n_layers=layers, kernel_size=9, dilation_max=32,
-                               dilation_cycle=6, dilation_double_every=1, dilation_base=2)
-    torch.manual_seed(0)
-    official = legacy.ConvNetForMaskedLM(cfg)
-    with torch.no_grad():
-        for p in official.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
+    official = official_model(layers, dim, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         official.save_pretrained(tmp)
         ours = load_model(tmp)

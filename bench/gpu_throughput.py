@@ -59,8 +59,11 @@ def rna_workload(n: int, seed: int = 0, low: int = 20, high: int = 500) -> list[
     return ["".join(rng.choice(list("ACGU"), k)) for k in lengths]
 
 
-def official_rnafm(layers: int, hidden: int, heads: int, ffn: int, seed: int = 0):
-    """(official fm.BioBertModel, its alphabet, the nucfm model converted from its .pth)."""
+def official_rnafm(layers: int, hidden: int, heads: int, ffn: int, seed: int = 0, perturb: float = 0.0,
+                   pth: Path | None = None):
+    """(official fm.BioBertModel, its alphabet, the nucfm model converted from its .pth). ``perturb``
+    moves every weight (LayerNorms and biases too) off its init by that much noise, the <mask>
+    embedding zeroed as the parity tests do; ``pth``: keep the official file there."""
     import fm
 
     from nucfm import load_model
@@ -71,10 +74,15 @@ def official_rnafm(layers: int, hidden: int, heads: int, ffn: int, seed: int = 0
                      max_positions=1024, emb_layer_norm_before=True)
     alphabet = fm.Alphabet.from_architecture("roberta_large", "rna")
     official = fm.BioBertModel(args, alphabet).eval()
+    if perturb:
+        with torch.no_grad():
+            for p in official.parameters():
+                p.add_(torch.randn_like(p) * perturb)
+            official.embed_tokens.weight[alphabet.mask_idx].zero_()
     with tempfile.TemporaryDirectory() as tmp:
-        pth = Path(tmp) / "RNA-FM_pretrained.pth"
-        write_rnafm_pth(official.state_dict(), args, pth)
-        ours = load_model(pth).eval()
+        path = pth or Path(tmp) / "RNA-FM_pretrained.pth"
+        write_rnafm_pth(official.state_dict(), args, path)
+        ours = load_model(path).eval()
     return official, alphabet, ours
 
 
