@@ -63,7 +63,8 @@ def official_checkpoints(tmp: Path, small: bool) -> dict:
 def run(cmd: list[str], timeout: float) -> dict:
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "nucfm", *cmd], capture_output=True, text=True, timeout=timeout,
-                       env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"),
+                                                                                       os.environ.get("PYTHONPATH")]))})
     wall = time.perf_counter() - t0
     return {"cmd": "nucfm " + " ".join(cmd), "rc": p.returncode, "wall_s": wall,
             "stderr_tail": p.stderr[-400:] if p.returncode else ""}
@@ -104,7 +105,7 @@ def main() -> None:
                 r = {"cmd": "nucfm " + " ".join(cmd + dev), "rc": None, "timeout_s": a.timeout}
             res[name] = r
             print(name, json.dumps(r), flush=True)
-    Path(a.output).write_text(json.dumps(res, indent=1) + "\n")
+            Path(a.output).write_text(json.dumps(res, indent=1) + "\n")  # after each: a stage cut short keeps it
 
 
 if __name__ == "__main__":

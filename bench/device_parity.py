@@ -29,17 +29,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import torch
 
 
-def _timeit(fn, device, reps: int) -> float:
-    for _ in range(2):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+T0 = time.perf_counter()
+
+
+def stamp(what: str) -> None:
+    """Elapsed seconds on stderr (the device check's log shows where a stage's time goes)."""
+    print(f"[{time.perf_counter() - T0:7.1f} s] {what}", file=sys.stderr, flush=True)
+
+
+def _timeit(fn, device, reps: int, budget_s: float = 8.0) -> float:
+    """Seconds per call after a warm-up: ``reps`` calls, or fewer once ``budget_s`` is spent (a
+    slow implementation must not eat the stage's time limit)."""
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     t0 = time.perf_counter()
-    for _ in range(reps):
+    fn()
+    sync()
+    if time.perf_counter() - t0 < budget_s / 4:
+        fn()  # a second warm-up unless one call is already slow
+    sync()
+    t0, n = time.perf_counter(), 0
+    while n < reps and (n == 0 or time.perf_counter() - t0 < budget_s):
         fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - t0) / reps
+        n += 1
+        sync()
+    return (time.perf_counter() - t0) / n
 
 
 def _autocast(device, on: bool):
@@ -54,7 +70,9 @@ def rnafm(device, small: bool, reps: int, batch: int, length: int) -> dict:
 
     layers, dim, heads, ffn = (2, 64, 4, 128) if small else (12, 640, 20, 5120)
     official, alphabet, ours = official_rnafm(layers, dim, heads, ffn, seed=0, perturb=0.02)
+    stamp("rna-fm: built and converted")
     official, ours = official.eval().to(device), ours.eval().to(device)
+    stamp("rna-fm: on the device")
     import numpy as np
 
     from nucfm.alphabet import RNA
@@ -68,7 +86,8 @@ def rnafm(device, small: bool, reps: int, batch: int, length: int) -> dict:
     tokens, mask = tokens.to(device), batch_.attention_mask.to(device)
     out: dict = {"config": {"layers": layers, "dim": dim, "heads": heads, "batch": batch, "length": length}}
     with torch.no_grad():
-        ref = official(tokens, repr_layers=[layers])
+        with _autocast(device, False):  # the reference in IEEE fp32 too (cuDNN's TF32 off)
+            ref = official(tokens, repr_layers=[layers])
         ref_h, ref_l = ref["representations"][layers].float(), ref["logits"].float()
         for name, bf16 in (("fp32", False), ("bf16", True)):
             with _autocast(device, bf16):
@@ -78,6 +97,7 @@ def rnafm(device, small: bool, reps: int, batch: int, length: int) -> dict:
                          "logit_scale": float(ref_l.abs().max()),
                          "max_abs_diff_hidden": float((hid - ref_h).abs().max()),
                          "hidden_scale": float(ref_h.abs().max())}
+        stamp("rna-fm: parity measured")
         for name, bf16 in (("fp32", False), ("bf16", True)):
             t_off = _timeit(lambda bf16=bf16: _run(lambda: official(tokens, repr_layers=[layers]), device, bf16),
                             device, reps)
@@ -98,17 +118,20 @@ def gpn(device, small: bool, reps: int, batch: int, length: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         official.save_pretrained(tmp)
         ours = load_model(tmp)
+    stamp("gpn: built and converted")
     official, ours = official.eval().to(device), ours.eval().to(device)
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(3, 7, (batch, length), generator=g).to(device)  # a c g t
     out: dict = {"config": {"layers": layers, "dim": dim, "batch": batch, "length": length}}
     with torch.no_grad():
-        ref_l = official(input_ids=ids).logits.float()
+        with _autocast(device, False):  # IEEE fp32: by default cuDNN convolves fp32 in TF32
+            ref_l = official(input_ids=ids).logits.float()
         for name, bf16 in (("fp32", False), ("bf16", True)):
             with _autocast(device, bf16):
                 logits = ours.token_logits(ids).float()
             out[name] = {"max_abs_diff_logits": float((logits - ref_l).abs().max()),
                          "logit_scale": float(ref_l.abs().max())}
+        stamp("gpn: parity measured")
         for name, bf16 in (("fp32", False), ("bf16", True)):
             t_off = _timeit(lambda bf16=bf16: _run(lambda: official(input_ids=ids), device, bf16), device, reps)
             t_our = _timeit(lambda bf16=bf16: _run(lambda: ours.token_logits(ids), device, bf16), device, reps)
@@ -128,18 +151,22 @@ def main() -> None:
     p.add_argument("--device", default="cuda")
     p.add_argument("--small", action="store_true", help="tiny sizes (a CPU smoke run)")
     p.add_argument("--reps", type=int, default=10)
+    p.add_argument("--families", default="rna,gpn", help="comma-separated subset of rna,gpn")
     p.add_argument("-o", "--output", required=True)
     a = p.parse_args()
     device = torch.device(a.device)
     res = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
            "torch": torch.__version__}
     for name, fn, batch, length in (("rna-fm", rnafm, 32, 510), ("gpn-brassicales", gpn, 64, 512)):
+        if name.split("-")[0] not in a.families.split(","):
+            continue
         if a.small:
             batch, length = 4, 64
         try:
             res[name] = fn(device, a.small, a.reps, batch, length)
         except Exception as e:  # one family failing must not hide the other's figures
             res[name] = {"error": f"{type(e).__name__}: {e}"}
+        stamp(f"{name}: done")
         print(name, json.dumps(res[name], indent=1), flush=True)
         Path(a.output).write_text(json.dumps(res, indent=1) + "\n")  # after each family: a run cut short keeps it
 

@@ -238,9 +238,11 @@ def measure(device: str = "cuda", precision: str = "fp32", size: str = "official
     result = {"device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
               "precision": precision, "size": size, "models": spec, "torch": torch.__version__,
               "threads": torch.get_num_threads(), "tasks": {}}
+    t0 = time.perf_counter()
     for task in tasks:  # (no peak-memory figure: nucfm's token budget resets the peak statistics per batch)
         with inference_context(dev, precision):
             result["tasks"][task] = BENCHES[task](spec, dev, official)
+        print(f"[{time.perf_counter() - t0:7.1f} s] {task} ({precision}) done", file=sys.stderr, flush=True)
         if dev.type == "cuda":
             torch.cuda.empty_cache()
         if on_task is not None:

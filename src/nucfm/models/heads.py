@@ -82,6 +82,10 @@ class PairHead(nn.Module):
                 raise ValueError(f"this PairHead needs pair_features with {self.config.extra_channels} channels")
             parts.append(pair_features.to(self.first.weight.dtype))
         x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        if x.is_cuda:
+            # the pair map comes out of cat/permute channels-last; cuDNN's dilated convolutions on
+            # channels-last inputs ran GPN's model 50x slower than on contiguous ones (bench/gpu_conv.py)
+            x = x.contiguous()
         m2 = None
         if mask is not None:
             m2 = (mask[:, :, None] & mask[:, None, :]).unsqueeze(1).to(x.dtype)  # (B, 1, L, L)
