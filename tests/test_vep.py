@@ -3,6 +3,7 @@ file runner and the ``nucfm vep`` CLI, on tiny genomes and tiny random models.""
 
 import gzip
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from nucfm import load_model, save_model
 from nucfm.cli import main
 from nucfm.errors import InputError
 from nucfm.io.genome import Genome
-from nucfm.io.variants import Variant, check_variants, read_variants
+from nucfm.io.variants import Variant, check_variants, read_variants, write_scored
 from nucfm.tasks import variants as tv
 from nucfm.tasks.variants import score_variant_file, score_variants
 
@@ -160,6 +161,68 @@ def test_vcf_output_and_table_output(files, tmp_path):
     np.testing.assert_allclose(np.sort(vals), np.sort(df["score"].dropna()), atol=1e-5)
 
 
+@pytest.mark.parametrize("out_name", ["o.vcf", "o.vcf.gz", "o.tsv", "o.csv.gz", "o.parquet"])
+def test_pieces_of_any_size_write_the_same_file(files, tmp_path, out_name):
+    """Streaming: the file is read, scored and written in pieces of chunk_size rows (a VCF's
+    whole records); every piece size gives the bytes of the whole-file writer (write_scored)."""
+    from nucfm.io.variants import iter_variant_chunks
+
+    d, model = files
+    g = Genome(d / "g.fa")
+    pieces = list(iter_variant_chunks(d / "v.vcf", 2))
+    assert [len(p.records) for p in pieces] == [2, 1, 2, 2, 2]  # the 3-ALT record stays whole
+    assert [len(p) for p in pieces] == [2, 3, 2, 2, 2] and pieces[1].input_rows == 1
+    vt = read_variants(d / "v.vcf")
+    check_variants(vt, g)
+    whole = score_variant_file(model, g, vt, tmp_path / "whole" / out_name, window=32, chunk_size=10**6,
+                               progress=False)
+    for chunk in (1, 2, 4):
+        out = tmp_path / f"c{chunk}" / out_name
+        assert score_variant_file(model, g, d / "v.vcf", out, window=32, chunk_size=chunk, progress=False) == whole
+        # (batches of other sizes move scores in the 7th digit: the same up to that)
+        if out_name.endswith(".parquet"):
+            pd.testing.assert_frame_equal(pd.read_parquet(out), pd.read_parquet(tmp_path / "whole" / out_name),
+                                          rtol=1e-5)
+        else:
+            same_but_last_digits(_text(out), _text(tmp_path / "whole" / out_name))
+    if out_name == "o.tsv":  # and the one-piece writer of an already scored table, byte for byte
+        scores = pd.read_csv(tmp_path / "whole" / out_name, sep="\t")["score"].to_numpy()
+        write_scored(vt, {"score": scores}, tmp_path / "again.tsv")
+        assert (tmp_path / "again.tsv").read_text() == (tmp_path / "whole" / out_name).read_text()
+
+
+def _text(path: Path) -> str:
+    return (gzip.open(path, "rt") if path.name.endswith(".gz") else open(path)).read()
+
+
+def same_but_last_digits(a: str, b: str) -> None:
+    """Texts equal token by token, numbers up to a relative 1e-5."""
+    ta, tb = re.split(r"([\t,;=\n])", a), re.split(r"([\t,;=\n])", b)
+    assert len(ta) == len(tb)
+    for x, y in zip(ta, tb):
+        try:
+            assert x == y or abs(float(x) - float(y)) <= 1e-5 * max(1.0, abs(float(y))), (x, y)
+        except ValueError:
+            assert x == y
+
+
+def test_unknown_contigs_fail_in_the_first_piece_only(files, tmp_path):
+    """Contig names spelled differently fail at once (the first piece is all unknown); a later
+    piece all on unknown contigs (chrUn at the end of a file) is just marked."""
+    d, model = files
+    g = Genome(d / "g.fa")
+    (tmp_path / "late.tsv").write_text(f"chrom\tpos\tref\talt\nchr1\t45\t{CHR1[44].upper()}\t{alt_of(CHR1[44])}\n"
+                                       "chrUn\t5\tA\tG\nchrUn\t6\tA\tG\n")
+    counts = score_variant_file(model, g, tmp_path / "late.tsv", tmp_path / "o.tsv", window=32, chunk_size=1,
+                                progress=False)
+    assert counts == {"ok": 1, "unknown_contig": 2}
+    (tmp_path / "early.tsv").write_text("chrom\tpos\tref\talt\n1\t5\tA\tG\nchr1\t45\tA\tG\n")
+    with pytest.raises(InputError, match="contig '1' is not in g.fa"):
+        score_variant_file(model, g, tmp_path / "early.tsv", tmp_path / "e.tsv", window=32, chunk_size=1,
+                           progress=False)
+    assert not (tmp_path / "e.tsv").exists() and not (tmp_path / "e.tsv.parts").exists()
+
+
 def test_interrupted_run_resumes_to_the_same_output(files, tmp_path, monkeypatch):
     d, model = files
     g = Genome(d / "g.fa")
@@ -183,7 +246,7 @@ def test_interrupted_run_resumes_to_the_same_output(files, tmp_path, monkeypatch
     monkeypatch.setattr(tv, "score_variants", flaky)
     with pytest.raises(KeyboardInterrupt):
         score_variant_file(model, g, tsv, tmp_path / "part.tsv", window=32, chunk_size=5, progress=False)
-    assert len(list((tmp_path / "part.tsv.parts").glob("chunk_*.npy"))) == 2
+    assert len(list((tmp_path / "part.tsv.parts").glob("chunk_*.part"))) == 2
     monkeypatch.setattr(tv, "score_variants", real)
     with pytest.raises(InputError, match="different settings.*window"):
         score_variant_file(model, g, tsv, tmp_path / "part.tsv", window=64, chunk_size=5, progress=False)

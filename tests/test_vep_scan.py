@@ -65,7 +65,7 @@ def test_scan_cli_resumes_to_the_same_file_and_annotates(files, tmp_path, monkey
 
     monkeypatch.setattr(tv, "score_variants", flaky)
     assert main(args + ["-o", str(tmp_path / "part.parquet")]) == 130
-    assert len(list((tmp_path / "part.parquet.parts").glob("chunk_*.npy"))) == 3
+    assert len(list((tmp_path / "part.parquet.parts").glob("chunk_*.part"))) == 3
     monkeypatch.setattr(tv, "score_variants", real)
     assert main(args + ["-o", str(tmp_path / "part.parquet")]) == 0
     a, b = pd.read_parquet(tmp_path / "full.parquet"), pd.read_parquet(tmp_path / "part.parquet")

@@ -34,9 +34,32 @@ def cache_dir(name: str) -> Path:
 
 
 def _temporary_sibling(path: Path) -> Path:
-    # Same directory (so the rename is atomic), hidden, unique per process, same suffixes (so
-    # writers that choose a format by extension, e.g. numpy's .npz, keep doing so).
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp{''.join(path.suffixes[-2:])}")
+    # Same directory (so the rename is atomic), hidden, unique per process (its pid: see
+    # _sweep_stale), same suffixes (so writers that choose a format by extension, e.g. numpy's
+    # .npz, keep doing so).
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:6]}.tmp{''.join(path.suffixes[-2:])}")
+
+
+def _sweep_stale(path: Path) -> None:
+    """Delete temporaries of ``path`` left by a process that no longer runs (killed with SIGKILL
+    or by the machine going down while it wrote): their names carry the writer's pid. A writer
+    still running on this machine keeps its file."""
+    prefix = f".{path.name}."
+    try:
+        siblings = list(path.parent.iterdir())
+    except OSError:
+        return
+    for p in siblings:
+        rest = p.name[len(prefix):] if p.name.startswith(prefix) else ""
+        pid = rest.split("-", 1)[0]
+        if ".tmp" not in rest or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            _remove(p)
+        except OSError:  # alive, another user's
+            pass
 
 
 def _remove(p: Path) -> None:
@@ -49,7 +72,8 @@ def _remove(p: Path) -> None:
 @contextmanager
 def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on any error
-    (or Ctrl-C) it is deleted and ``path`` is untouched.
+    (or Ctrl-C) it is deleted and ``path`` is untouched. Temporaries of ``path`` that a killed
+    process left behind are deleted first (:func:`_sweep_stale`).
 
     ``directory=True`` creates the temporary directory first; an existing ``path`` directory is
     replaced as a whole (renamed away, then deleted) only after the new one is complete.
@@ -62,6 +86,7 @@ def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
     ('done', ['x.txt'])
     """
     path = Path(path)
+    _sweep_stale(path)
     tmp = _temporary_sibling(path)
     try:  # the mkdir inside: a signal right after it must not leave the directory behind
         if directory:

@@ -136,7 +136,7 @@ def run_vep(args):
 
     from nucfm.io.genome import parse_region
     from nucfm.io.variants import check_scored_output, detect_format
-    from nucfm.tasks.variants import saturation_table, score_variant_file
+    from nucfm.tasks.variants import VariantSource, score_variant_file
 
     if args.all_snvs != bool(args.region):
         raise InputError("--all-snvs and --region go together (a saturation scan of the region)")
@@ -157,15 +157,13 @@ def run_vep(args):
     device = _check_genome_args(args)
     name, model, genome = _load_dna(args, device, region=region)
     variants, chunk = args.input, args.chunk_size
-    if region is not None:
-        variants = saturation_table(genome, *region)
-        chunk = -(-chunk // 3) * 3  # whole sites per chunk: one forward pass per position and strand
+    if region is not None:  # whole sites per chunk: one forward pass per position and strand
+        variants = VariantSource.scan(genome, *region, rows=-(-chunk // 3) * 3)
     annotate = calibrate = None
     if args.gff:
-        from nucfm.tasks.consequence import annotate_variants
+        from nucfm.tasks.consequence import annotator
 
-        def annotate(vt):
-            return annotate_variants(vt, genome, args.gff, distance=args.upstream_distance)
+        annotate = annotator(genome, args.gff, distance=args.upstream_distance)
     if args.calibrate:
         from nucfm.tasks.calibration import calibrator
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,6 +104,7 @@ class VariantTable:
     allele: np.ndarray | None = None  # (N,) 0-based ALT index within its record
     status: np.ndarray | None = None  # (N,) object: "ok" or a reason, set by check_variants
     read_status: np.ndarray | None = None  # (N,) object: "" or a reason found on reading (invalid_pos)
+    input_rows: int | None = None  # rows of the file this was read from (VCF records; table rows before ALTs split)
 
     def __len__(self) -> int:
         return len(self.variants)
@@ -127,13 +129,63 @@ def read_variants(path: str | Path) -> VariantTable:
     >>> vt.variants[0]  # doctest: +SKIP
     Variant(chrom='1', start=99, ref='A', alt='G')
     """
+    return next(iter_variant_chunks(path, None))
+
+
+def iter_variant_chunks(path: str | Path, rows: int | None = 65536) -> Iterator[VariantTable]:
+    """:func:`read_variants` in pieces of about ``rows`` alleles each (a VCF's pieces hold whole
+    records, so a piece can be longer by the ALTs of its last record; ``None``: the whole file as
+    one piece), streamed: memory holds one piece. Always at least one piece (an input with no
+    rows gives one empty piece, which carries the header or the columns)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such variant file")
     fmt = detect_format(path)
-    if fmt == "vcf":
-        return _read_vcf(path)
-    return _read_table(path, fmt)
+    yield from _vcf_chunks(path, rows) if fmt == "vcf" else _table_chunks(path, fmt, rows)
+
+
+def count_rows(path: str | Path) -> int:
+    """Data rows of a variant file (VCF records, before ALTs are split; table rows), counted by
+    streaming (Parquet: from its metadata): the total of a progress bar."""
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    n = 0
+    with open_text(path) as fh:
+        if fmt == "vcf":
+            for line in fh:
+                n += bool(line.strip()) and not line.startswith("#")
+        else:
+            for line in fh:
+                n += bool(line.strip())
+            n = max(0, n - 1)  # the header
+    return n
+
+
+def chunk_table(vt: VariantTable, rows: int) -> Iterator[VariantTable]:
+    """An in-memory table in pieces of about ``rows`` alleles (a VCF's whole records), as
+    :func:`iter_variant_chunks` reads a file; at least one piece."""
+    bounds = [0]
+    while bounds[-1] < len(vt):
+        b = min(len(vt), bounds[-1] + max(1, rows))
+        if vt.record is not None:  # whole records
+            while b < len(vt) and vt.record[b] == vt.record[b - 1]:
+                b += 1
+        bounds.append(b)
+    if len(bounds) == 1:
+        bounds.append(0)
+    for a, b in zip(bounds, bounds[1:]):
+        piece = VariantTable(vt.path, vt.format, vt.table.iloc[a:b].reset_index(drop=True), vt.variants[a:b],
+                             header=vt.header,
+                             read_status=None if vt.read_status is None else vt.read_status[a:b])
+        if vt.record is not None:
+            r0 = int(vt.record[a]) if b > a else 0
+            r1 = int(vt.record[b - 1]) + 1 if b > a else 0
+            piece.records, piece.record, piece.allele = vt.records[r0:r1], vt.record[a:b] - r0, vt.allele[a:b]
+        yield piece
 
 
 def _allele_status(a: str) -> str | None:
@@ -151,9 +203,19 @@ def _allele_status(a: str) -> str | None:
     return "invalid_allele"
 
 
-def _read_vcf(path: Path) -> VariantTable:
-    header, records = [], []
-    rows, rec_idx, alt_idx = [], [], []
+def _vcf_chunks(path: Path, rows: int | None) -> Iterator[VariantTable]:
+    header: list[str] = []
+    records: list[str] = []
+    fields, rec_idx, alt_idx = [], [], []
+    yielded = False
+
+    def piece() -> VariantTable:
+        table = pd.DataFrame(fields, columns=VCF_FIXED, dtype=object)
+        variants, read_status = _normalise(path, table["CHROM"], table["POS"], table["REF"], table["ALT"])
+        return VariantTable(path, "vcf", table, variants, header=header, records=records,
+                            record=np.asarray(rec_idx, dtype=np.int64), allele=np.asarray(alt_idx, dtype=np.int64),
+                            read_status=read_status, input_rows=len(records))
+
     with open_text(path) as fh:
         for n, line in enumerate(fh, 1):
             line = line.rstrip("\n").rstrip("\r")
@@ -162,7 +224,7 @@ def _read_vcf(path: Path) -> VariantTable:
             if not line:
                 continue
             if line.startswith("#"):
-                if records:
+                if records or yielded:
                     raise InputError(f"{path}:{n}: header line after the first record")
                 header.append(line)
                 continue
@@ -171,38 +233,47 @@ def _read_vcf(path: Path) -> VariantTable:
             cols = line.split("\t")
             if len(cols) < 5:
                 raise InputError(f"{path}:{n}: a VCF record needs at least 5 tab-separated columns, got {len(cols)}")
+            if rows is not None and len(fields) >= rows:
+                yield piece()
+                yielded = True
+                records, fields, rec_idx, alt_idx = [], [], [], []
             cols += ["."] * (8 - len(cols))
             r = len(records)
             records.append(line)
             for a, alt in enumerate(cols[4].split(",")):
-                rows.append(cols[:4] + [alt] + cols[5:8])
+                fields.append(cols[:4] + [alt] + cols[5:8])
                 rec_idx.append(r)
                 alt_idx.append(a)
     if not header:
         raise InputError(f"{path}: empty file or no VCF header")
-    table = pd.DataFrame(rows, columns=VCF_FIXED, dtype=object)
-    variants, read_status = _normalise(path, table["CHROM"], table["POS"], table["REF"], table["ALT"])
-    return VariantTable(path, "vcf", table, variants, header=header, records=records,
-                        record=np.asarray(rec_idx, dtype=np.int64), allele=np.asarray(alt_idx, dtype=np.int64),
-                        read_status=read_status)
+    if fields or not yielded:
+        yield piece()
 
 
-def _read_table(path: Path, fmt: str) -> VariantTable:
-    from nucfm.io.tables import read_table
+def _table_chunks(path: Path, fmt: str, rows: int | None) -> Iterator[VariantTable]:
+    from nucfm.io.tables import read_table_chunks
 
-    table = read_table(path, fmt)
+    yielded = False
+    for table in read_table_chunks(path, fmt, chunk_rows=rows):
+        yield _table_piece(path, fmt, table)
+        yielded = True
+    if not yielded:  # no data rows: the one (empty) piece carries the columns
+        yield _table_piece(path, fmt, next(read_table_chunks(path, fmt, chunk_rows=None)))
+
+
+def _table_piece(path: Path, fmt: str, table: pd.DataFrame) -> VariantTable:
     cols = {str(c).lower().lstrip("#"): c for c in table.columns}
     missing = [c for c in ("chrom", "pos", "ref", "alt") if c not in cols]
     if missing:
         raise InputError(f"{path}: missing column(s) {missing}; need chrom, pos (1-based), ref, alt; "
                          f"found {list(table.columns)}")
-    alt_col = cols["alt"]
+    alt_col, n = cols["alt"], len(table)
     alts = table[alt_col].astype(str)
     if alts.str.contains(",").any():  # multi-allelic rows: one row per allele
         table = table.assign(**{alt_col: alts.str.split(",")}).explode(alt_col, ignore_index=True)
     variants, read_status = _normalise(path, table[cols["chrom"]], table[cols["pos"]], table[cols["ref"]],
                                        table[alt_col])
-    return VariantTable(path, fmt, table.reset_index(drop=True), variants, read_status=read_status)
+    return VariantTable(path, fmt, table.reset_index(drop=True), variants, read_status=read_status, input_rows=n)
 
 
 def _parse_pos(p) -> int | None:
@@ -236,12 +307,15 @@ def _normalise(path, chrom, pos, ref, alt) -> tuple[list[Variant], np.ndarray]:
     return variants, read_status
 
 
-def check_variants(vt: VariantTable, genome, strict_ref: bool = False, max_span: int | None = None) -> np.ndarray:
+def check_variants(vt: VariantTable, genome, strict_ref: bool = False, max_span: int | None = None,
+                   all_unknown_fails: bool = True) -> np.ndarray:
     """Set and return ``vt.status`` (N,): ``ok`` for scorable variants, else the reason (see the
     module docstring for the list). Every row gets a status; none is dropped.
 
     ``strict_ref`` raises InputError on the first REF mismatch instead of marking the row;
-    ``max_span`` (bases) marks longer variants ``allele_too_long`` (None: no limit).
+    ``max_span`` (bases) marks longer variants ``allele_too_long`` (None: no limit). When every
+    row is on a contig the genome lacks (names spelled differently, ``chr1`` vs ``1``) it is an
+    InputError naming the contig, unless ``all_unknown_fails`` is off (a later piece of a file).
     """
     status = np.empty(len(vt), dtype=object)
     read_status = vt.read_status if vt.read_status is not None else np.full(len(vt), "", dtype=object)
@@ -272,7 +346,7 @@ def check_variants(vt: VariantTable, genome, strict_ref: bool = False, max_span:
             else:
                 status[i] = "ok"
     unknown = sorted({v.chrom for v, s in zip(vt.variants, status) if s == "unknown_contig"})
-    if unknown and all(s == "unknown_contig" for s in status):
+    if unknown and all_unknown_fails and all(s == "unknown_contig" for s in status):
         raise InputError(genome.unknown_contig_message(unknown[0]))
     vt.status = status
     return status
@@ -368,44 +442,124 @@ def write_scored(vt: VariantTable, columns: dict[str, np.ndarray], path: str | P
     output needs a VCF input: each record gets ``{info_key}=v1,v2`` (one value per ALT,
     ``.`` for NaN; for every extra column ``{info_key}_{NAME}``) and ``{info_key}_STATUS``
     (per ALT), both declared in the header. ``.gz`` / ``.bgz`` outputs are BGZF. Written to a
-    temporary file, then renamed.
+    temporary file, then renamed. (A file scored in pieces: :class:`ScoredFormat` and
+    :func:`write_scored_pieces`, which this is the one-piece case of.)
 
     >>> write_scored(vt, {"score": scores}, "scored.vcf.gz")  # doctest: +SKIP
     """
+    status = vt.status if vt.status is not None else np.full(len(vt), "ok", dtype=object)
+    form = ScoredFormat(path, vt, {k: _is_text(v) for k, v in columns.items()}, info_key, description)
+    return write_scored_pieces(path, form, [form.piece(vt, columns, status)])
+
+
+class ScoredFormat:
+    """How scored rows of one input are written to ``path``: the header (from the first piece
+    of the input ``vt``: its columns, or its VCF header) and each piece's rows, so that a file
+    scored piece by piece (``nucfm vep``'s chunks) is the same bytes as one written whole.
+    ``columns``: nucfm's column names in order, each True when it holds text."""
+
+    def __init__(self, path: str | Path, vt: VariantTable, columns: dict[str, bool],
+                 info_key: str = "NUCFM_SCORE", description: str = "nucfm variant score"):
+        path = Path(path)
+        self.fmt = output_format(path)
+        self.gz = path.name.lower().endswith((".gz", ".bgz"))
+        if self.fmt == "parquet" and self.gz:
+            raise InputError(f"{path}: Parquet is compressed inside the file; drop the .gz suffix")
+        if self.fmt == "vcf" and vt.format != "vcf":
+            raise InputError(f"{path}: VCF output needs a VCF input ({vt.path} is {vt.format.upper()})")
+        self.columns, self.info_key = dict(columns), info_key
+        if self.fmt == "vcf":
+            self.names = {k: info_key if k == "score" else f"{info_key}_{k.removeprefix('score_').upper()}"
+                          for k in columns}
+            self.header = self._vcf_header(vt, description)
+        else:
+            self.names = output_names(vt.table, [*columns, "status"])
+            if any(k != v for k, v in self.names.items()):
+                log.warning("%s already has a column named like nucfm's (%s, ignoring case); nucfm's columns are "
+                            "written as %s", vt.path, ", ".join(OUTPUT_NAMES), ", ".join(self.names.values()))
+            self.header = "" if self.fmt == "parquet" else self._text(self.frame(
+                vt.table.iloc[:0], {k: np.empty(0, dtype=object if t else np.float64) for k, t in columns.items()},
+                np.empty(0, dtype=object)), header=True)
+
+    def frame(self, table: pd.DataFrame, columns: dict[str, np.ndarray], status: np.ndarray) -> pd.DataFrame:
+        """The input rows and columns plus nucfm's (renamed on a clash, see :func:`output_names`)."""
+        out = table.copy()
+        for k, v in columns.items():
+            out[self.names[k]] = _column(v)
+        out[self.names["status"]] = np.asarray(status).astype(str)
+        return out
+
+    def _text(self, frame: pd.DataFrame, header: bool = False) -> str:
+        return frame.to_csv(sep="\t" if self.fmt == "tsv" else ",", index=False, header=header, na_rep="NA",
+                            float_format="%.7g", lineterminator="\n")
+
+    def piece(self, vt: VariantTable, columns: dict[str, np.ndarray], status: np.ndarray):
+        """One piece's rows: text (TSV/CSV/VCF, no header) or a DataFrame (Parquet)."""
+        if self.fmt == "vcf":
+            return self._vcf_records(vt, columns, status)
+        frame = self.frame(vt.table, columns, status)
+        return frame if self.fmt == "parquet" else self._text(frame)
+
+    def _vcf_header(self, vt: VariantTable, description: str) -> str:
+        names, key = self.names, self.info_key
+        decl = [f'##INFO=<ID={names[k]},Number=A,Type={"String" if text else "Float"},Description="{description}'
+                f'{"" if k == "score" else " (" + k + ")"}; . = not scored, see {key}_STATUS">'
+                for k, text in self.columns.items()]
+        decl.append(f'##INFO=<ID={key}_STATUS,Number=A,Type=String,Description="ok, or why the allele was not '
+                    f'scored (invalid_pos, symbolic_allele, unknown_contig, ref_mismatch, allele_too_long, ...)">')
+        header = [h for h in vt.header[:-1] if not any(h.startswith(f"##INFO=<ID={n},") for n in
+                                                      [*names.values(), f"{key}_STATUS"])]
+        return "\n".join(header + decl + [vt.header[-1]]) + "\n"
+
+    def _vcf_records(self, vt: VariantTable, columns: dict[str, np.ndarray], status: np.ndarray) -> str:
+        per_rec: list[list[int]] = [[] for _ in vt.records]
+        for i, r in enumerate(vt.record):
+            per_rec[r].append(i)
+        ours = {*self.names.values(), f"{self.info_key}_STATUS"}
+        lines = []
+        for r, line in enumerate(vt.records):
+            cols = line.split("\t")
+            cols += ["."] * (8 - len(cols))
+            rows = per_rec[r]
+            fields = [f for f in cols[7].split(";") if f and f != "." and f.split("=")[0] not in ours]
+            for k, v in columns.items():
+                fields.append(f"{self.names[k]}=" + ",".join(_fmt(v[i]) for i in rows))
+            fields.append(f"{self.info_key}_STATUS=" + ",".join(str(status[i]).replace(":", "_").replace("=", "_")
+                                                                for i in rows))
+            cols[7] = ";".join(fields)
+            lines.append("\t".join(cols) + "\n")
+        return "".join(lines)
+
+
+def write_scored_pieces(path: str | Path, form: ScoredFormat, pieces: Iterable) -> Path:
+    """Write ``form``'s header and then each piece (from :meth:`ScoredFormat.piece`, or the path
+    of a file holding one: text, or a Parquet file) to ``path``, atomically; memory holds one
+    piece. Parquet: one row group per piece, the schema of the first."""
     from nucfm.paths import atomic_path
 
     path = Path(path)
-    fmt = output_format(path)
-    gz = path.name.lower().endswith((".gz", ".bgz"))
-    status = vt.status if vt.status is not None else np.full(len(vt), "ok", dtype=object)
-    if fmt == "parquet" and gz:
-        raise InputError(f"{path}: Parquet is compressed inside the file; drop the .gz suffix")
-    if fmt == "vcf" and vt.format != "vcf":
-        raise InputError(f"{path}: VCF output needs a VCF input ({vt.path} is {vt.format.upper()})")
     with atomic_path(path) as tmp:
-        if fmt == "vcf":
-            _write_vcf(vt, columns, status, tmp, gz, info_key, description)
+        if form.fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            writer = None
+            try:
+                for piece in pieces:
+                    t = pq.read_table(piece) if isinstance(piece, Path) else pa.Table.from_pandas(
+                        piece, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, t.schema)
+                    writer.write_table(t.cast(writer.schema) if t.schema != writer.schema else t)
+            finally:
+                if writer is not None:
+                    writer.close()
         else:
-            _write_table(vt, columns, status, tmp, fmt, gz)
+            with _open_out(tmp, form.gz) as f:
+                f.write(form.header)
+                for piece in pieces:
+                    f.write(piece.read_text(encoding="utf-8") if isinstance(piece, Path) else piece)
     return path
-
-
-def _write_table(vt: VariantTable, columns: dict[str, np.ndarray], status: np.ndarray, tmp: Path, fmt: str,
-                 gz: bool) -> None:
-    """The input rows and columns plus nucfm's (renamed on a clash, see :func:`output_names`)."""
-    names = output_names(vt.table, [*columns, "status"])
-    if any(k != v for k, v in names.items()):
-        log.warning("%s already has a column named like nucfm's (%s, ignoring case); nucfm's columns are "
-                    "written as %s", vt.path, ", ".join(OUTPUT_NAMES), ", ".join(names.values()))
-    out = vt.table.copy()
-    for k, v in columns.items():
-        out[names[k]] = _column(v)
-    out[names["status"]] = status.astype(str)
-    if fmt == "parquet":
-        out.to_parquet(tmp, index=False)
-    else:
-        with _open_out(tmp, gz) as f:
-            out.to_csv(f, sep="\t" if fmt == "tsv" else ",", index=False, na_rep="NA", float_format="%.7g")
 
 
 def _column(v) -> np.ndarray:
@@ -423,34 +577,3 @@ def _fmt(x) -> str:
         return "." if not x else x.replace(",", "&").replace(";", "&").replace(" ", "_")
     x = float(x)
     return "." if np.isnan(x) else f"{x:.7g}"
-
-
-def _write_vcf(vt, columns, status, path, gz, info_key, description):
-    n_rec = len(vt.records)
-    per_rec: list[list[int]] = [[] for _ in range(n_rec)]
-    for i, r in enumerate(vt.record):
-        per_rec[r].append(i)
-    names = {k: info_key if k == "score" else f"{info_key}_{k.removeprefix('score_').upper()}" for k in columns}
-    header = list(vt.header)
-    decl = [f'##INFO=<ID={names[k]},Number=A,Type={"String" if _is_text(v) else "Float"},Description="{description}'
-            f'{"" if k == "score" else " (" + k + ")"}; . = not scored, see {info_key}_STATUS">'
-            for k, v in columns.items()]
-    decl.append(f'##INFO=<ID={info_key}_STATUS,Number=A,Type=String,Description="ok, or why the allele was not '
-                f'scored (invalid_pos, symbolic_allele, unknown_contig, ref_mismatch, allele_too_long, ...)">')
-    header = [h for h in header[:-1] if not any(h.startswith(f"##INFO=<ID={n},") for n in
-                                                  [*names.values(), f"{info_key}_STATUS"])]
-    header += decl + [vt.header[-1]]
-    with _open_out(path, gz) as f:
-        f.write("\n".join(header) + "\n")
-        for r, line in enumerate(vt.records):
-            cols = line.split("\t")
-            cols += ["."] * (8 - len(cols))
-            rows = per_rec[r]
-            fields = [f for f in cols[7].split(";") if f and f != "." and f.split("=")[0] not in
-                      {*names.values(), f"{info_key}_STATUS"}]
-            for k, v in columns.items():
-                fields.append(f"{names[k]}=" + ",".join(_fmt(v[i]) for i in rows))
-            fields.append(f"{info_key}_STATUS=" + ",".join(str(status[i]).replace(":", "_").replace("=", "_")
-                                                           for i in rows))
-            cols[7] = ";".join(fields)
-            f.write("\t".join(cols) + "\n")

@@ -83,9 +83,12 @@ def calibrator(model, genome: Genome, window: int, method: str, size: int = 10_0
     """A ``calibrate(scores, snv_mask) -> percentiles`` callback for
     :func:`nucfm.tasks.variants.score_variant_file` (background scored on first call)."""
 
+    background: list[np.ndarray] = []  # scored on the first call, kept for the file's other pieces
+
     def calibrate(scores: np.ndarray, snv: np.ndarray) -> np.ndarray:
-        bg, _ = background_scores(model, genome, window, method, size=size, seed=seed, batch_size=batch_size,
-                                  progress=progress)
-        return np.where(snv, percentiles(scores, bg), np.nan)
+        if not background:
+            background.append(background_scores(model, genome, window, method, size=size, seed=seed,
+                                                batch_size=batch_size, progress=progress)[0])
+        return np.where(snv, percentiles(scores, background[0]), np.nan)
 
     return calibrate

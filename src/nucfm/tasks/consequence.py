@@ -308,18 +308,39 @@ def _hits(lo: int, hi: int, a: int, b: int) -> bool:
     return lo < b and hi > a
 
 
-def annotate_variants(vt: VariantTable, genome: Genome, gff: str | Path, distance: int = 5000
+ANNOTATION_COLUMNS = ("consequence", "gene", "transcript")
+
+
+def annotate_variants(vt: VariantTable, genome: Genome, gff: str | Path | Annotation, distance: int = 5000
                       ) -> dict[str, np.ndarray]:
     """``{"consequence", "gene", "transcript"}`` (N,) str for every row of ``vt``; rows whose
-    contig, position or REF is unusable (status other than ok/scorable) get empty strings."""
-    ann = Annotation(gff, genome, distance)
+    contig, position or REF is unusable (status other than ok/scorable) get empty strings.
+    ``gff``: a GFF3 path, or an :class:`Annotation` already read (pieces of one file)."""
+    ann = gff if isinstance(gff, Annotation) else _read_annotation(gff, genome, distance)
     n = len(vt)
-    out = {k: np.full(n, "", dtype=object) for k in ("consequence", "gene", "transcript")}
+    out = {k: np.full(n, "", dtype=object) for k in ANNOTATION_COLUMNS}
     status = vt.status if vt.status is not None else np.full(n, "ok", dtype=object)
     usable = {"ok", "allele_too_long", "ref_not_acgt", "alt_not_acgt"}
     for i, v in enumerate(vt.variants):
         if status[i] in usable and set(v.alt) <= set("ACGTN"):
             out["consequence"][i], out["gene"][i], out["transcript"][i] = ann.consequence(v)
+    return out
+
+
+def _read_annotation(gff: str | Path, genome: Genome, distance: int) -> Annotation:
+    ann = Annotation(gff, genome, distance)
     log.info("consequences from %s: %d transcripts%s", gff, ann.transcripts,
              f", {ann.unmatched} feature(s) on contigs not in the genome" if ann.unmatched else "")
-    return out
+    return ann
+
+
+def annotator(genome: Genome, gff: str | Path, distance: int = 5000):
+    """``annotate(vt)`` for :func:`nucfm.tasks.variants.score_variant_file`: the GFF read once,
+    every piece of the variant file annotated from it; ``annotate.columns`` names its columns."""
+    ann = _read_annotation(gff, genome, distance)
+
+    def annotate(vt: VariantTable) -> dict[str, np.ndarray]:
+        return annotate_variants(vt, genome, ann)
+
+    annotate.columns = ANNOTATION_COLUMNS
+    return annotate

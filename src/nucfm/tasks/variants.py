@@ -18,8 +18,10 @@ mean over strands``.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,8 @@ from nucfm.checkpoint import fingerprint
 from nucfm.errors import InputError
 from nucfm.inference import pin, prefetch, run_halving, to_device
 from nucfm.io.genome import Genome
-from nucfm.io.variants import Variant, VariantTable, check_variants, read_variants, status_counts, write_scored
+from nucfm.io.variants import Variant, VariantTable, check_variants, status_counts
+from nucfm.paths import atomic_path
 from nucfm.resume import Parts
 
 log = logging.getLogger("nucfm")
@@ -270,10 +273,11 @@ def position_probs(model, genome: Genome, chrom: str, start: int, end: int, wind
 
 
 # ---- file runner: chunks, resume (:mod:`nucfm.resume`), torchrun shards -----------------------
-def saturation_table(genome: Genome, chrom: str, start: int, end: int) -> VariantTable:
+def saturation_table(genome: Genome, chrom: str, start: int, end: int, warn: bool = True) -> VariantTable:
     """Every SNV of ``[start, end)`` (0-based): three rows per A/C/G/T position (``chrom, pos,
     ref, alt``; ``pos`` 1-based), in position order, alternatives in A, C, G, T order. Positions
-    whose genome base is not A/C/G/T (``N``) have no substitution to score and are left out."""
+    whose genome base is not A/C/G/T (``N``) have no substitution to score and are left out
+    (with a warning, unless ``warn`` is off)."""
     import pandas as pd
 
     n = genome.length(chrom)
@@ -282,7 +286,7 @@ def saturation_table(genome: Genome, chrom: str, start: int, end: int) -> Varian
     seq = genome.fetch(chrom, start, end).upper()
     rows = [(p, b, a) for p, b in zip(range(start, end), seq) if b in BASES for a in BASES if a != b]
     skipped = sum(b not in BASES for b in seq)
-    if skipped:
+    if skipped and warn:
         log.warning("%s:%d-%d: %d position(s) with a non-ACGT genome base (N) have no SNVs and are left out",
                     chrom, start + 1, end, skipped)
     name = genome.resolve(chrom)
@@ -293,87 +297,171 @@ def saturation_table(genome: Genome, chrom: str, start: int, end: int) -> Varian
                         read_status=np.full(len(rows), "", dtype=object))
 
 
-def score_variant_file(model, genome: Genome, variants: str | Path | VariantTable, output: str | Path,
+@dataclass
+class VariantSource:
+    """What :func:`score_variant_file` reads: ``identity`` (for the resume manifest), ``total``
+    rows for the progress bar (file rows, or sites of a scan), ``unit`` of the bar, and
+    ``chunks()``, a fresh iterator of :class:`VariantTable` pieces fixed by the input and
+    ``rows`` (the same pieces on every run, so finished ones can be skipped)."""
+
+    identity: dict
+    total: int
+    unit: str
+    chunks: Callable[[], Iterator[VariantTable]]
+    advance: Callable[[VariantTable], int]  # bar steps one piece is worth
+
+    @classmethod
+    def of(cls, variants, rows: int) -> VariantSource:
+        """From a variant file path (streamed), an in-memory :class:`VariantTable`, or a source."""
+        from nucfm.io.variants import chunk_table, count_rows, iter_variant_chunks
+
+        if isinstance(variants, VariantSource):
+            return variants
+        if isinstance(variants, VariantTable):
+            return cls({"variants": str(variants.path), "rows": len(variants)}, len(variants), "variant",
+                       lambda: chunk_table(variants, rows), _rows_read)
+        path = Path(variants)
+        st = path.stat()
+        return cls({"variants": str(path.resolve()), "variants_bytes": st.st_size,
+                    "variants_mtime_ns": st.st_mtime_ns}, count_rows(path),
+                   "record" if path.name.lower().removesuffix(".gz").removesuffix(".bgz").endswith(".vcf") else "row",
+                   lambda: iter_variant_chunks(path, rows), _rows_read)
+
+    @classmethod
+    def scan(cls, genome: Genome, chrom: str, start: int, end: int, rows: int) -> VariantSource:
+        """Every SNV of a region (:func:`saturation_table`), generated ``rows // 3`` positions at a
+        time: memory holds one piece, whatever the region's length."""
+        if not 0 <= start < end <= genome.length(chrom):
+            raise InputError(f"region {chrom}:{start + 1}-{end} is not inside {chrom} (1-{genome.length(chrom)})")
+        step = max(1, rows // 3)
+
+        def chunks():
+            for a in range(start, end, step):
+                yield saturation_table(genome, chrom, a, min(end, a + step), warn=False)
+            letters = genome.fetch(chrom, start, end).upper()
+            n = len(letters) - sum(letters.count(b) for b in BASES)
+            if n:
+                log.warning("%s:%d-%d: %d position(s) with a non-ACGT genome base (N) have no SNVs and are left out",
+                            chrom, start + 1, end, n)
+
+        name = genome.resolve(chrom)
+        return cls({"variants": f"{name}:{start + 1}-{end}", "scan": True}, end - start, "site", chunks,
+                   lambda vt: len(vt) // 3)
+
+
+def _rows_read(vt: VariantTable) -> int:
+    """Input rows a piece was read from (VCF records; table rows before ALTs were split)."""
+    return vt.input_rows if vt.input_rows is not None else len(vt)
+
+
+def score_variant_file(model, genome: Genome, variants, output: str | Path,
                        window: int = 512, method: str = "llr", per_strand: bool = False,
                        batch_size: int | None = None, chunk_size: int = 2048, strict_ref: bool = False,
                        restart: bool = False, progress: bool = True, info_key: str = "NUCFM_SCORE",
                        model_name: str = "", indel_method: str = "pll_centred", flank: int = 4,
                        annotate=None, calibrate=None) -> dict[str, int] | None:
-    """Score a variant file (or a :func:`saturation_table`) into ``output``
-    (TSV/CSV/Parquet/VCF by its name); resumable.
+    """Score a variant file (a path, a :class:`VariantTable` or a :class:`VariantSource` such as
+    :meth:`VariantSource.scan`) into ``output`` (TSV/CSV/Parquet/VCF by its name); streamed and
+    resumable.
 
-    Scores are written per chunk of ``chunk_size`` scorable variants into ``OUTPUT.parts/``
-    (atomically); rerunning the same command skips finished chunks. Under ``torchrun`` each of
-    the N processes scores chunks ``i % N == rank``, and rank 0 merges. Variants longer than
-    ``window // 4`` get ``allele_too_long``. ``annotate(vt) -> {column: (N,) str}`` adds
-    columns (consequences, :mod:`nucfm.tasks.consequence`); ``calibrate(scores, kinds) -> (N,)``
-    adds ``score_percentile`` (:mod:`nucfm.tasks.calibration`). Both run on rank 0 only, after
-    scoring. Returns the status counts (rank 0) or None (other ranks).
+    The input is read in pieces of ``chunk_size`` rows (a VCF's whole records); each piece is
+    checked, scored and formatted, and kept in ``OUTPUT.parts/`` (atomically) until the last
+    one is done; then the pieces are joined into ``output`` in input order. Memory holds one
+    piece, whatever the input's size. Rerunning the same command skips finished pieces. Under
+    ``torchrun`` each of the N processes takes pieces ``i % N == rank``, and rank 0 joins.
+    Variants longer than ``window // 4`` get ``allele_too_long``. ``annotate(vt) -> {column:
+    (n,) str}`` adds columns (consequences, :mod:`nucfm.tasks.consequence`; ``annotate.columns``
+    names them, by default consequence, gene, transcript); ``calibrate(scores, kinds) -> (n,)``
+    adds ``score_percentile`` (:mod:`nucfm.tasks.calibration`). When every row of the first piece is on a contig the
+    genome lacks, it is an error before any scoring. Returns the status counts (rank 0) or None
+    (other ranks).
     """
+    from nucfm.io.variants import ScoredFormat, write_scored_pieces
+    from nucfm.progress import bar as progress_bar
+    from nucfm.progress import estimate_line
+    from nucfm.tasks.consequence import ANNOTATION_COLUMNS
+
     ctx = distributed.setup()
     rank, world = ctx.rank, ctx.world
     check_window(model, window)
     if method not in STRATEGIES:
         raise InputError(f"unknown scoring method {method!r}; known: {sorted(STRATEGIES)}")
-    vt = variants if isinstance(variants, VariantTable) else read_variants(variants)
-    if aligned_species(model, genome) is not None:  # GPN-MSA: every variant inside the alignment
-        genome.check_covers([(v.chrom, v.start) for v in vt.variants if v.start >= 0])  # (-1: unusable POS)
-    status = check_variants(vt, genome, strict_ref=strict_ref, max_span=window // 4)
-    if needs_alignment(model):  # GPN-MSA's rule has no answer for MNVs and indels (nor has its code)
-        status[[i for i in np.flatnonzero(status == "ok") if vt.variants[i].kind != "snv"]] = "not_snv"
-    ok = np.flatnonzero(status == "ok")
+    source = VariantSource.of(variants, chunk_size)
+    msa = aligned_species(model, genome) is not None
+    snv_only = needs_alignment(model)
     columns = ["score"] + (["score_fwd", "score_rev"] if per_strand else [])
-    n_chunks = (len(ok) + chunk_size - 1) // chunk_size
-    src = Path(vt.path)
-    source = ({"variants": str(src.resolve()), "variants_bytes": src.stat().st_size,
-               "variants_mtime_ns": src.stat().st_mtime_ns} if src.is_file()
-              else {"variants": str(vt.path), "rows": len(vt)})  # a saturation scan: its region
+    spec = {c: False for c in columns} | ({"score_percentile": False} if calibrate is not None else {}) | (
+        {c: True for c in getattr(annotate, "columns", ANNOTATION_COLUMNS)} if annotate is not None else {})
     manifest = {
-        **source, "genome": str(genome.path.resolve()), "aliases": genome.aliases,
-        "model_fingerprint": fingerprint(model), "window": window, "method": method, "columns": columns,
-        "indel_method": indel_method, "flank": flank,
-        "chunk_size": chunk_size, "scorable": int(len(ok)), "chunks": n_chunks,
+        **source.identity, "genome": str(genome.path.resolve()), "aliases": genome.aliases,
+        "model_fingerprint": fingerprint(model), "window": window, "method": method, "columns": list(spec),
+        "indel_method": indel_method, "flank": flank, "strict_ref": strict_ref, "info_key": info_key,
+        "chunk_rows": chunk_size, "output_format": Path(output).name.lower(),
     }
-    parts = Parts(output, manifest, suffix=".npy", restart=restart)
+    parts = Parts(output, manifest, suffix=".part", restart=restart)
     if rank == 0:
         parts.prepare()
     distributed.barrier(ctx)
     finished = parts.finished()
-    mine = [i for i in range(n_chunks) if i % world == rank and i not in finished]
-    todo = sum(len({(vt.variants[j].chrom, vt.variants[j].start) for j in ok[i * chunk_size : (i + 1) * chunk_size]})
-               for i in mine)  # the bar counts sites: alleles at one site share a forward pass
-    from nucfm.progress import bar as progress_bar
-    from nucfm.progress import estimate_line
-
+    description = (f"{method} of alt vs ref (indels/MNVs: {indel_method}, flank {flank}), masked LM, "
+                   f"mean of both strands, window {window}" + (f", model {model_name}" if model_name else ""))
     if rank == 0:
-        log.info(estimate_line("vep", {"variants": len(vt), "scorable": len(ok), "sites left to score": todo}))
-    with progress_bar(total=todo, unit="site", enabled=progress and rank == 0, desc="vep",
-              smoothing=0.05) as bar:
-        for i in mine:
-            rows = ok[i * chunk_size : (i + 1) * chunk_size]
-            res = score_variants(model, genome, [vt.variants[j] for j in rows], window=window, method=method,
-                                 per_strand=per_strand, batch_size=batch_size, progress=bar,
-                                 indel_method=indel_method, flank=flank)
+        log.info(estimate_line("vep", {f"{source.unit}s": source.total}))
+    form, n_chunks = None, 0
+    with progress_bar(total=source.total, unit=source.unit, enabled=progress and rank == 0, desc="vep",
+                      smoothing=0.05) as bar:
+        for i, vt in enumerate(source.chunks()):
+            n_chunks = i + 1
+            if form is None:  # the header, from the first piece (its columns, or its VCF header)
+                form = ScoredFormat(output, vt, spec, info_key, description)
+            if i % world != rank or i in finished:
+                if rank == 0 or i % world == rank:
+                    bar.update(source.advance(vt))
+                continue
+            status = check_variants(vt, genome, strict_ref=strict_ref, max_span=window // 4,
+                                    all_unknown_fails=i == 0)
+            if msa:  # GPN-MSA: every variant inside the alignment
+                genome.check_covers([(v.chrom, v.start) for v, s in zip(vt.variants, status) if s == "ok"])
+            if snv_only:  # GPN-MSA's rule has no answer for MNVs and indels (nor has its code)
+                status[[k for k in np.flatnonzero(status == "ok") if vt.variants[k].kind != "snv"]] = "not_snv"
+            ok = np.flatnonzero(status == "ok")
+            values = {c: np.full(len(vt), np.nan) for c in columns}
+            if len(ok):
+                res = score_variants(model, genome, [vt.variants[k] for k in ok], window=window, method=method,
+                                     per_strand=per_strand, batch_size=batch_size, indel_method=indel_method,
+                                     flank=flank)
+                for c in columns:
+                    values[c][ok] = res[c]
+            if calibrate is not None:
+                snv = np.array([s == "ok" and v.kind == "snv" for v, s in zip(vt.variants, status)], dtype=bool)
+                values["score_percentile"] = calibrate(values["score"], snv)
+            if annotate is not None:
+                values.update(annotate(vt))
+            piece = form.piece(vt, values, status)
+            counts = status_counts(status)
             with parts.writing(i) as tmp:
-                np.save(tmp, np.stack([res[c] for c in columns], axis=1))  # (n, columns)
+                if isinstance(piece, str):
+                    tmp.write_text(piece, encoding="utf-8")
+                else:
+                    piece.to_parquet(tmp, index=False)
+                with atomic_path(_counts_path(parts.path(i))) as c:  # before the piece itself lands
+                    c.write_text(json.dumps(counts))
+            bar.update(source.advance(vt))
     distributed.barrier(ctx)
     if rank != 0:
         return None
-    values = np.full((len(vt), len(columns)), np.nan)
+    write_scored_pieces(output, form, (parts.path(i) for i in range(n_chunks)))
+    total: dict[str, int] = {}
     for i in range(n_chunks):
-        rows = ok[i * chunk_size : (i + 1) * chunk_size]
-        values[rows] = np.load(parts.path(i))
-    out = {c: values[:, k] for k, c in enumerate(columns)}
-    if calibrate is not None:
-        snv = np.array([s == "ok" and v.kind == "snv" for v, s in zip(vt.variants, status)], dtype=bool)
-        out["score_percentile"] = calibrate(out["score"], snv)
-    if annotate is not None:
-        out.update(annotate(vt))
-    write_scored(vt, out, output, info_key=info_key,
-                 description=f"{method} of alt vs ref (indels/MNVs: {indel_method}, flank {flank}), masked LM, "
-                             f"mean of both strands, window {window}" + (f", model {model_name}" if model_name else ""))
+        for k, v in json.loads(_counts_path(parts.path(i)).read_text()).items():
+            total[k] = total.get(k, 0) + v
     parts.remove()
-    return status_counts(status)
+    return dict(sorted(total.items()))
+
+
+def _counts_path(part: Path) -> Path:
+    """Where a finished piece's status counts are kept: ``chunk_NNNNNN.part.json``."""
+    return part.with_name(part.name + ".json")
 
 
 PROBS_SUFFIXES = (".tsv", ".tsv.gz", ".txt", ".txt.gz", ".csv", ".csv.gz", ".parquet", ".npz")
@@ -395,8 +483,6 @@ def write_position_probs(result: dict[str, np.ndarray], chrom: str, path: str | 
     tables are BGZF (as every nucfm ``.gz`` output, so ``tabix`` accepts them); the file is
     written atomically (:func:`nucfm.paths.atomic_path`)."""
     import pandas as pd
-
-    from nucfm.paths import atomic_path
 
     path = Path(path)
     fmt = check_probs_output(path)
