@@ -27,7 +27,7 @@ import numpy as np
 
 
 def write_inputs(tmp: Path, scale: float, rng: np.random.Generator) -> dict:
-    n_short, n_long, n_fold, n_snv = (max(4, int(n * scale)) for n in (5000, 500, 200, 20000))
+    n_short, n_long, n_fold, n_snv = (max(4, int(n * scale)) for n in (5000, 500, 200, 5000))
     with open(tmp / "short.fa", "w") as f:
         for i in range(n_short):
             f.write(f">s{i}\n{''.join(rng.choice(list('ACGU'), 60))}\n")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check of issue 25, one command on a machine with a CUDA GPU; within 8 minutes by default
-# (every stage has its own limit: 40 + 60 + 110 + 2 x 75 + 30 + 90 = 480 s).
+# (every stage has its own limit: 40 + 60 + 110 + 2 x 75 + 45 + 75 = 480 s).
 #   scripts/device_check.sh                # writes $OUT/device_check.json and $OUT/device_check.log
 #   QUICK=1 scripts/device_check.sh        # smaller inputs, fewer repetitions (at most 5 minutes)
 # Stages, each under its own time limit so that one failure cannot hide the others' figures:
@@ -25,7 +25,7 @@ TMP=$(mktemp -d)
 if [ "${QUICK:-0}" = 1 ]; then
   SCALE=0.3; REPS=5; T_TEST=45; T_PAR=75; T_THR=60; T_PROF=45; T_CLI=0; PRECISIONS=bf16
   THR_SIZE="--embed-seqs 500 --fold-seqs 20 --variants 2048"
-else SCALE=1; REPS=10; T_TEST=60; T_PAR=110; T_THR=75; T_PROF=30; T_CLI=90; PRECISIONS="fp32 bf16"; THR_SIZE=""; fi
+else SCALE=1; REPS=10; T_TEST=60; T_PAR=110; T_THR=75; T_PROF=45; T_CLI=75; PRECISIONS="fp32 bf16"; THR_SIZE=""; fi
 
 merge() {  # device_check.json after every stage: a run cut short keeps what it measured
 $PY - "$TMP" "$OUT/device_check.json" <<'PY'

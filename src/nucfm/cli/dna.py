@@ -125,7 +125,8 @@ def add_vep(sub):
     p.add_argument("--per-strand", action="store_true", help="also write score_fwd and score_rev")
     p.add_argument("--strict-ref", action="store_true", help="fail on a REF mismatch instead of marking the row")
     p.add_argument("--chunk-size", type=positive_int, default=2048,
-                   help="variants per resumable chunk (default 2048)")
+                   help="input rows read, scored and saved together (default 2048; a VCF record's ALTs stay "
+                        "together): memory holds one chunk, a rerun skips finished ones")
     p.add_argument("--restart", action="store_true", help="discard partial results of an earlier run")
     p.add_argument("--info-key", default="NUCFM_SCORE", help="INFO field name for VCF output")
     p.set_defaults(run=run_vep)

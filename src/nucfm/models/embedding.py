@@ -67,7 +67,10 @@ def embed_ids(
             continue
         for w in plan_windows(len(a), max_len, overlap):
             pieces.append((i, w))
-    out = [np.empty((len(a), D), dtype=np.float32) for a in ids]
+    pooled = pool == "mean"
+    # pooled: each window's own residues are summed where the model runs, so only (B, D) comes back
+    sums = np.zeros((len(ids), D)) if pooled else None
+    out = None if pooled else [np.empty((len(a), D), dtype=np.float32) for a in ids]
     dev = model.device  # the batch follows the model (--device)
     if budget is None:
         budget = TokenBudget(batch_tokens, dev, cost=lambda n: n + n_special(alphabet))
@@ -76,24 +79,37 @@ def embed_ids(
     def prepare(part):  # collated and pinned, in the prefetch thread
         batch = collate(alphabet, [ids[pieces[j][0]][span.start : span.stop] for j, span in part],
                         max_len=model.max_len)
-        return part, batch, pin(batch.input_ids, dev), pin(batch.attention_mask, dev)
+        own = None
+        if pooled:  # (B, T) 1 on the residues each window owns
+            own = torch.zeros(batch.input_ids.shape, dtype=torch.float32)
+            for row, (j, _) in enumerate(part):
+                w = pieces[j][1]
+                own[row, batch.offset + w.own_start - w.start : batch.offset + w.own_end - w.start] = 1
+            own = pin(own, dev)
+        return part, batch, pin(batch.input_ids, dev), pin(batch.attention_mask, dev), own
 
     for whole in prefetch(map(prepare, budget_batches(items, budget))):
 
         def forward(part, whole=whole):  # a half after an out-of-memory error is collated again
-            _, batch, input_ids, mask = whole if part is whole[0] else prepare(part)
+            _, batch, input_ids, mask, own = whole if part is whole[0] else prepare(part)
             hidden = model.hidden(to_device(input_ids, dev), to_device(mask, dev), layer)  # (B, T, D)
+            if pooled:  # fp32 sums (outside autocast: a plain multiply and sum)
+                return batch, (hidden.float() * to_device(own, dev).unsqueeze(-1)).sum(1).cpu()
             return batch, hidden.float().cpu()
 
         for part, (batch, hidden) in run_halving(forward, whole[0], budget):
             for row, (j, _) in enumerate(part):
                 i, w = pieces[j]
+                if pooled:
+                    sums[i] += hidden[row].numpy()
+                    continue
                 h = batch.residues(hidden, row)  # (L_w, D)
                 out[i][w.own_start : w.own_end] = h[w.own_start - w.start : w.own_end - w.start].numpy()
             if progress is not None:  # residues finished, not tokens computed (windows overlap)
                 progress.update(sum(pieces[j][1].own_end - pieces[j][1].own_start for j, _ in part))
-    if pool == "mean":
-        return [a.mean(0) if len(a) else np.full(D, np.nan, dtype=np.float32) for a in out]
+    if pooled:
+        return [(sums[i] / len(a)).astype(np.float32) if len(a) else np.full(D, np.nan, dtype=np.float32)
+                for i, a in enumerate(ids)]
     return out
 
 
