@@ -703,7 +703,7 @@ def _interrupt(*a, **k):
     ("embed", "nucfm.tasks.embed.embed_ids", "prev.h5"),
     ("embed-npy", "nucfm.tasks.embed.embed_ids", "prev.npy"),
     ("fold", "nucfm.tasks.structure.fold_sequences", "prev.dbn"),
-    ("probs", "nucfm.tasks.variants.position_probs", "prev.tsv"),
+    ("probs", "nucfm.tasks.variants.site_logits", "prev.tsv"),
     ("eval-mlm", "nucfm.tasks.eval_mlm.evaluate_mlm", "prev.json"),
     ("vep", "nucfm.tasks.variants.score_variants", "prev.tsv.gz"),
 ])

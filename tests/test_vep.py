@@ -369,3 +369,27 @@ def test_cli_without_model_or_default_says_what_to_do(files, tmp_path, capsys, m
     d, _ = files
     rc = main(["vep", "--genome", str(d / "g.fa"), "--variants", str(d / "v.vcf"), "-o", str(tmp_path / "o.tsv")])
     assert rc == 2 and "--model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".csv.gz", ".parquet", ".npz"])
+def test_probs_in_blocks_write_the_one_block_file(files, tmp_path, suffix):
+    """``nucfm probs`` computes and writes a region block by block (memory: one block): any block
+    size gives the file of the whole region in one block."""
+    from nucfm.tasks.variants import iter_position_probs, write_position_probs
+
+    d, model = files
+    g = Genome(d / "g.fa")
+    whole = write_position_probs(next(iter_position_probs(model, g, "chr1", 3, 40, window=20, block=10**6)),
+                                 "chr1", tmp_path / f"whole{suffix}")
+    blocks = iter_position_probs(model, g, "chr1", 3, 40, window=20, block=7)
+    pieces = write_position_probs(blocks, "chr1", tmp_path / f"blocks{suffix}")
+    if suffix == ".parquet":
+        a, b = pd.read_parquet(whole), pd.read_parquet(pieces)
+        pd.testing.assert_frame_equal(a, b, rtol=1e-5)
+        assert len(a) == 37 and list(a.pos[:2]) == [4, 5]
+    elif suffix == ".npz":
+        a, b = np.load(whole), np.load(pieces)
+        np.testing.assert_allclose(a["probs"], b["probs"], rtol=1e-5)
+        assert (a["pos"] == b["pos"]).all() and (a["ref"] == b["ref"]).all()
+    else:
+        same_but_last_digits(_text(whole), _text(pieces))

@@ -214,21 +214,26 @@ def add_probs(sub):
 
 
 def run_probs(args):
+    from nucfm import distributed
     from nucfm.io.genome import parse_region
     from nucfm.progress import bar as progress_bar
-    from nucfm.tasks.variants import check_probs_output, position_probs, write_position_probs
+    from nucfm.tasks.variants import check_probs_output, iter_position_probs, write_position_probs
 
     chrom, start, end = parse_region(args.region)
     check_probs_output(args.output)
     check_output(args.output, [args.genome or args.msa])
     device = _check_genome_args(args)
     _, model, genome = _load_dna(args, device, region=(chrom, start, end))
+    ctx = distributed.setup()
     with progress_bar(total=end - start, unit="position", enabled=not args.no_progress, desc="probs") as bar:
-        result = position_probs(model, genome, chrom, start, end, window=args.window, strands=args.strands,
-                                batch_size=args.batch_size, progress=bar)
-    if result is not None:  # rank 0 (or the only process) writes
-        write_position_probs(result, chrom, args.output)
-        log.info("wrote %s: %d positions", args.output, end - start)
+        blocks = iter_position_probs(model, genome, chrom, start, end, window=args.window, strands=args.strands,
+                                     batch_size=args.batch_size, progress=bar)
+        if ctx.is_main:  # rank 0 (or the only process) writes each block as it comes
+            write_position_probs(blocks, chrom, args.output)
+            log.info("wrote %s: %d positions", args.output, end - start)
+        else:
+            for _ in blocks:  # the others compute their shares
+                pass
 
 
 # ---- genome-clusters / logo (GPN's unsupervised clusters and motif logos) -----------------------

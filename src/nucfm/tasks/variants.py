@@ -241,6 +241,39 @@ def strand_probs(fwd: np.ndarray, rev: np.ndarray, strands: str = "both") -> np.
     return softmax(fwd) if strands == "fwd" else (softmax(fwd) + softmax(rev)) / 2
 
 
+PROBS_BLOCK = 65536  # positions computed, gathered and written together by ``nucfm probs``
+
+
+def iter_position_probs(model, genome: Genome, chrom: str, start: int, end: int, window: int = 512,
+                        strands: str = "both", batch_size: int | None = None, progress=None,
+                        block: int = PROBS_BLOCK) -> Iterator[dict[str, np.ndarray]]:
+    """:func:`position_probs` of ``[start, end)`` in consecutive blocks of ``block`` positions,
+    in order, so that a chromosome-long region needs the memory of one block. Under ``torchrun``
+    every process computes its share of each block and only rank 0 yields (the others yield
+    nothing)."""
+    if strands not in ("both", "fwd"):
+        raise InputError(f"strands must be 'both' or 'fwd', not {strands!r}")
+    n = genome.length(chrom)
+    if not 0 <= start < end <= n:
+        raise InputError(f"region {chrom}:{start + 1}-{end} is not inside {chrom} (1-{n})")
+    if aligned_species(model, genome) is not None:
+        genome.check_covers([(chrom, start), (chrom, end - 1)])
+    ctx = distributed.setup()  # under torchrun: each process scores its share of positions, rank 0 gets all
+    for a in range(start, end, block):
+        b = min(end, a + block)
+        sites = [(chrom, p) for p in range(a, b)]
+        mine = distributed.shard(sites, ctx)
+        fwd_m, rev_m = site_logits(model, genome, [sites[i] for i in mine], window=window, batch_size=batch_size,
+                                   progress=progress)
+        rows = distributed.gather(list(zip(fwd_m, rev_m)), ctx, len(sites))
+        if rows is None:
+            continue
+        fwd = np.array([r[0] for r in rows]).reshape(-1, 4)
+        rev = np.array([r[1] for r in rows]).reshape(-1, 4)
+        yield {"pos": np.arange(a, b) + 1, "ref": np.array(list(genome.fetch(chrom, a, b))),
+               "probs": strand_probs(fwd, rev, strands)}
+
+
 def position_probs(model, genome: Genome, chrom: str, start: int, end: int, window: int = 512,
                    strands: str = "both", batch_size: int | None = None, progress=None) -> dict[str, np.ndarray]:
     """Masked-prediction distribution over A, C, G, T at every position of ``[start, end)``
@@ -250,26 +283,13 @@ def position_probs(model, genome: Genome, chrom: str, start: int, end: int, wind
     ``strands="both"`` averages the forward and reverse-complement distributions (in
     forward-strand letters), ``"fwd"`` uses the forward strand only. Under ``torchrun`` each
     process computes its share of positions and rank 0 returns them all (others return None).
+    (:func:`iter_position_probs` gives the same in blocks.)
     """
-    if strands not in ("both", "fwd"):
-        raise InputError(f"strands must be 'both' or 'fwd', not {strands!r}")
-    n = genome.length(chrom)
-    if not 0 <= start < end <= n:
-        raise InputError(f"region {chrom}:{start + 1}-{end} is not inside {chrom} (1-{n})")
-    if aligned_species(model, genome) is not None:
-        genome.check_covers([(chrom, start), (chrom, end - 1)])
-    ctx = distributed.setup()  # under torchrun: each process scores its share of positions, rank 0 gets all
-    sites = [(chrom, p) for p in range(start, end)]
-    mine = distributed.shard(sites, ctx)
-    fwd_m, rev_m = site_logits(model, genome, [sites[i] for i in mine], window=window, batch_size=batch_size,
-                               progress=progress)
-    rows = distributed.gather(list(zip(fwd_m, rev_m)), ctx, len(sites))
-    if rows is None:
+    blocks = list(iter_position_probs(model, genome, chrom, start, end, window=window, strands=strands,
+                                      batch_size=batch_size, progress=progress))
+    if not blocks:
         return None
-    fwd = np.array([r[0] for r in rows]).reshape(-1, 4)
-    rev = np.array([r[1] for r in rows]).reshape(-1, 4)
-    probs = strand_probs(fwd, rev, strands)
-    return {"pos": np.arange(start, end) + 1, "ref": np.array(list(genome.fetch(chrom, start, end))), "probs": probs}
+    return {k: np.concatenate([b[k] for b in blocks]) for k in ("pos", "ref", "probs")}
 
 
 # ---- file runner: chunks, resume (:mod:`nucfm.resume`), torchrun shards -----------------------
@@ -477,31 +497,48 @@ def check_probs_output(path: str | Path) -> str:
     raise InputError(f"{path}: output must end in .tsv[.gz], .csv[.gz], .parquet or .npz")
 
 
-def write_position_probs(result: dict[str, np.ndarray], chrom: str, path: str | Path) -> Path:
-    """Write :func:`position_probs` output as TSV[.gz] / CSV[.gz] / Parquet (columns chrom, pos,
-    A, C, G, T, ref) or NPZ (arrays chrom, pos, probs (N, 4) in A,C,G,T order, ref). ``.gz``
-    tables are BGZF (as every nucfm ``.gz`` output, so ``tabix`` accepts them); the file is
-    written atomically (:func:`nucfm.paths.atomic_path`)."""
+def write_position_probs(result, chrom: str, path: str | Path) -> Path:
+    """Write :func:`position_probs` output (a dict, or the blocks of :func:`iter_position_probs`,
+    written as they come: memory holds one block) as TSV[.gz] / CSV[.gz] / Parquet (columns chrom,
+    pos, A, C, G, T, ref) or NPZ (arrays chrom, pos, probs (N, 4) in A,C,G,T order, ref; built in
+    memory). ``.gz`` tables are BGZF (as every nucfm ``.gz`` output, so ``tabix`` accepts them);
+    the file is written atomically (:func:`nucfm.paths.atomic_path`)."""
     import pandas as pd
 
     path = Path(path)
     fmt = check_probs_output(path)
+    blocks = [result] if isinstance(result, dict) else result
     with atomic_path(path) as tmp:
         if fmt == "npz":
-            np.savez_compressed(tmp, chrom=np.array(chrom), pos=result["pos"],
-                                probs=result["probs"].astype(np.float32), ref=result["ref"])
+            blocks = list(blocks)
+            np.savez_compressed(tmp, chrom=np.array(chrom), pos=np.concatenate([b["pos"] for b in blocks]),
+                                probs=np.concatenate([b["probs"] for b in blocks]).astype(np.float32),
+                                ref=np.concatenate([b["ref"] for b in blocks]))
             return path
-        df = pd.DataFrame({"chrom": chrom, "pos": result["pos"],
-                           **{b: result["probs"][:, k] for k, b in enumerate(BASES)}, "ref": result["ref"]})
-        if fmt == "parquet":
-            df.to_parquet(tmp, index=False)
-            return path
-        text = df.to_csv(sep="," if fmt == "csv" else "\t", index=False, float_format="%.6g")
-        if path.name.lower().endswith(".gz"):
-            import pysam
+        writer = None
+        try:
+            for k, b in enumerate(blocks):
+                df = pd.DataFrame({"chrom": chrom, "pos": b["pos"],
+                                   **{base: b["probs"][:, j] for j, base in enumerate(BASES)}, "ref": b["ref"]})
+                if fmt == "parquet":
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
 
-            with pysam.BGZFile(str(tmp), "wb") as fh:
-                fh.write(text.encode("utf-8"))
-        else:
-            tmp.write_text(text, encoding="utf-8")
+                    t = pa.Table.from_pandas(df, preserve_index=False)
+                    writer = writer or pq.ParquetWriter(tmp, t.schema)
+                    writer.write_table(t)
+                    continue
+                text = df.to_csv(sep="," if fmt == "csv" else "\t", index=False, header=k == 0, float_format="%.6g",
+                                 lineterminator="\n").encode("utf-8")
+                if writer is None:
+                    if path.name.lower().endswith(".gz"):
+                        import pysam
+
+                        writer = pysam.BGZFile(str(tmp), "wb")
+                    else:
+                        writer = open(tmp, "wb")
+                writer.write(text)
+        finally:
+            if writer is not None:
+                writer.close()
     return path
