@@ -91,4 +91,6 @@ def calibrator(model, genome: Genome, window: int, method: str, size: int = 10_0
                                                 batch_size=batch_size, progress=progress)[0])
         return np.where(snv, percentiles(scores, background[0]), np.nan)
 
+    calibrate.identity = {"background_size": size, "background_seed": seed}
+
     return calibrate

@@ -342,5 +342,8 @@ def annotator(genome: Genome, gff: str | Path, distance: int = 5000):
     def annotate(vt: VariantTable) -> dict[str, np.ndarray]:
         return annotate_variants(vt, genome, ann)
 
+    from nucfm.resume import input_identity
+
     annotate.columns = ANNOTATION_COLUMNS
+    annotate.identity = {**input_identity(gff), "distance": distance}
     return annotate

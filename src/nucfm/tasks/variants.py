@@ -392,7 +392,8 @@ def score_variant_file(model, genome: Genome, variants, output: str | Path,
     Variants longer than ``window // 4`` get ``allele_too_long``. ``annotate(vt) -> {column:
     (n,) str}`` adds columns (consequences, :mod:`nucfm.tasks.consequence`; ``annotate.columns``
     names them, by default consequence, gene, transcript); ``calibrate(scores, kinds) -> (n,)``
-    adds ``score_percentile`` (:mod:`nucfm.tasks.calibration`). When every row of the first piece is on a contig the
+    adds ``score_percentile`` (:mod:`nucfm.tasks.calibration`); their ``identity`` attribute, a
+    dict, goes into the resume manifest. When every row of the first piece is on a contig the
     genome lacks, it is an error before any scoring. Returns the status counts (rank 0) or None
     (other ranks).
     """
@@ -416,7 +417,9 @@ def score_variant_file(model, genome: Genome, variants, output: str | Path,
         **source.identity, "genome": str(genome.path.resolve()), "aliases": genome.aliases,
         "model_fingerprint": fingerprint(model), "window": window, "method": method, "columns": list(spec),
         "indel_method": indel_method, "flank": flank, "strict_ref": strict_ref, "info_key": info_key,
-        "chunk_rows": chunk_size, "output_format": Path(output).name.lower(),
+        "chunk_rows": chunk_size,
+        # the pieces hold the extra columns too: what they depend on (the GFF, the background)
+        "annotate": getattr(annotate, "identity", None), "calibrate": getattr(calibrate, "identity", None),
     }
     parts = Parts(output, manifest, suffix=".part", restart=restart)
     if rank == 0:
@@ -434,9 +437,8 @@ def score_variant_file(model, genome: Genome, variants, output: str | Path,
             n_chunks = i + 1
             if form is None:  # the header, from the first piece (its columns, or its VCF header)
                 form = ScoredFormat(output, vt, spec, info_key, description)
-            if i % world != rank or i in finished:
-                if rank == 0 or i % world == rank:
-                    bar.update(source.advance(vt))
+            if i % world != rank or i in finished:  # (rank 0's bar: other ranks' pieces count as read)
+                bar.update(source.advance(vt))
                 continue
             status = check_variants(vt, genome, strict_ref=strict_ref, max_span=window // 4,
                                     all_unknown_fails=i == 0)
