@@ -199,14 +199,18 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     lm, task_model, dna = make_models(args.workdir, args.hidden)
     models = (args.model or lm, task_model, dna)
-    rows = json.loads(args.out.read_text())["runs"] if args.out.exists() else []
+    old = json.loads(args.out.read_text()) if args.out.exists() else {}
+    rows = old.get("runs", [])
+    commands = old.get("commands", []) + [" ".join(["python", "bench/scale.py", *sys.argv[1:]])]
     plan = [(t, n) for t in args.tasks.split(",") for n in (args.variants if t == "vep" else args.records)]
     for task, n in plan:
         rows = [x for x in rows if (x["task"], x["n"]) != (task, n)]
         row = run_one(task, n, args.workdir, models, args.threads, args.layout)
+        row.update(date=time.strftime("%Y-%m-%d"), load_avg_at_end=[round(x, 1) for x in os.getloadavg()])
         print(json.dumps(row), flush=True)
         rows.append(row)
-        doc = {"models": dict(zip(("rna", "task", "dna"), models)), "hidden": args.hidden, "threads": args.threads,
+        doc = {"commands": commands, "notes": old.get("notes", []),
+               "models": dict(zip(("rna", "task", "dna"), models)), "hidden": args.hidden, "threads": args.threads,
                "cpu": os.cpu_count(), "load_avg_at_end": os.getloadavg(), "runs": rows, "fit": slopes(rows)}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(doc, indent=1) + "\n")

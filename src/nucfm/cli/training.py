@@ -228,9 +228,10 @@ def run_predict(args):
     if Path(args.output).suffix not in (".tsv", ".csv", ".parquet", ".txt"):
         raise InputError(f"{args.output}: write predictions to .tsv, .csv or .parquet")
     check_model_name(args.model)
-    from nucfm.io.tables import read_sequence_table
+    from nucfm.io.tables import iter_sequence_table
 
-    read_sequence_table(args.input, args.seq_col)  # every input check (columns, protein) before the model loads
+    for _ in iter_sequence_table(args.input, args.seq_col):  # every input check (columns, protein) before
+        pass  # the model loads, streamed: memory holds one chunk of records
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
