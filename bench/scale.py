@@ -2,18 +2,20 @@
 
 Each run is one ``python -m nucfm ...`` process under ``/usr/bin/time -v`` (peak RSS = its
 "Maximum resident set size"), on generated inputs (seeded): random 60-nt RNAs for ``embed``
-(``--pool mean``, and per residue in the concat HDF5 layout) and ``predict``, and random SNVs of a
-random 2-Mb genome for ``vep``. The slope of log(time) against log(size) is fitted per command
-(1 = linear), and the change of peak RSS between the two largest sizes is reported (the goal: within
-10 % from 100k to 1M records). Results are written after every run, so a long run that is stopped
+(``--pool mean``, and per residue in the concat HDF5 layout), ``predict`` and ``fold`` (.dbn), and
+random SNVs of a random 2-Mb genome for ``vep``. The slope of log(time) against log(size) is fitted
+per command (1 = linear), and the change of peak RSS between the two largest sizes is reported (the
+goal: within 10 % from 100k to 1M records). Results are written after every run, so a long run that is stopped
 keeps what it measured.
 
 The model is a small random RNA-FM-shaped transformer (``--hidden``, 2 layers) unless ``--model``
-names a real one: the question is how time and memory grow with the input, not the speed of a
-big model (``bench/embed_vs_official.py`` is that).
+names a real one, and for ``fold`` a small random pair head on one-hot pair features (no
+ViennaRNA, no language model): the question is how time and memory grow with the input, not the
+speed of a big model (``bench/embed_vs_official.py`` is that).
 
     python bench/scale.py --records 10000,100000,1000000 --variants 100000,1000000,10000000
     python bench/scale.py --tasks embed-pooled --records 10000,100000 --threads 1
+    python bench/scale.py --tasks fold --records 10000,100000 --out bench/results/scale_fold.json
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-TASKS = ("embed-pooled", "embed-residue", "predict", "vep")
+TASKS = ("embed-pooled", "embed-residue", "predict", "fold", "vep")
 GENOME_BP = 2_000_000
 
 
@@ -82,9 +84,9 @@ def make_variants(path: Path, genome: Path, n: int, seed: int = 2) -> Path:
     return path
 
 
-def make_models(work: Path, hidden: int) -> tuple[str, str, str]:
-    """A small random RNA language model, a regression task model on it (frozen backbone stored)
-    and a small random DNA ConvNet."""
+def make_models(work: Path, hidden: int) -> tuple[str, str, str, str]:
+    """A small random RNA language model, a regression task model on it (frozen backbone stored),
+    a small random DNA ConvNet and a small random structure model (one-hot pair features)."""
     import torch
 
     from nucfm import save_model
@@ -106,7 +108,16 @@ def make_models(work: Path, hidden: int) -> tuple[str, str, str]:
     if not dna_dir.exists():
         torch.manual_seed(0)
         save_model(ConvNet(ConvNetConfig(num_layers=4, hidden_size=hidden, kernel_size=5)).eval(), dna_dir)
-    return str(lm_dir), str(task_dir), str(dna_dir)
+    ss_dir = work / "ss_onehot"
+    if not ss_dir.exists():
+        from nucfm.checkpoint.structure import save_structure_model
+        from nucfm.models.config import PairHeadConfig, StructureConfig
+        from nucfm.models.heads import PairHead
+
+        torch.manual_seed(0)
+        hc = PairHeadConfig(embed_dim=0, reduction=4, channels=8, blocks=2, extra_channels=16)
+        save_structure_model(PairHead(hc).eval(), StructureConfig(head=hc.to_dict(), features=("onehot",)), ss_dir)
+    return str(lm_dir), str(task_dir), str(dna_dir), str(ss_dir)
 
 
 def timed(cmd: list[str], threads: int) -> dict:
@@ -121,8 +132,8 @@ def timed(cmd: list[str], threads: int) -> dict:
     return {"wall_s": round(wall, 2), "peak_rss_mb": round(rss_kb / 1024, 1)}
 
 
-def run_one(task: str, n: int, work: Path, models: tuple[str, str, str], threads: int, layout: str) -> dict:
-    lm, task_model, dna = models
+def run_one(task: str, n: int, work: Path, models: tuple[str, str, str, str], threads: int, layout: str) -> dict:
+    lm, task_model, dna, ss = models
     nucfm = [sys.executable, "-m", "nucfm"]
     common = ["--threads", str(threads), "--no-progress"]
     if task == "vep":
@@ -136,6 +147,9 @@ def run_one(task: str, n: int, work: Path, models: tuple[str, str, str], threads
         if task == "predict":
             out = work / f"out_predict_{n}.tsv"
             cmd = [*nucfm, "predict", "-i", str(inp), "-o", str(out), "-m", task_model, "--threads", str(threads)]
+        elif task == "fold":
+            out = work / f"out_fold_{n}.dbn"
+            cmd = [*nucfm, "fold", "-i", str(inp), "-o", str(out), "-m", ss, *common]
         else:
             pooled = task == "embed-pooled"
             out = work / f"out_{task}_{n}.{'npy' if pooled else 'h5'}"
@@ -197,8 +211,8 @@ def main() -> None:
     ap.add_argument("--figure", type=Path, default=ROOT / "docs" / "figures" / "scale.png")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    lm, task_model, dna = make_models(args.workdir, args.hidden)
-    models = (args.model or lm, task_model, dna)
+    lm, task_model, dna, ss = make_models(args.workdir, args.hidden)
+    models = (args.model or lm, task_model, dna, ss)
     old = json.loads(args.out.read_text()) if args.out.exists() else {}
     rows = old.get("runs", [])
     commands = old.get("commands", []) + [" ".join(["python", "bench/scale.py", *sys.argv[1:]])]
@@ -210,8 +224,9 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         rows.append(row)
         doc = {"commands": commands, "notes": old.get("notes", []),
-               "models": dict(zip(("rna", "task", "dna"), models)), "hidden": args.hidden, "threads": args.threads,
-               "cpu": os.cpu_count(), "load_avg_at_end": os.getloadavg(), "runs": rows, "fit": slopes(rows)}
+               "models": dict(zip(("rna", "task", "dna", "ss"), models)), "hidden": args.hidden,
+               "threads": args.threads, "cpu": os.cpu_count(), "load_avg_at_end": os.getloadavg(), "runs": rows,
+               "fit": slopes(rows)}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(doc, indent=1) + "\n")
         figure(rows, args.figure)

@@ -293,3 +293,166 @@ def test_parallel_prediction_identical_to_one_thread():
     parallel = model.predict_probs(seqs, workers=2)
     assert [p.shape for p in parallel] == [p.shape for p in serial]
     assert all(np.array_equal(a, b) for a, b in zip(serial, parallel))
+
+
+# ---- fold and contacts read their input as a stream: chunk sizes, warnings, flat memory ----------
+ODD_IDS = ["a", "a", "A", "a#2", "a/1", "a_1", "__keys__", "e0", "e1", "e2", "e3", "e4", "e5", "one", "nn", "odd",
+           "long", "", "x"]
+
+
+def _odd_fasta(path):
+    """Repeated, colliding and empty ids; 6 empty records, a 1-nt, an all-N one, odd letters and
+    gaps, one record long enough for local mode (max_span 30)."""
+    seqs = {"one": "G", "nn": "NNNNNN", "odd": "GGGXPAA--ACCC", "long": _seq(90, 5)}
+    seqs |= {f"e{k}": "" for k in range(6)}
+    path.write_text("".join(f">{rid}\n{seqs.get(rid, _seq(12 + k, k))}\n" for k, rid in enumerate(ODD_IDS)))
+    return path
+
+
+def _fake_probs(seqs, workers=1, max_span=None, progress=None, **_):
+    """Deterministic symmetric maps that depend on each sequence alone (never on its batch), sparse
+    upper triangles in local mode, as StructureModel.predict_probs returns them."""
+    from scipy import sparse
+
+    from nucfm.models.structure import span_for
+
+    out = []
+    for s in seqs:
+        x = np.frombuffer(s.encode(), np.uint8).astype(np.float64)
+        r = np.arange(len(s))
+        m = (np.cos(np.outer(x, x) + np.add.outer(r, r)) ** 2).astype(np.float32)
+        span = span_for(len(s), max_span)
+        out.append(m if span is None else sparse.csr_matrix(np.triu(m, 1) - np.triu(m, span + 1)))
+        if progress is not None:
+            progress.update(len(s))
+    return out
+
+
+@pytest.fixture
+def fake_model(monkeypatch):
+    """A tiny structure model whose predictions are :func:`_fake_probs`; zip member times fixed,
+    so that files written at different seconds compare byte for byte."""
+    import time
+
+    fixed = time.struct_time((2024, 1, 1, 0, 0, 0, 0, 1, -1))
+    monkeypatch.setattr(time, "localtime", lambda *a: fixed)
+    model = _tiny_structure_model(features=("onehot",), blocks=1)
+    monkeypatch.setattr(model, "predict_probs", _fake_probs)
+    return model
+
+
+def _run(command, model, fa, out, chunk, **kw):
+    import dataclasses
+
+    from nucfm.tasks.contacts import contacts_fasta
+    from nucfm.tasks.structure import fold_fasta
+
+    if command == "fold":
+        return fold_fasta(model, str(fa), str(out / "s.dbn"), probs_path=str(out / "p.npz"), max_span=30,
+                          chunk_records=chunk, show_progress=False, **kw)
+    model.config = dataclasses.replace(model.config, task="contact")
+    return contacts_fasta(model, str(fa), str(out / "c.npz"), max_span=30, chunk_records=chunk, show_progress=False,
+                          **kw)
+
+
+@pytest.mark.parametrize("command", ["fold", "contacts"])
+def test_any_chunk_size_writes_the_same_files_as_everything_in_memory(tmp_path, fake_model, command):
+    """Every output, for chunks of 1, 2 and all records, has the bytes of the outputs written from
+    lists of every record (the way fold and contacts wrote them before they streamed)."""
+    from nucfm.alphabet import structure_letters
+    from nucfm.io.structure import StructureRecord, write_structures
+    from nucfm.paths import unique_names
+    from nucfm.tasks.contacts import _top_path, _write_top, top_pairs
+    from nucfm.tasks.structure import decode_structure, write_pair_probs
+
+    fa = _odd_fasta(tmp_path / "in.fa")
+    seqs = [structure_letters(s, drop_gaps=True) for s in fa.read_text().splitlines()[1::2]]
+    keys = unique_names(ODD_IDS)
+    maps = _fake_probs(seqs, max_span=30)
+    want = tmp_path / "want"
+    want.mkdir()
+    if command == "fold":
+        # as the chunks keep them: float16 dense maps, float32 sparse ones
+        kept = [p.astype(np.float16) if not hasattr(p, "tocoo") else p.astype(np.float32) for p in maps]
+        opts = fake_model.decode_options
+        write_structures([StructureRecord(i, s, decode_structure(p, s, opts)) for i, s, p in zip(ODD_IDS, seqs, maps)],
+                         want / "s.dbn")
+        write_pair_probs(want / "p.npz", keys, kept)
+        names = ["s.dbn", "p.npz"]
+    else:
+        kept = [p.astype(np.float16) if not hasattr(p, "tocoo") else p.astype(np.float32) for p in maps]
+        write_pair_probs(want / "c.npz", keys, kept)
+        _write_top(_top_path(str(want / "c.npz")), [(k, i, top_pairs(p, len(s))) for k, i, s, p in
+                                                    zip(keys, ODD_IDS, seqs, kept)])
+        names = ["c.npz", "c.top.tsv"]
+    for chunk in (1, 2, 100):
+        out = tmp_path / f"c{chunk}"
+        out.mkdir()
+        summary = _run(command, fake_model, fa, out, chunk)
+        assert summary["records"] == len(ODD_IDS) and summary["empty"] == 6
+        for name in names:
+            assert (out / name).read_bytes() == (want / name).read_bytes(), (chunk, name)
+        assert not list(out.glob("*.parts"))
+    with np.load(tmp_path / "c1" / names[-1 if command == "fold" else 0]) as z:
+        assert list(z["__keys__"]) == unique_names(keys, reserved=("__keys__",))
+        assert "long.sparse" in z.files and "__keys__#2.npy" not in z.files and "__keys__#2" in z.files
+
+
+def test_odd_record_warnings_name_five_and_count_all(tmp_path, fake_model, caplog):
+    fa = _odd_fasta(tmp_path / "in.fa")
+    with caplog.at_level("WARNING", logger="nucfm"):
+        summary = _run("fold", fake_model, fa, tmp_path, 3)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["6 empty record(s) written with no pairs: e0, e1, e2, e3, e4 ...",
+                     "1 1-nt record(s) written with no pairs: one",
+                     "1 all-N record(s) written (no known nucleotide: predictions carry no information): nn",
+                     "8 residue(s) other than A, C, G, U/T are read as N (unknown nucleotide)"]
+    assert {k: summary[k] for k in ("records", "empty", "single", "all_n", "converted", "local", "windowed")} == {
+        "records": 19, "empty": 6, "single": 1, "all_n": 1, "converted": 8, "local": 1, "windowed": 0}
+
+
+@pytest.mark.parametrize("command", ["fold", "contacts"])
+def test_resume_after_one_finished_chunk_computes_the_rest_only(tmp_path, fake_model, monkeypatch, command):
+    fa = _odd_fasta(tmp_path / "in.fa")
+    (tmp_path / "straight").mkdir()
+    _run(command, fake_model, fa, tmp_path / "straight", 4)
+    calls, stop = [], [2]
+
+    def second_chunk_stops(seqs, **kw):  # the first run: Ctrl-C in the second chunk
+        calls.append(len(seqs))
+        if len(calls) in stop:
+            raise KeyboardInterrupt
+        return _fake_probs(seqs, **kw)
+
+    monkeypatch.setattr(fake_model, "predict_probs", second_chunk_stops)
+    out = tmp_path / "resumed"
+    out.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        _run(command, fake_model, fa, out, 4)
+    parts = next(out.glob("*.parts"))
+    assert sorted(p.name for p in parts.glob("chunk_*")) == ["chunk_000000.npz"]
+    calls.clear()
+    stop.clear()
+    _run(command, fake_model, fa, out, 4)
+    assert calls == [4, 4, 4, 3]  # 19 records in chunks of 4: the first was not computed again
+    assert not parts.exists()
+    for f in (tmp_path / "straight").iterdir():
+        assert (out / f.name).read_bytes() == f.read_bytes(), f.name
+
+
+@pytest.mark.parametrize("command", ["fold", "contacts"])
+def test_memory_does_not_grow_with_the_number_of_records(tmp_path, fake_model, command):
+    """Ten times the records, about the same peak: a few chunks, a record and a few bytes per
+    record while the input is first read (the hashes that make keys unique); the lists fold and
+    contacts kept before cost 1.4 and 1.1 kB per record here."""
+    import tracemalloc
+
+    peaks = []
+    for n in (150, 150, 1500):  # the first run imports what the others need: not measured
+        fa = tmp_path / f"in{n}.fa"
+        fa.write_text("".join(f">r{k}\n{_seq(8, k)}\n" for k in range(n)))
+        tracemalloc.start()
+        _run(command, fake_model, fa, tmp_path, 50)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert (peaks[2] - peaks[1]) / 1350 < 200, peaks  # bytes per record; 22-48 measured now

@@ -115,3 +115,88 @@ def test_dot_bracket_keeps_what_it_can_write(tmp_path, caplog):
     assert f"{40 - len(BRACKETS)} pair(s)" in caplog.text
     write_structures([rec], tmp_path / "o.ct", "ct")
     assert read_structures(tmp_path / "o.ct")[0].pairs == pairs
+
+
+# ---- outputs written as a stream (fold, contacts) ------------------------------------------------
+def _unique_names_by_the_rule(keys, reserved=()):
+    """The rule of nucfm.paths.unique_names as first written: every name remembered."""
+    from nucfm.paths import safe_name
+
+    taken, out = {r.lower() for r in reserved}, []
+    for key in keys:
+        base = safe_name(key)
+        name, n = base, 1
+        while name.lower() in taken:
+            n += 1
+            name = f"{base}#{n}"
+        taken.add(name.lower())
+        out.append(name)
+    return out
+
+
+ID_PARTS = ["a", "A", "b", "", "..", "x/1", "x_1", "#", "#2", "#3", "#10", "#02", "record", "Σ", "ς", "İ", "__keys__"]
+
+
+@given(st.lists(st.lists(st.sampled_from(ID_PARTS), min_size=1, max_size=3).map("".join), max_size=40),
+       st.lists(st.sampled_from(ID_PARTS[:12]), max_size=2).map(tuple))
+@settings(max_examples=300, deadline=None)
+def test_unique_names_streamed_equal_the_rule(keys, reserved):
+    """Remembering only what can clash (repeated keys, names with '#') gives every name the rule
+    gives; so does the .npz writers' second pass (the keys again, '__keys__' reserved)."""
+    from nucfm.paths import iter_unique_names, repeated_names, unique_names
+
+    want = _unique_names_by_the_rule(keys, reserved)
+    assert unique_names(keys, reserved=reserved) == want
+    assert list(iter_unique_names(keys, reserved=reserved, repeated=repeated_names(keys))) == want
+    again = list(iter_unique_names(want, reserved=("__keys__",), repeated=repeated_names(want)))
+    assert again == _unique_names_by_the_rule(want, ("__keys__",))
+
+
+def test_pair_probs_npz_streamed_has_the_bytes_of_the_whole_lists(tmp_path, monkeypatch):
+    """write_pair_probs from generators (keys array written in parts, the zip's directory spooled
+    to disk) writes the bytes that numpy's own array writer gives for the whole lists, as the
+    .npz used to be written; a sparse map becomes an ``.sparse`` (N, 3) array."""
+    import time
+    import zipfile
+
+    import numpy as np
+    from scipy import sparse
+
+    from nucfm.paths import unique_names
+    from nucfm.tasks.structure import _stored, write_pair_probs
+
+    fixed = time.struct_time((2024, 1, 1, 0, 0, 0, 0, 1, -1))
+    monkeypatch.setattr(time, "localtime", lambda *a: fixed)
+    rng = np.random.default_rng(0)
+    ids = [f"r{k % 300}" for k in range(700)] + ["__keys__", "file", "λ-1"]  # > one batch of key strings
+    maps = [rng.random((k % 7, k % 7)).astype(np.float32) for k in range(len(ids))]
+    maps[5] = sparse.csr_matrix(np.triu(rng.random((9, 9)), 1))
+    keys = unique_names(ids)
+    write_pair_probs(tmp_path / "streamed.npz", keys, iter(maps))
+    npz_keys = unique_names(keys, reserved=("__keys__",))
+    with zipfile.ZipFile(tmp_path / "whole.npz", "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        for k, p in [("__keys__", np.array(npz_keys)), *(_stored(k, p) for k, p in zip(npz_keys, maps))]:
+            with zf.open(f"{k}.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(p), allow_pickle=False)
+    assert (tmp_path / "streamed.npz").read_bytes() == (tmp_path / "whole.npz").read_bytes()
+    with np.load(tmp_path / "streamed.npz") as z:
+        assert list(z["__keys__"]) == npz_keys and z["r5.sparse"].shape[1] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["streamed.npz", "whole.npz"]  # no spool left
+
+
+def test_structures_written_from_a_stream(tmp_path):
+    """A generator writes the bytes a list does, in every format; BPSEQ files take the names given
+    (else unique_names of the ids); one .bpseq file refuses two records and leaves nothing."""
+    recs = [StructureRecord("a", "GGGAAACCC", [(0, 8), (1, 7)]), StructureRecord("a", "ACGU", []),
+            StructureRecord("b/1", "", [])]
+    for fmt in ("dbn", "ct"):
+        assert write_structures(iter(recs), tmp_path / f"g.{fmt}", fmt) == 3
+        write_structures(recs, tmp_path / f"l.{fmt}", fmt)
+        assert (tmp_path / f"g.{fmt}").read_bytes() == (tmp_path / f"l.{fmt}").read_bytes()
+    write_structures(iter(recs), tmp_path / "bp", "bpseq")
+    assert sorted(p.name for p in (tmp_path / "bp").iterdir()) == ["a#2.bpseq", "a.bpseq", "b_1.bpseq"]
+    write_structures(iter(recs), tmp_path / "named", "bpseq", names=iter(["x", "y", "z"]))
+    assert (tmp_path / "named" / "y.bpseq").read_text() == (tmp_path / "bp" / "a#2.bpseq").read_text()
+    with pytest.raises(InputError, match="holds one structure, not 3"):
+        write_structures(iter(recs), tmp_path / "one.bpseq", "bpseq")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".one", "one"))]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -168,14 +168,63 @@ def unique_names(keys, fallback: str = "record", reserved: tuple[str, ...] = ())
     >>> unique_names(["a", "a", "a/1", "a_1", "A"])
     ['a', 'a#2', 'a_1', 'a_1#2', 'A#3']
     """
-    taken = {r.lower() for r in reserved}
-    out = []
+    return list(iter_unique_names(keys, fallback, reserved))
+
+
+def iter_unique_names(keys: Iterable[str], fallback: str = "record", reserved: tuple[str, ...] = (),
+                      repeated: frozenset[int] | None = None) -> Iterator[str]:
+    """:func:`unique_names`, one name at a time. Remembered: the ``reserved`` names, each
+    renamed name's highest ``#n``, and the names given as they are: all of them, or with
+    ``repeated`` (:func:`repeated_names` of the same keys, in this process) only those that a
+    later name can equal: a repeated key's, and ``x#...`` where ``x`` may be renamed (``x`` is
+    reserved, repeated or holds ``#``). The names are the same either way; memory then grows
+    with the repeated keys only.
+
+    >>> keys = ["a", "b", "a", "a#2"]
+    >>> list(iter_unique_names(keys, repeated=repeated_names(keys))) == unique_names(keys)
+    True
+    """
+    reserved = {r.lower() for r in reserved}
+    taken = set(reserved)  # lower case, as every comparison; the "#n" copies given are in `last`
+    last: dict[str, int] = {}  # a renamed name's highest n: its copies #2..#n are all taken
+
+    def renamable(low: str) -> bool:  # a later key of this name may be renamed (and copies made)
+        return hash(low) in repeated or low in reserved or "#" in low
+
     for key in keys:
         base = safe_name(key, fallback)
-        name, n = base, 1
-        while name.lower() in taken:
-            n += 1
-            name = f"{base}#{n}"
-        taken.add(name.lower())
-        out.append(name)
-    return out
+        low = base.lower()
+        if low in taken or _copy_taken(low, last):
+            n = last.get(low, 1) + 1
+            while f"{low}#{n}" in taken:
+                n += 1
+            last[low] = n
+            yield f"{base}#{n}"
+            continue
+        head, sep, _ = low.rpartition("#")
+        if repeated is None or hash(low) in repeated or (sep and renamable(head)):
+            taken.add(low)
+        yield base
+
+
+def _copy_taken(low: str, last: dict[str, int]) -> bool:
+    """Whether ``low`` is a ``#n`` copy name given already (each copy of ``x`` up to ``last[x]``
+    was given, or skipped because the name was taken)."""
+    head, sep, n = low.rpartition("#")
+    return bool(sep) and n.isascii() and n.isdigit() and n[0] != "0" and 2 <= int(n) <= last.get(head, 1)
+
+
+def repeated_names(keys: Iterable[str], fallback: str = "record") -> frozenset[int]:
+    """Hashes (Python's, valid in this process only) of the :func:`safe_name` s that occur more
+    than once in ``keys``, case-insensitively, so that :func:`iter_unique_names` need not remember
+    every name. One pass; about 8 bytes per key held while it runs (a hash collision only makes
+    the set larger, never the names different)."""
+    from array import array
+
+    import numpy as np
+
+    hashes = array("q", (hash(safe_name(k, fallback).lower()) for k in keys))
+    h = np.frombuffer(hashes, dtype=np.int64)
+    h.sort()  # in place
+    again = h[1:][h[1:] == h[:-1]]  # sorted: each repeated hash once or more
+    return frozenset(again[np.diff(again, prepend=again[:1] - 1) != 0].tolist())

@@ -21,6 +21,7 @@ import logging
 import string
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import tee
 from pathlib import Path
 
 import numpy as np
@@ -330,45 +331,53 @@ def format_ct(rec: StructureRecord) -> str:
 FORMATTERS = {"dbn": format_dbn, "bpseq": format_bpseq, "ct": format_ct}
 
 
-def write_structures(records: Iterable[StructureRecord], path: str | Path, fmt: str = "dbn") -> list[str]:
-    """Write records to ``path``; returns the names written (file names for a directory).
+def write_structures(records: Iterable[StructureRecord], path: str | Path, fmt: str = "dbn",
+                     names: Iterable[str] | None = None) -> int:
+    """Write records to ``path``, one at a time as they come (a stream of any length is written in
+    the memory of one record); returns the number written.
 
     dbn and ct hold many records in one file. BPSEQ holds one record per file: a ``path``
     ending in ``.bpseq`` is one file (exactly one record), any other ``path`` is a directory that
     receives one ``NAME.bpseq`` per record, whatever the number of records, named by
-    :func:`nucfm.paths.unique_names` (repeated or colliding ids get ``#2``, ``#3``...). Files and
-    directories are written atomically (see :func:`nucfm.paths.atomic_path`).
+    :func:`nucfm.paths.unique_names` of the ids (repeated or colliding ids get ``#2``, ``#3``...),
+    or by ``names`` when the caller has them already. Files and directories are written
+    atomically (see :func:`nucfm.paths.atomic_path`).
     """
-    from nucfm.paths import atomic_path, check_output_dir, unique_names
+    from nucfm.paths import atomic_path, check_output_dir, iter_unique_names
 
     if fmt not in FORMATTERS:
         raise InputError(f"unknown structure format {fmt!r}; known: {', '.join(FORMATS)}")
     path = Path(path)
-    records = list(records)
+    n = 0
     if fmt == "bpseq" and not bpseq_is_single_file(path):
         check_output_dir(path, (".bpseq",))
-        names = [n + ".bpseq" for n in unique_names([r.id for r in records])]
+        if names is None:
+            records, ids = tee(records)
+            names = iter_unique_names(r.id for r in ids)
         with atomic_path(path, directory=True) as tmp:
             for rec, name in zip(records, names):
-                (tmp / name).write_text(format_bpseq(rec))
-        return names
-    if fmt == "bpseq" and len(records) != 1:
-        raise InputError(f"{path}: a .bpseq file holds one structure, not {len(records)}; give a directory "
-                         "for one file per record")
-    if fmt == "dbn":
-        dropped = 0
-        for k, rec in enumerate(records):
-            kept, n = dot_bracket_pairs(normalize_pairs(rec.pairs, len(rec.seq)))
-            if n:
-                records[k] = StructureRecord(rec.id, rec.seq, kept)
-                dropped += n
-        if dropped:
-            log.warning("%s: %d pair(s) cross the others more than %d bracket types can write and were left out of "
-                        "the dot-bracket (BPSEQ and CT hold every pair)", path, dropped, len(BRACKETS))
+                (tmp / f"{name}.bpseq").write_text(format_bpseq(rec))
+                n += 1
+        return n
+    dropped = 0
     with atomic_path(path) as tmp, open(tmp, "w") as fh:
         for rec in records:
+            n += 1
+            if fmt == "bpseq" and n > 1:
+                continue  # counted for the message below
+            if fmt == "dbn":
+                kept, left_out = dot_bracket_pairs(normalize_pairs(rec.pairs, len(rec.seq)))
+                if left_out:
+                    rec = StructureRecord(rec.id, rec.seq, kept)
+                    dropped += left_out
             fh.write(FORMATTERS[fmt](rec))
-    return [r.id for r in records]
+        if fmt == "bpseq" and n != 1:
+            raise InputError(f"{path}: a .bpseq file holds one structure, not {n}; give a directory "
+                             "for one file per record")
+    if dropped:
+        log.warning("%s: %d pair(s) cross the others more than %d bracket types can write and were left out of "
+                    "the dot-bracket (BPSEQ and CT hold every pair)", path, dropped, len(BRACKETS))
+    return n
 
 
 def bpseq_is_single_file(path: str | Path) -> bool:

@@ -20,10 +20,9 @@ from nucfm.models.structure import StructureModel
 from nucfm.tasks.structure import (
     MAX_LENGTH,
     announce,
-    check_lengths,
-    clean_records,
     is_sparse,
     read_pair_probs,
+    scan_records,
     write_pair_probs,
 )
 
@@ -61,43 +60,39 @@ def contacts_fasta(model: StructureModel, fasta: str, output: str, plot_dir: str
     contacts of ``ref`` (contact JSON lines, matched by id) drawn beside the prediction; with
     ``ref`` the summary holds the scores. A record over ``max_length`` nt is refused before any
     work. Resumable like ``fold`` (``OUTPUT.parts/``, chunks of ``chunk_records`` records,
-    ``restart``). Returns a summary dict."""
+    ``restart``); memory does not grow with the number of records, as in ``fold``. Returns a
+    summary dict."""
     from nucfm import distributed
-    from nucfm.paths import unique_names
     from nucfm.progress import bar
-    from nucfm.tasks.structure import load_map_chunks, map_parts, run_map_chunks
+    from nucfm.tasks.structure import map_parts, merge_map_chunks, run_map_chunks
 
     if model.config.task != "contact":
         log.warning("model %s was trained for %s, not contacts: its map ranks base pairs", model.name,
                     model.config.task)
     refs = _read_refs(ref) if ref else {}
-    recs, seqs, counts = clean_records(fasta, "given empty maps")
-    check_lengths(recs, seqs, max_length, "contacts")
-    announce("contacts", seqs, max_span, workers)
-    keys = unique_names([r.id for r in recs])
+    records = scan_records(fasta, "given empty maps", max_length, "contacts", max_span)
+    announce("contacts", records, workers)
     parts = map_parts(model, fasta, output, restart, chunk_records, max_span=max_span)
-    with bar(total=sum(map(len, seqs)), unit="nt", unit_scale=True, desc="contacts", enabled=show_progress) as b:
+    with bar(total=records.nt, unit="nt", unit_scale=True, desc="contacts", enabled=show_progress) as b:
         n_chunks = run_map_chunks(
-            parts, seqs, lambda s: [((), p) for p in model.predict_probs(s, workers=workers, max_span=max_span,
-                                                                        progress=b)],
-            chunk_records, distributed.Context(), keep_probs=True)
-    lengths = [len(s) for s in seqs]
+            parts, records.chunks(chunk_records),
+            lambda s: [((), p) for p in model.predict_probs(s, workers=workers, max_span=max_span, progress=b)],
+            distributed.Context(), keep_probs=True)
 
-    def maps():
-        return (p for _, p in load_map_chunks(parts, n_chunks, lengths))
+    def maps():  # (id, sequence, key, probs) per record, read again for each output
+        return ((rid, seq, key, p) for rid, seq, key, _, p in merge_map_chunks(records, parts, n_chunks))
 
-    write_pair_probs(output, keys, maps())
-    tops = [top_pairs(p, top_k or len(s)) for p, s in zip(maps(), seqs)]
-    _write_top(_top_path(output), keys, [r.id for r in recs], tops)
+    write_pair_probs(output, records.keys, (p for *_, p in maps()))
+    _write_top(_top_path(output), ((key, rid, top_pairs(p, top_k or len(seq))) for rid, seq, key, p in maps()))
     if plot_dir:
         from nucfm.analysis.contact_plots import write_contact_plots
 
-        known = [refs[r.id].contacts if r.id in refs else None for r in recs]
-        write_contact_plots(plot_dir, [(s, p, k, r.id, kn) for s, p, k, r, kn in zip(seqs, maps(), keys, recs, known)])
-    summary = {"records": len(recs), "top_pairs": str(_top_path(output))} | counts
-    if refs:
-        scored = [(r, p) for r, p in zip(recs, maps()) if r.id in refs]
-        per = [score_contacts(_dense(p), refs[r.id].contacts, len(refs[r.id].seq)) for r, p in scored]
+        write_contact_plots(plot_dir, ((seq, p, key, rid, refs[rid].contacts if rid in refs else None)
+                                       for rid, seq, key, p in maps()))
+    summary = {"records": records.records, "top_pairs": str(_top_path(output))} | records.counts
+    if refs:  # a score per referenced record, not its map
+        per = [score_contacts(_dense(p), refs[rid].contacts, len(refs[rid].seq)) for rid, _, _, p in maps()
+               if rid in refs]
         summary["scores"] = average_contact_scores(per) if per else {}
         summary["scored"] = len(per)
     parts.remove()
@@ -109,12 +104,13 @@ def _top_path(output: str) -> Path:
     return p.with_name(p.name[: -len(p.suffix)] + ".top.tsv" if p.suffix else p.name + ".top.tsv")
 
 
-def _write_top(path: Path, keys, ids, tops) -> None:
+def _write_top(path: Path, rows) -> None:
+    """The top-pairs TSV from ``(key, id, top pairs)`` per record, written as they come."""
     from nucfm.paths import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "w") as fh:
         fh.write("key\tid\ti\tj\tseparation\tprobability\n")
-        for key, rid, top in zip(keys, ids, tops):
+        for key, rid, top in rows:
             for i, j, p in top:
                 fh.write(f"{key}\t{rid}\t{i}\t{j}\t{j - i}\t{p:.4f}\n")
 

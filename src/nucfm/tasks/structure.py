@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -133,11 +134,17 @@ def score_structures(preds, refs, shift: int = 0) -> list:
 PROBS_FORMATS = (".npz", ".h5", ".hdf5")
 
 
-def write_pair_probs(path, keys: list[str], probs: list[np.ndarray]) -> None:
+def write_pair_probs(path, keys: Iterable[str], probs: Iterable) -> None:
     """Each record's (L, L) pair probabilities (float16) under its unique key, atomically:
-    ``.npz`` arrays or ``.h5`` datasets under ``/probs/<key>``, plus ``ids`` in input order.
-    A local-mode (sparse) map is written as ``<key>.sparse``: an (N, 3) float32 array of rows
-    ``i, j, p`` (0-based, i < j; unlisted pairs are 0)."""
+    ``.npz`` arrays or ``.h5`` datasets under ``/probs/<key>``, plus the keys in input order
+    (``__keys__`` / ``keys``). A local-mode (sparse) map is written as ``<key>.sparse``: an
+    (N, 3) float32 array of rows ``i, j, p`` (0-based, i < j; unlisted pairs are 0).
+
+    One map in memory at a time: ``probs`` may be a generator. ``keys`` is read several times
+    (a list, or a collection that reads its file again, as :attr:`RecordStream.keys`). An
+    ``.npz`` output keeps nothing per record in memory (the zip's directory waits in a temporary
+    file beside it); an ``.h5`` output holds its keys at the end (HDF5 lays out strings written
+    in parts differently, and the file is the one the whole list gives)."""
     from pathlib import Path
 
     from nucfm.paths import atomic_path
@@ -145,19 +152,30 @@ def write_pair_probs(path, keys: list[str], probs: list[np.ndarray]) -> None:
     ext = Path(path).suffix.lower()
     if ext not in PROBS_FORMATS:
         raise InputError(f"{path}: pair probabilities are written as {', '.join(PROBS_FORMATS)}")
-    if ext == ".npz":  # the key array's own name is never a record's
-        from nucfm.paths import unique_names
-
-        keys = unique_names(keys, reserved=("__keys__",))
+    if iter(keys) is keys:  # a one-pass iterator
+        keys = list(keys)
     with atomic_path(path) as tmp:
         if ext == ".npz":
+            import tempfile
             import zipfile
 
+            from nucfm.paths import iter_unique_names, repeated_names
+
+            repeated = repeated_names(keys)
+
+            def names():  # the key array's own name is never a record's
+                return iter_unique_names(keys, reserved=("__keys__",), repeated=repeated)
+
             # numpy.savez's own layout, written by hand: any key (even "file") is a valid name
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-                for k, p in [("__keys__", np.array(keys)), *(_stored(k, p) for k, p in zip(keys, probs))]:
-                    with zf.open(f"{k}.npy", "w", force_zip64=True) as fh:
-                        np.lib.format.write_array(fh, np.asanyarray(p), allow_pickle=False)
+            with (tempfile.TemporaryFile(dir=tmp.parent) as spool,
+                  zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf):
+                zf.filelist, zf.NameToInfo = _SpooledEntries(spool), _Forgetful()
+                with zf.open("__keys__.npy", "w", force_zip64=True) as fh:
+                    _write_string_array(fh, names)
+                for k, p in zip(names(), probs):
+                    name, data = _stored(k, p)
+                    with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                        np.lib.format.write_array(fh, data, allow_pickle=False)
         else:
             import h5py
 
@@ -166,7 +184,61 @@ def write_pair_probs(path, keys: list[str], probs: list[np.ndarray]) -> None:
                 for k, p in zip(keys, probs):
                     name, data = _stored(k, p)
                     g.create_dataset(name, data=data, compression="gzip")
-                f.create_dataset("keys", data=np.array(keys, dtype=object), dtype=h5py.string_dtype())
+                f.create_dataset("keys", data=np.array(list(keys), dtype=object), dtype=h5py.string_dtype())
+
+
+class _SpooledEntries:
+    """``ZipFile.filelist`` for a zip of any number of members: zipfile keeps every member's
+    ZipInfo (about 500 bytes) for the central directory it writes on closing; here each one
+    finished is pickled to ``spool`` instead, and read back, in order, for that directory."""
+
+    def __init__(self, spool):
+        self.spool, self.n = spool, 0
+
+    def append(self, info) -> None:
+        import pickle
+
+        pickle.dump(info, self.spool)
+        self.n += 1
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        import pickle
+
+        self.spool.seek(0)
+        for _ in range(self.n):
+            yield pickle.load(self.spool)
+
+
+class _Forgetful(dict):
+    """``ZipFile.NameToInfo`` that keeps nothing: it only serves a duplicate-name warning, and
+    the member names written here are unique."""
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+
+def _write_string_array(fh, strings, batch: int = 256) -> None:
+    """``np.lib.format.write_array(fh, np.array(list(strings())))`` for strings, without the
+    list: ``strings()`` is called twice (the length and width first, as the header needs them),
+    and the array is written ``batch`` strings at a time (the same bytes)."""
+    from itertools import islice
+
+    n = width = 0
+    for text in strings():
+        n += 1
+        width = max(width, len(text))
+    if not n:  # np.array([]) is float64
+        np.lib.format.write_array(fh, np.array([]), allow_pickle=False)
+        return
+    dtype = np.dtype(f"<U{max(width, 1)}")
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)}
+    np.lib.format.write_array_header_1_0(fh, header)
+    it = strings()
+    while part := list(islice(it, batch)):
+        fh.write(np.array(part, dtype=dtype).tobytes())
 
 
 def _stored(key: str, p) -> tuple[str, np.ndarray]:
@@ -199,29 +271,6 @@ def read_pair_probs(path, lengths: dict[str, int] | None = None) -> dict[str, np
         else:
             out[name] = a
     return out
-
-
-def clean_records(fasta: str, what: str = "folded") -> tuple[list, list[str], dict]:
-    """Records of ``fasta`` and their sequences in structure letters, with one counted warning
-    per kind of odd input (no record is dropped): empty, 1-nt (nothing to pair), all-N, letters
-    other than A, C, G, U/T (read as N). Returns (records, sequences, counts)."""
-    from nucfm.io.fasta import read_fasta
-
-    recs = list(read_fasta(fasta))
-    seqs = [structure_letters(r.seq, drop_gaps=True) for r in recs]
-    counts = {"empty": [r.id for r, s in zip(recs, seqs) if not s],
-              "single": [r.id for r, s in zip(recs, seqs) if len(s) == 1],
-              "all_n": [r.id for r, s in zip(recs, seqs) if len(s) > 1 and set(s) == {"N"}]}
-    why = {"empty": "empty record(s) {} with no pairs", "single": "1-nt record(s) {} with no pairs",
-           "all_n": "all-N record(s) {} (no known nucleotide: predictions carry no information)"}
-    for k, ids in counts.items():
-        if ids:
-            shown = ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
-            log.warning("%d %s: %s", len(ids), why[k].format(what), shown)
-    converted = sum(c not in "ACGUT" for r in recs for c in r.seq.upper() if c not in "-.")
-    if converted:
-        log.warning("%d residue(s) other than A, C, G, U/T are read as N (unknown nucleotide)", converted)
-    return recs, seqs, {k: len(v) for k, v in counts.items()} | {"converted": converted}
 
 
 # The longest record fold/contacts take unless told otherwise (--max-length). Local mode runs at
@@ -258,17 +307,119 @@ def precheck_fasta(fasta: str, max_length: int | None, command: str = "fold") ->
         check_lengths([rec], [structure_letters(rec.seq, drop_gaps=True)], max_length, command)
 
 
-def announce(command: str, seqs: list[str], max_span: int | None, workers: int = 1) -> None:
+ODD_RECORDS = {"empty": "empty record(s) {} with no pairs", "single": "1-nt record(s) {} with no pairs",
+               "all_n": "all-N record(s) {} (no known nucleotide: predictions carry no information)"}
+
+
+@dataclasses.dataclass
+class RecordStream:
+    """The records of a FASTA file as fold and contacts read them, in memory that does not grow
+    with their number: :func:`scan_records` reads the file once for the counts below, then every
+    iteration reads it again and yields ``(id, sequence in structure letters)``; :attr:`keys`
+    are the records' :func:`~nucfm.paths.unique_names`, read the same way."""
+
+    fasta: str
+    records: int = 0  # how many records
+    nt: int = 0  # their residues (structure letters, gaps dropped)
+    local: int = 0  # records folded in local mode, their residues, the longest of them
+    local_nt: int = 0
+    longest_local: int = 0
+    windowed: int = 0  # records longer than the language model's maximum
+    counts: dict = dataclasses.field(default_factory=dict)  # odd records (ODD_RECORDS) and converted letters
+    repeated: frozenset = frozenset()  # the ids' names that repeat (nucfm.paths.repeated_names), for the keys
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        from nucfm.io.fasta import read_fasta
+
+        for rec in read_fasta(self.fasta, nucleotide=False):  # checked by the scan already
+            yield rec.id, structure_letters(rec.seq, drop_gaps=True)
+
+    @property
+    def keys(self) -> Iterable[str]:
+        """The records' unique keys, in order; every iteration reads the file again."""
+        return _Keys(self)
+
+    def chunks(self, size: int) -> Iterator[list[str]]:
+        """The sequences in lists of ``size`` (the last one shorter), read as they are asked for."""
+        from itertools import islice
+
+        seqs = (s for _, s in self)
+        while chunk := list(islice(seqs, size)):
+            yield chunk
+
+
+@dataclasses.dataclass
+class _Keys:
+    """:attr:`RecordStream.keys`: re-iterable, so that writers can read the keys more than once."""
+
+    records: RecordStream
+
+    def __iter__(self) -> Iterator[str]:
+        from nucfm.paths import iter_unique_names
+
+        return iter_unique_names((rid for rid, _ in self.records), repeated=self.records.repeated)
+
+
+def scan_records(fasta: str, what: str = "folded", max_length: int | None = MAX_LENGTH, command: str = "fold",
+                 max_span: int | None = None, lm_max_len: int | None = None) -> RecordStream:
+    """Read ``fasta`` once, a record at a time, before any model work: each record checked
+    (:func:`check_lengths`), counted (records, residues, those in local mode for ``max_span``,
+    those over ``lm_max_len``), with one counted warning per kind of odd input naming the first
+    five (no record is dropped): empty, 1-nt (nothing to pair), all-N, letters other than
+    A, C, G, U/T (read as N). Memory: one record, and a few bytes per record while it runs
+    (:func:`~nucfm.paths.repeated_names`). Returns the :class:`RecordStream` to read it by."""
+    from nucfm.io.fasta import read_fasta
+    from nucfm.models.structure import span_for
+    from nucfm.paths import repeated_names
+
+    out = RecordStream(fasta)
+    found = {k: 0 for k in ODD_RECORDS}
+    first = {k: [] for k in ODD_RECORDS}  # the first five ids of each kind, to show
+    converted = 0
+
+    def ids():
+        nonlocal converted
+        for rec in read_fasta(fasta):
+            seq = structure_letters(rec.seq, drop_gaps=True)
+            check_lengths([rec], [seq], max_length, command)
+            n = len(seq)
+            out.records += 1
+            out.nt += n
+            if span_for(n, max_span) is not None:
+                out.local += 1
+                out.local_nt += n
+                out.longest_local = max(out.longest_local, n)
+            if lm_max_len and n > lm_max_len:
+                out.windowed += 1
+            kind = "empty" if not n else "single" if n == 1 else "all_n" if seq.count("N") == n else None
+            if kind:
+                found[kind] += 1
+                if len(first[kind]) < 5:
+                    first[kind].append(rec.id)
+            upper = rec.seq.upper()
+            converted += len(upper) - sum(upper.count(c) for c in "ACGUT-.")
+            yield rec.id
+
+    out.repeated = repeated_names(ids())
+    for k, n in found.items():
+        if n:
+            shown = ", ".join(first[k]) + (" ..." if n > 5 else "")
+            log.warning("%d %s: %s", n, ODD_RECORDS[k].format(what), shown)
+    if converted:
+        log.warning("%d residue(s) other than A, C, G, U/T are read as N (unknown nucleotide)", converted)
+    out.counts = found | {"converted": converted}
+    return out
+
+
+def announce(command: str, records: RecordStream, workers: int = 1) -> None:
     """The one line a fold or contacts run states before it works: records, residues, how many
     fold in local mode and, for those, the time they should take (:data:`LOCAL_SECONDS_PER_NT`)."""
-    from nucfm.models.structure import span_for
     from nucfm.progress import estimate_line
 
-    local = sum(len(s) for s in seqs if span_for(len(s), max_span) is not None)
-    counts = {"records": len(seqs), "nt": sum(map(len, seqs))}
-    if local:
-        counts["nt in local mode"] = local
-    seconds = local * LOCAL_SECONDS_PER_NT / max(1, workers) if local > 100_000 else None
+    counts = {"records": records.records, "nt": records.nt}
+    if records.local_nt:
+        counts["nt in local mode"] = records.local_nt
+    seconds = records.local_nt * LOCAL_SECONDS_PER_NT / max(1, workers) if records.local_nt > 100_000 else None
     log.info(estimate_line(command, counts, seconds))
 
 
@@ -287,27 +438,25 @@ def fold_fasta(model: StructureModel, fasta: str, output: str, fmt: str = "dbn",
     folds its share and rank 0 writes all outputs (the same files as one process). A record
     over ``max_length`` nt is refused before any work (:func:`check_lengths`). Resumable:
     every ``chunk_records`` folded records are kept in ``OUTPUT.parts/`` (:mod:`nucfm.resume`)
-    until all are written; a rerun skips them (``restart``: start over). Returns a summary dict."""
+    until all are written; a rerun skips them (``restart``: start over). Memory does not grow
+    with the number of records: the file is read again for each output (:class:`RecordStream`)
+    beside the kept maps, a chunk at a time. Returns a summary dict."""
     from nucfm.io.structure import StructureRecord, write_structures
     from nucfm.models.structure import span_for
-    from nucfm.paths import unique_names
 
     opts = opts or model.decode_options
     if model.config.task != "structure":
         log.warning("model %s predicts %s maps, not base pairs: the structures decoded from them are not "
                     "secondary structures", model.name, model.config.task)
-    recs, seqs, counts = clean_records(fasta, "written")
-    check_lengths(recs, seqs, max_length, "fold")
-    announce("fold", seqs, max_span, workers)
-    long = [r.id for r, s in zip(recs, seqs) if model.lm is not None and model.lm.max_len
-            and len(s) > model.lm.max_len]
-    if long:
+    lm_max_len = model.lm.max_len if model.lm is not None else None
+    records = scan_records(fasta, "written", max_length, "fold", max_span, lm_max_len)
+    announce("fold", records, workers)
+    if records.windowed:
         log.info("%d sequence(s) longer than the language model maximum (%d): embedded in overlapping windows",
-                 len(long), model.lm.max_len)
-    local = [len(s) for s in seqs if span_for(len(s), max_span) is not None]
-    if local:
-        log.info("%d sequence(s) (up to %d nt) folded in local mode (pairs spanning at most %d nt)", len(local),
-                 max(local), span_for(max(local), max_span))
+                 records.windowed, lm_max_len)
+    if records.local:
+        log.info("%d sequence(s) (up to %d nt) folded in local mode (pairs spanning at most %d nt)", records.local,
+                 records.longest_local, span_for(records.longest_local, max_span))
     ctx = distributed.setup()  # under torchrun: each process folds its share, rank 0 writes everything
     keep_probs = bool(probs_path or plot_dir)
     parts = map_parts(model, fasta, output, restart, chunk_records, max_span=max_span, opts=dataclasses.asdict(opts),
@@ -315,27 +464,32 @@ def fold_fasta(model: StructureModel, fasta: str, output: str, fmt: str = "dbn",
     from nucfm.progress import bar
 
     # this process's share of the residues (torchrun: every rank folds 1/world of each chunk)
-    with bar(total=sum(map(len, seqs)) // ctx.world, unit="nt", unit_scale=True, desc="fold",
+    with bar(total=records.nt // ctx.world, unit="nt", unit_scale=True, desc="fold",
              enabled=show_progress and ctx.is_main) as b:
         n_chunks = run_map_chunks(
-            parts, seqs, lambda s: fold_sequences(model, s, opts, workers=workers, max_span=max_span, progress=b),
-            chunk_records, ctx, keep_probs)
+            parts, records.chunks(chunk_records),
+            lambda s: fold_sequences(model, s, opts, workers=workers, max_span=max_span, progress=b), ctx, keep_probs)
     if not ctx.is_main:
-        return {"records": len(seqs), "rank": ctx.rank}
-    pairs = [pr for pr, _ in load_map_chunks(parts, n_chunks, [len(s) for s in seqs], probs=False)]
-    out_recs = [StructureRecord(r.id, s, pr) for r, s, pr in zip(recs, seqs, pairs)]
-    write_structures(out_recs, output, fmt)
-    keys = unique_names([r.id for r in recs])
-    lengths = [len(s) for s in seqs]
+        return {"records": records.records, "rank": ctx.rank}
+    n_pairs = 0
+
+    def structures():
+        nonlocal n_pairs
+        for rid, seq, _, pairs, _ in merge_map_chunks(records, parts, n_chunks, probs=False):
+            n_pairs += len(pairs)
+            yield StructureRecord(rid, seq, pairs)
+
+    write_structures(structures(), output, fmt, names=records.keys)
     if probs_path:
-        write_pair_probs(probs_path, keys, (p for _, p in load_map_chunks(parts, n_chunks, lengths)))
+        write_pair_probs(probs_path, records.keys, (p for *_, p in merge_map_chunks(records, parts, n_chunks)))
     if plot_dir:
-        maps = (p for _, p in load_map_chunks(parts, n_chunks, lengths))
-        write_plots(plot_dir, [(r.seq, r.pairs, p, key, r.id) for r, key, p in zip(out_recs, keys, maps)])
+        write_plots(plot_dir, ((seq, pairs, p, key, rid)
+                               for rid, seq, key, pairs, p in merge_map_chunks(records, parts, n_chunks)))
     parts.remove()
-    return {"records": len(recs), "pairs": sum(len(p) for p in pairs), "empty": counts["empty"],
-            "windowed": len(long), "local": len(local), "converted": counts["converted"],
-            "single": counts["single"], "all_n": counts["all_n"]}
+    counts = records.counts
+    return {"records": records.records, "pairs": n_pairs, "empty": counts["empty"], "windowed": records.windowed,
+            "local": records.local, "converted": counts["converted"], "single": counts["single"],
+            "all_n": counts["all_n"]}
 
 
 # ---- resumable chunks of maps (fold, contacts): OUTPUT.parts/, see nucfm.resume ----------------
@@ -348,20 +502,20 @@ def map_parts(model, fasta: str, output: str, restart: bool, chunk_records: int,
     return Parts(output, manifest, suffix=".npz", restart=restart)
 
 
-def run_map_chunks(parts, seqs: list[str], compute, chunk_records: int, ctx, keep_probs: bool) -> int:
-    """``compute(seqs) -> [(pairs, probs)]`` over chunks of ``chunk_records`` sequences, each
-    chunk's share on every process (torchrun), each finished chunk saved by rank 0 in ``parts``
-    (pairs, and the maps when ``keep_probs``); finished chunks of an earlier run are skipped.
-    Returns the number of chunks."""
+def run_map_chunks(parts, chunks: Iterable[list[str]], compute, ctx, keep_probs: bool) -> int:
+    """``compute(seqs) -> [(pairs, probs)]`` over ``chunks`` (lists of sequences, read as they
+    come, :meth:`RecordStream.chunks`), each chunk's share on every process (torchrun), each
+    finished chunk saved by rank 0 in ``parts`` (pairs, and the maps when ``keep_probs``);
+    finished chunks of an earlier run are skipped. Returns the number of chunks."""
     if ctx.is_main:
         parts.prepare()
     distributed.barrier(ctx)
     finished = parts.finished()
-    n_chunks = max(1, -(-len(seqs) // chunk_records))
-    for i in range(n_chunks):
+    n_chunks = 0
+    for i, chunk in enumerate(chunks):
+        n_chunks += 1
         if i in finished:
             continue
-        chunk = seqs[i * chunk_records : (i + 1) * chunk_records]
         mine = distributed.shard(chunk, ctx)
         results = distributed.gather(compute([chunk[k] for k in mine]), ctx, len(chunk))
         if ctx.is_main:
@@ -377,27 +531,38 @@ def run_map_chunks(parts, seqs: list[str], compute, chunk_records: int, ctx, kee
     return n_chunks
 
 
-def load_map_chunks(parts, n_chunks: int, lengths: list[int], probs: bool = True):
+def load_map_chunks(parts, n_chunks: int, lengths: Iterable[int], probs: bool = True):
     """``(pairs, probs)`` per sequence from :func:`run_map_chunks`' parts, one chunk in memory
-    at a time: maps as written (float16 dense, or a sparse upper triangle), None when not kept."""
+    at a time: maps as written (float16 dense, or a sparse upper triangle), None when not kept.
+    ``lengths``: the sequences' lengths in order (a sparse map's shape), read one per map."""
     from scipy import sparse
 
-    k0 = 0
+    lengths = iter(lengths)
     for i in range(n_chunks):
         with np.load(parts.path(i)) as z:
             n = sum(name.startswith("pairs") for name in z.files)
             for k in range(n):
                 pairs = [(int(a), int(b)) for a, b in z[f"pairs{k}"]]
+                L = next(lengths)
                 p = None
                 if probs and f"probs{k}" in z.files:
                     p = z[f"probs{k}"]
                 elif probs and f"probs{k}.sparse" in z.files:
                     a = z[f"probs{k}.sparse"]
-                    L = lengths[k0 + k]
                     p = sparse.coo_matrix((a[:, 2], (a[:, 0].astype(np.int64), a[:, 1].astype(np.int64))),
                                           shape=(L, L)).tocsr()
                 yield pairs, p
-            k0 += n
+
+
+def merge_map_chunks(records: RecordStream, parts, n_chunks: int, probs: bool = True):
+    """``(id, sequence, key, pairs, probs)`` of every record in input order: the records read
+    again beside their maps from :func:`load_map_chunks`; a record and a chunk in memory."""
+    from itertools import tee
+
+    items, ahead = tee(zip(records, records.keys))  # ahead: the lengths, one record before
+    maps = load_map_chunks(parts, n_chunks, (len(seq) for (_, seq), _ in ahead), probs)
+    for ((rid, seq), key), (pairs, p) in zip(items, maps):
+        yield rid, seq, key, pairs, p
 
 
 MAX_PLOT_LENGTH = 3000  # longer records get no probability-map figure (an L x L image)
