@@ -16,7 +16,7 @@ from nucfm import open_embeddings, save_model
 from nucfm.cli import main
 from nucfm.io.embeddings import EmbeddingWriter
 
-from tiny import rna_model
+from tiny import interrupt_on_call, rna_model
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
@@ -120,15 +120,9 @@ def test_embed_other_settings_refused_then_restart(tmp_path, model_dir, capsys, 
 
     fa = write_fasta(tmp_path / "in.fa", 40)
     out = tmp_path / "e.h5"
-    real, calls = te.embed_ids, []
-
-    def interrupted(*a, **k):  # an interrupted run at layer -1 with one finished chunk
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(te, "embed_ids", interrupted)
+    real = te.embed_ids
+    # an interrupted run at layer -1 with one finished chunk
+    interrupt_on_call(monkeypatch, te, "embed_ids", 2)
     with pytest.raises(KeyboardInterrupt):
         te.embed_fasta(rna_model(max_len=50), str(fa), str(out), chunk_residues=200, show_progress=False)
     monkeypatch.setattr(te, "embed_ids", real)
@@ -192,15 +186,8 @@ def test_fold_and_contacts_interrupted_resume_to_identical_files(tmp_path, model
                 "--threads", "1", *[a.format(name + "_p") for a in extra]]
 
     assert main(args("straight")) == 0
-    real, calls = ts.distributed.gather, []
-
-    def interrupted(*a, **k):  # the 4th chunk never finishes
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(ts.distributed, "gather", interrupted)
+    real = ts.distributed.gather
+    interrupt_on_call(monkeypatch, ts.distributed, "gather", 4)  # the 4th chunk never finishes
     assert main(args("resumed")) != 0  # "nucfm: interrupted"
     monkeypatch.setattr(ts.distributed, "gather", real)
     assert len(list((tmp_path / (out.replace("x", "resumed") + ".parts")).glob("chunk_*"))) == 3
@@ -226,15 +213,8 @@ def test_genome_window_embeddings_resume(tmp_path, monkeypatch):
     straight = tg.window_embeddings(model, seqs, center=10, chunk=8)
     parts = Parts(tmp_path / "out", {"a": 1})
     parts.prepare()
-    real, calls = tg.centre_embeddings, []
-
-    def interrupted(*a, **k):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(tg, "centre_embeddings", interrupted)
+    real = tg.centre_embeddings
+    calls = interrupt_on_call(monkeypatch, tg, "centre_embeddings", 4)
     with pytest.raises(KeyboardInterrupt):
         tg.window_embeddings(model, seqs, center=10, chunk=8, parts=parts)
     assert parts.finished() == {0, 1, 2}

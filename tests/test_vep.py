@@ -22,7 +22,7 @@ from nucfm.tasks import variants as tv
 from nucfm.tasks.variants import score_variant_file, score_variants
 
 from reference import official_vep_scores
-from tiny import vep_dna_model
+from tiny import interrupt_on_call, vep_dna_model
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 rng = np.random.default_rng(0)
@@ -235,15 +235,8 @@ def test_interrupted_run_resumes_to_the_same_output(files, tmp_path, monkeypatch
                   "note": [f"r{i}" for i in range(len(rows))]}).to_csv(tsv, sep="\t", index=False)
     score_variant_file(model, g, tsv, tmp_path / "full.tsv", window=32, chunk_size=5, progress=False)
 
-    real, calls = tv.score_variants, []
-
-    def flaky(*a, **k):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(tv, "score_variants", flaky)
+    real = tv.score_variants
+    interrupt_on_call(monkeypatch, tv, "score_variants", 3)
     with pytest.raises(KeyboardInterrupt):
         score_variant_file(model, g, tsv, tmp_path / "part.tsv", window=32, chunk_size=5, progress=False)
     assert len(list((tmp_path / "part.tsv.parts").glob("chunk_*.part"))) == 2

@@ -17,7 +17,7 @@ from nucfm.tasks import variants as tv
 from nucfm.tasks.calibration import background_scores, percentiles
 from nucfm.tasks.variants import saturation_table, score_variant_file
 
-from tiny import vep_dna_model
+from tiny import interrupt_on_call, vep_dna_model
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +55,8 @@ def test_scan_cli_resumes_to_the_same_file_and_annotates(files, tmp_path, monkey
     args = ["vep", "--genome", str(d / "g.fa"), "--model", str(d / "model"), "--region", "1:50-139", "--all-snvs",
             "--chrom-alias", "1=c", "--window", "32", "--chunk-size", "30", "--no-progress", "--gff", str(d / "a.gff")]
     assert main(args + ["-o", str(tmp_path / "full.parquet")]) == 0
-    real, calls = tv.score_variants, []
-
-    def flaky(*a, **k):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(tv, "score_variants", flaky)
+    real = tv.score_variants
+    interrupt_on_call(monkeypatch, tv, "score_variants", 4)
     assert main(args + ["-o", str(tmp_path / "part.parquet")]) == 130
     assert len(list((tmp_path / "part.parquet.parts").glob("chunk_*.part"))) == 3
     monkeypatch.setattr(tv, "score_variants", real)

@@ -62,3 +62,18 @@ def vep_dna_model() -> ConvNet:
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.1)
     return model
+
+
+def interrupt_on_call(monkeypatch, owner, name: str, n: int) -> list:
+    """Make ``owner.name`` raise KeyboardInterrupt at its ``n``-th call (a run stopped by Ctrl-C
+    there); the real function serves the other calls. Returns the list counting the calls."""
+    real, calls = getattr(owner, name), []
+
+    def interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(owner, name, interrupted)
+    return calls
