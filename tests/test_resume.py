@@ -222,3 +222,20 @@ def test_genome_window_embeddings_resume(tmp_path, monkeypatch):
     resumed = tg.window_embeddings(model, seqs, center=10, chunk=8, parts=parts)
     assert len(calls) == 4 + 4  # chunks 3..6 only
     np.testing.assert_array_equal(resumed, straight)
+
+
+def test_a_killed_writers_temporary_is_swept_by_the_next_write(tmp_path):
+    """atomic_path's temporaries carry the writer's pid: the next write in that directory (a new
+    process) deletes those whose writer is gone, and keeps a live writer's and other files."""
+    from nucfm import paths
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = tmp_path / f".out.tsv.{gone.pid}-abcdef.tmp.tsv"
+    live = tmp_path / f".out.tsv.{os.getppid()}-abcdef.tmp.tsv"
+    for p in (dead, live, tmp_path / ".hidden.txt"):
+        p.write_text("x")
+    paths._swept.discard(tmp_path.resolve())  # as in a new process
+    with paths.atomic_path(tmp_path / "out.tsv") as tmp:
+        tmp.write_text("done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, ".hidden.txt", "out.tsv"])

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
@@ -40,24 +41,30 @@ def _temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:6]}.tmp{''.join(path.suffixes[-2:])}")
 
 
-def _sweep_stale(path: Path) -> None:
-    """Delete temporaries of ``path`` left by a process that no longer runs (killed with SIGKILL
-    or by the machine going down while it wrote): their names carry the writer's pid. A writer
-    still running on this machine keeps its file."""
-    prefix = f".{path.name}."
-    try:
-        siblings = list(path.parent.iterdir())
-    except OSError:
+_TEMPORARY = re.compile(r"\.(.+)\.(\d+)-[0-9a-f]{6}\.tmp")  # _temporary_sibling's names: .NAME.PID-HEX.tmp...
+_swept: set[Path] = set()  # directories swept by this process already
+
+
+def _sweep_stale(directory: Path) -> None:
+    """Delete the temporaries in ``directory`` that a process which no longer runs left behind
+    (killed with SIGKILL, or the machine going down, while it wrote): their names carry the
+    writer's pid. A writer still running on this machine keeps its file. Once per directory and
+    process: a run writing thousands of chunks lists their directory once, not per chunk."""
+    if directory in _swept:
         return
-    for p in siblings:
-        rest = p.name[len(prefix):] if p.name.startswith(prefix) else ""
-        pid = rest.split("-", 1)[0]
-        if ".tmp" not in rest or not pid.isdigit() or int(pid) == os.getpid():
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:  # not there (yet)
+        return
+    _swept.add(directory)
+    for e in entries:
+        m = _TEMPORARY.match(e.name)
+        if m is None or int(m[2]) == os.getpid():
             continue
         try:
-            os.kill(int(pid), 0)
+            os.kill(int(m[2]), 0)
         except ProcessLookupError:
-            _remove(p)
+            _remove(Path(e.path))
         except OSError:  # alive, another user's
             pass
 
@@ -72,8 +79,8 @@ def _remove(p: Path) -> None:
 @contextmanager
 def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on any error
-    (or Ctrl-C) it is deleted and ``path`` is untouched. Temporaries of ``path`` that a killed
-    process left behind are deleted first (:func:`_sweep_stale`).
+    (or Ctrl-C) it is deleted and ``path`` is untouched. Temporaries that killed processes left
+    in the same directory are deleted first (:func:`_sweep_stale`, once per directory).
 
     ``directory=True`` creates the temporary directory first; an existing ``path`` directory is
     replaced as a whole (renamed away, then deleted) only after the new one is complete.
@@ -86,7 +93,7 @@ def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
     ('done', ['x.txt'])
     """
     path = Path(path)
-    _sweep_stale(path)
+    _sweep_stale(path.parent.resolve())
     tmp = _temporary_sibling(path)
     try:  # the mkdir inside: a signal right after it must not leave the directory behind
         if directory:
