@@ -77,6 +77,11 @@ def test_long_sequence_windows(tiny):
     head = tiny.embed([s[:40]])[0]
     w0 = plan_windows(150, 40, 10)[0]
     np.testing.assert_allclose(e[: w0.own_end], head[: w0.own_end], atol=1e-5)
+    # pooled: each window's own residues summed where the model runs, windows and batches mixed
+    seqs = [s, "ACGU" * 5, s[:70]]
+    pooled = tiny.embed(seqs, overlap=10, pool="mean")
+    for p, r in zip(pooled, tiny.embed(seqs, overlap=10)):
+        np.testing.assert_allclose(p, r.mean(0), atol=1e-6)
 
 
 def test_pool_and_layers(tiny):
