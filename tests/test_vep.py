@@ -386,3 +386,15 @@ def test_probs_in_blocks_write_the_one_block_file(files, tmp_path, suffix):
         assert (a["pos"] == b["pos"]).all() and (a["ref"] == b["ref"]).all()
     else:
         same_but_last_digits(_text(whole), _text(pieces))
+
+
+def test_a_bad_vcf_line_late_in_the_file_fails_before_any_scoring(files, tmp_path):
+    """The streamed run's first pass (the bar's count) checks every VCF record's shape, so a
+    broken line near the end is a one-line error before any chunk is scored or kept."""
+    d, model = files
+    lines = (d / "v.vcf").read_text().splitlines()
+    (tmp_path / "bad.vcf").write_text("\n".join(lines + ["chr1\t5\tx"]) + "\n")
+    with pytest.raises(InputError, match=r"bad.vcf:13: a VCF record needs at least 5 tab-separated columns"):
+        score_variant_file(model, Genome(d / "g.fa"), tmp_path / "bad.vcf", tmp_path / "o.tsv", window=32,
+                           chunk_size=2, progress=False)
+    assert not (tmp_path / "o.tsv.parts").exists() and not (tmp_path / "o.tsv").exists()

@@ -146,23 +146,18 @@ def iter_variant_chunks(path: str | Path, rows: int | None = 65536) -> Iterator[
 
 def count_rows(path: str | Path) -> int:
     """Data rows of a variant file (VCF records, before ALTs are split; table rows), counted by
-    streaming (Parquet: from its metadata): the total of a progress bar."""
+    streaming (Parquet: from its metadata): the total of a progress bar, and for a VCF a first
+    pass that checks every record's shape before any work."""
     path = Path(path)
     fmt = detect_format(path)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
         return pq.ParquetFile(path).metadata.num_rows
-    n = 0
+    if fmt == "vcf":  # every record's shape checked on the way: a bad line fails before any scoring
+        return sum(cols is not None for _, cols in _vcf_lines(path))
     with open_text(path) as fh:
-        if fmt == "vcf":
-            for line in fh:
-                n += bool(line.strip()) and not line.startswith("#")
-        else:
-            for line in fh:
-                n += bool(line.strip())
-            n = max(0, n - 1)  # the header
-    return n
+        return max(0, sum(bool(line.strip()) for line in fh) - 1)  # less the header
 
 
 def chunk_table(vt: VariantTable, rows: int) -> Iterator[VariantTable]:
@@ -216,6 +211,31 @@ def _vcf_chunks(path: Path, rows: int | None) -> Iterator[VariantTable]:
                             record=np.asarray(rec_idx, dtype=np.int64), allele=np.asarray(alt_idx, dtype=np.int64),
                             read_status=read_status, input_rows=len(records))
 
+    for line, cols in _vcf_lines(path):
+        if cols is None:
+            header.append(line)
+            continue
+        if rows is not None and len(fields) >= rows:
+            yield piece()
+            yielded = True
+            records, fields, rec_idx, alt_idx = [], [], [], []
+        cols += ["."] * (8 - len(cols))
+        r = len(records)
+        records.append(line)
+        for a, alt in enumerate(cols[4].split(",")):
+            fields.append(cols[:4] + [alt] + cols[5:8])
+            rec_idx.append(r)
+            alt_idx.append(a)
+    if not header:
+        raise InputError(f"{path}: empty file or no VCF header")
+    if fields or not yielded:
+        yield piece()
+
+
+def _vcf_lines(path: Path) -> Iterator[tuple[str, list[str] | None]]:
+    """A VCF's non-empty lines, checked: ``(line, None)`` for a header line, ``(line, columns)``
+    for a record (at least 5 tab-separated columns, after a ``#CHROM`` line, no header after it)."""
+    seen_record, last_header = False, ""
     with open_text(path) as fh:
         for n, line in enumerate(fh, 1):
             line = line.rstrip("\n").rstrip("\r")
@@ -224,30 +244,18 @@ def _vcf_chunks(path: Path, rows: int | None) -> Iterator[VariantTable]:
             if not line:
                 continue
             if line.startswith("#"):
-                if records or yielded:
+                if seen_record:
                     raise InputError(f"{path}:{n}: header line after the first record")
-                header.append(line)
+                last_header = line
+                yield line, None
                 continue
-            if not header or not header[-1].startswith("#CHROM"):
+            if not seen_record and not last_header.startswith("#CHROM"):
                 raise InputError(f"{path}: not a VCF: no '#CHROM' header line before the first record")
+            seen_record = True
             cols = line.split("\t")
             if len(cols) < 5:
                 raise InputError(f"{path}:{n}: a VCF record needs at least 5 tab-separated columns, got {len(cols)}")
-            if rows is not None and len(fields) >= rows:
-                yield piece()
-                yielded = True
-                records, fields, rec_idx, alt_idx = [], [], [], []
-            cols += ["."] * (8 - len(cols))
-            r = len(records)
-            records.append(line)
-            for a, alt in enumerate(cols[4].split(",")):
-                fields.append(cols[:4] + [alt] + cols[5:8])
-                rec_idx.append(r)
-                alt_idx.append(a)
-    if not header:
-        raise InputError(f"{path}: empty file or no VCF header")
-    if fields or not yielded:
-        yield piece()
+            yield line, cols
 
 
 def _table_chunks(path: Path, fmt: str, rows: int | None) -> Iterator[VariantTable]:
